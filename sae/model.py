@@ -1,0 +1,256 @@
+"""Top-K sparse autoencoder (Gao et al. 2024, "Scaling and evaluating sparse autoencoders").
+
+    x_n   = x · s                                   s: input scale, so that E‖x_n‖² = d
+    z     = TopK(ReLU((x_n − b_dec) W_enc + b_enc))  k non-zeros per token, kept as (values, indices)
+    x̂_n   = Σ_active z_i W_dec[i] + b_dec            sparse decode: k rows gathered, never an n×d dense matmul
+    x̂     = x̂_n / s
+
+Training happens in normalised units. `save` folds s into the biases (b/s), so a saved SAE takes raw
+activations with s = 1 and its decoder rows stay unit-norm; feature values are then in raw units.
+The encoder's backward is hand-written: its gradient touches only the k (+ k_aux) selected latents
+per token, so W_enc's gradient is one sparse(n×B)·dense(B×d) product instead of a dense B×n×d one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
+
+
+@dataclass
+class SAEConfig:
+    d_in: int
+    d_sae: int
+    k: int = 32
+    hook_point: str = ""
+    model_name: str = ""
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.d_in <= 0 or self.d_sae <= 0:
+            raise ValueError(f"d_in and d_sae must be positive, got d_in={self.d_in}, d_sae={self.d_sae}")
+        if not 0 < self.k <= self.d_sae:
+            raise ValueError(f"k must be in 1..d_sae ({self.d_sae}), got k={self.k}")
+
+    def to_saelens(self) -> dict:
+        """cfg.json in SAELens' key names (plus ours)."""
+        return {**asdict(self), "architecture": "topk", "hook_name": self.hook_point,
+                "activation_fn_kwargs": {"k": self.k}, "normalize_activations": "none", "apply_b_dec_to_input": True}
+
+
+class EncoderOutput(NamedTuple):
+    values: torch.Tensor  # (B, k) activations of the selected latents (≥ 0)
+    indices: torch.Tensor  # (B, k) their ids
+    aux_values: torch.Tensor | None  # (B, k_aux) for AuxK: top dead latents
+    aux_indices: torch.Tensor | None
+
+
+class ForwardOutput(NamedTuple):
+    recon: torch.Tensor  # (B, d) in raw units
+    values: torch.Tensor
+    indices: torch.Tensor
+    mse: torch.Tensor  # mean squared error in normalised units
+    fvu: torch.Tensor  # ‖x − x̂‖² / ‖x − mean(x)‖²
+    auxk: torch.Tensor  # AuxK loss (0 when nothing is dead)
+
+
+def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int) -> torch.Tensor:
+    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n). CSR on CPU (≈25× faster than dense here)."""
+    B, K = idx.shape
+    if xc.is_cuda or xc.dtype != torch.float32:
+        return xc.T @ torch.zeros(B, n, dtype=g.dtype, device=g.device).scatter_add_(1, idx, g)
+    flat = idx.flatten()
+    order = flat.argsort()
+    crow = torch.zeros(n + 1, dtype=torch.long, device=idx.device)
+    crow[1:] = torch.bincount(flat, minlength=n).cumsum(0)
+    cols = torch.arange(B, device=idx.device).repeat_interleave(K)[order]
+    gt = torch.sparse_csr_tensor(crow, cols, g.flatten()[order], (n, B))
+    return (gt @ xc).T
+
+
+class _TopKEncode(torch.autograd.Function):
+    """ReLU → TopK encoder (+ AuxK's top-k_aux among dead latents) with a sparse backward."""
+
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, b_dec, k, dead, k_aux):
+        xc = x - b_dec
+        pre = torch.addmm(b_enc, xc, W_enc).relu_()  # (B, n)
+        vals, idx = pre.topk(k, sorted=False)
+        aux_vals = aux_idx = None
+        if dead is not None:
+            aux_vals, aux_idx = pre.masked_fill_(~dead, -1.0).topk(k_aux, sorted=False)
+            aux_vals = aux_vals.clamp_min(0)
+        all_idx = idx if aux_idx is None else torch.cat([idx, aux_idx], 1)
+        all_vals = vals if aux_vals is None else torch.cat([vals, aux_vals], 1)
+        ctx.save_for_backward(xc, W_enc, all_idx, all_vals > 0)
+        ctx.mark_non_differentiable(idx)
+        if aux_idx is not None:
+            ctx.mark_non_differentiable(aux_idx)
+        return vals, idx, aux_vals, aux_idx
+
+    @staticmethod
+    def backward(ctx, g_vals, _g_idx, g_aux, _g_aux_idx):
+        xc, W_enc, idx, active = ctx.saved_tensors
+        g = g_vals if g_aux is None else torch.cat([g_vals, g_aux], 1)
+        g = g * active  # ReLU: no gradient where the pre-activation was ≤ 0
+        n = W_enc.shape[1]
+        grad_b_enc = torch.zeros(n, dtype=g.dtype, device=g.device).index_add_(0, idx.flatten(), g.flatten())
+        grad_W_enc = _grad_w_enc(xc, idx, g, n)
+        grad_b_dec = -(W_enc @ grad_b_enc)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.embedding_bag(idx, W_enc.T.contiguous(), per_sample_weights=g, mode="sum")
+        return grad_x, grad_W_enc, grad_b_enc, grad_b_dec, None, None, None
+
+
+def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+    """Σ_j values[b, j] · W_dec[indices[b, j]]: (B, k) × (n, d) → (B, d), touching k rows per token."""
+    return F.embedding_bag(indices, W_dec, per_sample_weights=values.to(W_dec.dtype), mode="sum")
+
+
+class TopKSAE(nn.Module):
+    def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.cfg = cfg
+        d, n = cfg.d_in, cfg.d_sae
+        W_dec = torch.randn(n, d, device=device, dtype=dtype)
+        W_dec /= W_dec.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(W_dec)
+        self.W_enc = nn.Parameter(W_dec.T.clone())  # W_enc initialised as W_decᵀ
+        self.b_enc = nn.Parameter(torch.zeros(n, device=device, dtype=dtype))
+        self.b_dec = nn.Parameter(torch.zeros(d, device=device, dtype=dtype))
+        self.register_buffer("scale", torch.ones((), device=device, dtype=torch.float32))
+
+    @property
+    def d_in(self) -> int:
+        return self.cfg.d_in
+
+    @property
+    def d_sae(self) -> int:
+        return self.cfg.d_sae
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"SAE expects inputs of width d_in={self.d_in} ({self.cfg.hook_point or 'its hook'}), "
+                             f"got {tuple(x.shape)}; train or load an SAE for this hook point.")
+        return (x.to(self.W_enc.dtype) * self.scale.to(self.W_enc.dtype)).reshape(-1, self.d_in)
+
+    def encode(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0) -> EncoderOutput:
+        """x: (..., d) raw → (values, indices) each (B, k), B = prod(...)."""
+        xn = self._check(x)
+        k_aux = min(k_aux, int(dead.sum())) if dead is not None else 0
+        return EncoderOutput(*_TopKEncode.apply(xn, self.W_enc, self.b_enc, self.b_dec, self.cfg.k,
+                                                dead if k_aux > 0 else None, k_aux))
+
+    def decode(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """(B, k) values and indices → (B, d) reconstruction in raw units."""
+        return (sparse_decode(values, indices, self.W_dec) + self.b_dec) / self.scale
+
+    def feature_acts(self, x: torch.Tensor) -> torch.Tensor:
+        """Dense (..., n) feature activations (for analysis; training never materialises this)."""
+        enc = self.encode(x)
+        dense = torch.zeros(enc.values.shape[0], self.d_sae, dtype=enc.values.dtype, device=enc.values.device)
+        return dense.scatter_(1, enc.indices, enc.values).reshape(*x.shape[:-1], self.d_sae)
+
+    def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0) -> ForwardOutput:
+        xn = self._check(x)
+        enc = self.encode(x, dead, k_aux)
+        recon_n = sparse_decode(enc.values, enc.indices, self.W_dec) + self.b_dec
+        err = xn - recon_n
+        total_var = (xn - xn.mean(0)).pow(2).sum()
+        fvu = err.pow(2).sum() / total_var
+        auxk = xn.new_zeros(())
+        if enc.aux_values is not None:  # dead latents learn to explain the residual error (Gao et al. §A.2)
+            e = err.detach()
+            e_hat = sparse_decode(enc.aux_values, enc.aux_indices, self.W_dec)
+            auxk = (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
+        recon = (recon_n / self.scale).reshape(x.shape)
+        return ForwardOutput(recon, enc.values, enc.indices, err.pow(2).mean(), fvu, auxk)
+
+    # --- training-time constraints -------------------------------------------------------------
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        """Drop the gradient component along each decoder row: a unit-norm row can only rotate."""
+        if self.W_dec.grad is not None:
+            parallel = (self.W_dec.grad * self.W_dec).sum(1, keepdim=True)
+            self.W_dec.grad -= parallel * self.W_dec
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Input scale so E‖x·s‖² = d, and b_dec = geometric median of the scaled sample."""
+        x = x.float().reshape(-1, self.d_in)
+        self.scale.fill_((self.d_in / x.pow(2).sum(1).mean()).sqrt())
+        self.b_dec.copy_(geometric_median(x * self.scale).to(self.b_dec.dtype))
+
+    # --- persistence -----------------------------------------------------------------------------
+    def folded_state(self) -> dict[str, torch.Tensor]:
+        """Weights that take raw activations: the input scale folded into both biases."""
+        s = self.scale.to(self.b_dec.dtype)
+        return {"W_enc": self.W_enc.detach(), "b_enc": (self.b_enc / s).detach(),
+                "W_dec": self.W_dec.detach(), "b_dec": (self.b_dec / s).detach()}
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write sae_weights.safetensors + cfg.json atomically (a temp folder renamed into place)."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            save_file({k: v.contiguous().cpu() for k, v in self.folded_state().items()}, tmp / WEIGHTS)
+            (tmp / CONFIG).write_text(json.dumps(self.cfg.to_saelens(), indent=2))
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old")
+                folder.rename(old)
+                tmp.rename(folder)
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+            else:
+                tmp.rename(folder)
+        except BaseException:
+            for f in tmp.glob("*"):
+                f.unlink()
+            tmp.rmdir()
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TopKSAE:
+        """Load a folder written by `save`, by SAELens (TopK) or by EleutherAI sparsify."""
+        from sae.checkpoints import read_checkpoint
+
+        cfg, state = read_checkpoint(Path(folder))
+        sae = cls(cfg, device=device, dtype=state["W_dec"].dtype)
+        sae.load_state_dict({**state, "scale": torch.ones(())}, strict=True)
+        return sae
+
+    @staticmethod
+    def config_from_dict(d: dict) -> SAEConfig:
+        names = {f.name for f in fields(SAEConfig)}
+        return SAEConfig(**{k: v for k, v in d.items() if k in names})
+
+
+@torch.no_grad()
+def geometric_median(x: torch.Tensor, iters: int = 50, eps: float = 1e-6) -> torch.Tensor:
+    """Weiszfeld's algorithm: the point minimising the summed Euclidean distance to the rows of x."""
+    m = x.mean(0)
+    for _ in range(iters):
+        w = 1 / (x - m).norm(dim=1).clamp_min(eps)
+        new = (w[:, None] * x).sum(0) / w.sum()
+        if (new - m).norm() < eps * m.norm().clamp_min(1):
+            return new
+        m = new
+    return m
