@@ -156,3 +156,17 @@ def add_hook(model: nn.Module, hook_point: str | HookPoint, fn: Edit) -> torch.u
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
     return module.register_forward_hook(hook)
+
+
+class hooked:
+    """Context manager: `fn` edits the hook point's tensor inside the block; the hook is removed on exit,
+    exceptions included."""
+
+    def __init__(self, model: nn.Module, hook_point: str | HookPoint, fn: Edit):
+        self.handle = add_hook(model, hook_point, fn)
+
+    def __enter__(self) -> hooked:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()

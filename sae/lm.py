@@ -66,3 +66,14 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+_CACHE: dict[tuple, tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
+
+
+def cached_lm(name: str = EMBEDDED, dtype: str | torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    """load_lm, once per process: the data module and the training module share one copy."""
+    key = (name, as_dtype(dtype), str(device))
+    if key not in _CACHE:
+        _CACHE[key] = load_lm(name, dtype, device)
+    return _CACHE[key]

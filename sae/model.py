@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 @dataclass
@@ -74,7 +76,7 @@ def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int) ->
     crow = torch.zeros(n + 1, dtype=torch.long, device=idx.device)
     crow[1:] = torch.bincount(flat, minlength=n).cumsum(0)
     cols = torch.arange(B, device=idx.device).repeat_interleave(K)[order]
-    gt = torch.sparse_csr_tensor(crow, cols, g.flatten()[order], (n, B))
+    gt = torch.sparse_csr_tensor(crow, cols, g.flatten()[order], (n, B), check_invariants=False)
     return (gt @ xc).T
 
 

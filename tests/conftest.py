@@ -65,3 +65,12 @@ def smollm2():
     """The embedded SmolLM2-135M-Instruct (about 20 s to load, once per test session)."""
     from sae.lm import load_lm
     return load_lm("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """A saved tiny Llama + tokenizer folder, loadable by name like any local model."""
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    make_tiny("llama", n_layers=2, d=32, d_mlp=64).save_pretrained(folder)
+    make_tokenizer().save_pretrained(folder)
+    return str(folder)

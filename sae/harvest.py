@@ -1,0 +1,125 @@
+"""Token windows → activation batches: LM passes, a shuffle buffer, and an optional on-disk cache."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sae.capture import capture
+
+Batch = dict[str, torch.Tensor]  # hook name -> (tokens, d)
+
+
+def harvest(model, windows: Iterable[torch.Tensor], hook_points: Sequence[str], lm_batch_size: int = 16,
+            exclude_ids: Iterable[int] = (), outlier_factor: float | None = None) -> Iterator[Batch]:
+    """One early-exit LM pass per `lm_batch_size` windows; yields the kept tokens' activations."""
+    device = next(model.parameters()).device
+    exclude_ids = list(exclude_ids)
+    chunk: list[torch.Tensor] = []
+
+    def run() -> Batch:
+        ids = torch.stack(chunk).to(device)
+        chunk.clear()
+        acts = capture(model, ids, None, hook_points, exclude_ids, outlier_factor)
+        return {k: v.float() for k, v in acts.acts.items()}
+
+    for w in windows:
+        chunk.append(w)
+        if len(chunk) == lm_batch_size:
+            yield run()
+    if chunk:
+        yield run()
+
+
+def shuffled_batches(stream: Iterable[Batch], batch_size: int, buffer_tokens: int, seed: int = 0) -> Iterator[Batch]:
+    """Mix tokens from many contexts: fill a buffer, shuffle it, emit half, refill (as SAELens does)."""
+    g = torch.Generator().manual_seed(seed)
+    buf: Batch = {}
+
+    def emit(keep: int) -> Iterator[Batch]:
+        nonlocal buf
+        n = next(iter(buf.values())).shape[0]
+        perm = torch.randperm(n, generator=g)
+        buf = {k: v[perm] for k, v in buf.items()}
+        while n - batch_size >= keep:
+            yield {k: v[:batch_size] for k, v in buf.items()}
+            buf = {k: v[batch_size:] for k, v in buf.items()}
+            n -= batch_size
+
+    for acts in stream:
+        buf = {k: torch.cat([buf[k], v]) if k in buf else v for k, v in acts.items()}
+        if next(iter(buf.values())).shape[0] >= buffer_tokens:
+            yield from emit(keep=buffer_tokens // 2)
+    if buf:
+        yield from emit(keep=0)
+
+
+# --- on-disk cache: one folder per hook point, .npy shards, memory-mapped when read ----------------
+def _safe(hook: str) -> str:
+    return hook.replace("/", "_")
+
+
+def write_cache(folder: str | os.PathLike, stream: Iterable[Batch], meta: dict, shard_tokens: int = 65_536) -> Path:
+    """Write activations to `folder` atomically (temp folder renamed when complete)."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    pending: Batch = {}
+    counts: list[int] = []
+
+    def flush(n: int) -> None:
+        nonlocal pending
+        for k, v in pending.items():
+            (tmp / _safe(k)).mkdir(exist_ok=True)
+            np.save(tmp / _safe(k) / f"shard_{len(counts):05d}.npy", v[:n].numpy())
+        counts.append(n)
+        pending = {k: v[n:] for k, v in pending.items()}
+
+    for acts in stream:
+        pending = {k: torch.cat([pending[k], v]) if k in pending else v for k, v in acts.items()}
+        while next(iter(pending.values())).shape[0] >= shard_tokens:
+            flush(shard_tokens)
+    if pending and next(iter(pending.values())).shape[0]:
+        flush(next(iter(pending.values())).shape[0])
+    if not counts:
+        raise ValueError("No activations were harvested: the text source gave no tokens")
+    (tmp / "meta.json").write_text(json.dumps({**meta, "shard_tokens": counts}, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def read_cache_meta(folder: str | os.PathLike) -> dict | None:
+    path = Path(folder) / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def n_cached_batches(folder: str | os.PathLike, batch_size: int, world: int = 1) -> int:
+    """Batches per pass for each of `world` ranks."""
+    n_batches = sum(read_cache_meta(folder)["shard_tokens"]) // batch_size
+    return n_batches // world
+
+
+def cached_batches(folder: str | os.PathLike, hook_points: Sequence[str], batch_size: int, seed: int,
+                   rank: int = 0, world: int = 1) -> Iterator[Batch]:
+    """One epoch over the cache in a random order (per `seed`); rank r of `world` takes every world-th batch."""
+    folder = Path(folder)
+    counts = read_cache_meta(folder)["shard_tokens"]
+    shards = {h: [np.load(folder / _safe(h) / f"shard_{i:05d}.npy", mmap_mode="r") for i in range(len(counts))]
+              for h in hook_points}
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    perm = np.random.default_rng(seed).permutation(offsets[-1])
+    for b in range(rank, n_cached_batches(folder, batch_size, world) * world, world):
+        idx = np.sort(perm[b * batch_size : (b + 1) * batch_size])
+        shard_of = np.searchsorted(offsets, idx, side="right") - 1
+        out = {}
+        for h in hook_points:
+            parts = [shards[h][s][idx[shard_of == s] - offsets[s]] for s in np.unique(shard_of)]
+            out[h] = torch.from_numpy(np.concatenate(parts)).float()
+        yield out

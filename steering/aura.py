@@ -1,0 +1,217 @@
+"""AURA (Suau et al., ICML 2024, "Whispering Experts"): find the units that separate toxic from non-toxic
+text and dampen them in proportion to how well they do.
+
+    responses  r[n, m] = pool_t a_m(text_n, t)          pool = max (paper), mean or last real token
+    score      AUROC_m of r[:, m] against the labels    (or AUCPR, Cohen's d, point-biserial)
+    AURA       α_m = 1 − Gini_m = 1 − 2·(AUROC_m − 0.5) = 2·(1 − AUROC_m)   if AUROC_m > 0.5, else 1
+    Det0       the top-k units × 0            DAMP   the top-k units × a constant α
+
+Scores are saved with the metric and pooling used, so one ranking yields AURA, Det0 or DAMP later.
+CLI:  python -m steering.aura rank --out scores.safetensors      (see --help)
+      python -m steering.aura apply scores.safetensors --method aura --out aura.safetensors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from sae.capture import run_with_hooks
+from sae.hooks import HookPoint, n_layers
+from steering.intervention import Scale, save_interventions
+from steering.scores import SCORERS, zscore
+
+POOLINGS = ("max", "mean", "last")
+SELECTIONS = ("global", "per_layer_pct", "per_layer")
+
+
+def pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, S, U) responses over real tokens → (B, U)."""
+    m = mask.bool()[..., None]
+    if how == "max":
+        return x.masked_fill(~m, float("-inf")).amax(1)
+    if how == "mean":
+        return (x * m).sum(1) / m.sum(1).clamp_min(1)
+    if how == "last":
+        last = (mask.long() * torch.arange(mask.shape[1], device=mask.device)).argmax(1)
+        return x[torch.arange(len(x)), last]
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
+
+
+@torch.no_grad()
+def collect_responses(model, tokenizer, texts: Sequence[str], hook_points: Sequence[str], pooling: str = "max",
+                      batch_size: int = 32, max_length: int = 128) -> dict[str, torch.Tensor]:
+    """{hook: (N, U)} pooled unit responses, one early-exit LM pass per batch for all hook points."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    device = next(model.parameters()).device
+    out: dict[str, list[torch.Tensor]] = {h: [] for h in hook_points}
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length).to(device)
+        acts = run_with_hooks(model, enc.input_ids, enc.attention_mask, hook_points)
+        for h in hook_points:
+            out[h].append(pool(acts[h].float(), enc.attention_mask, pooling).cpu())
+    return {h: torch.cat(v) for h, v in out.items()}
+
+
+@dataclass
+class UnitScores:
+    scores: dict[str, torch.Tensor]  # hook -> (U,)
+    metric: str
+    pooling: str
+    zscored: bool = False
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        meta = {"metric": self.metric, "pooling": self.pooling, "zscored": json.dumps(self.zscored)}
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({h: s.contiguous() for h, s in self.scores.items()}, tmp, metadata=meta)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> UnitScores:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+            scores = {h: f.get_tensor(h) for h in f.keys()}
+        order = sorted(scores, key=lambda h: (HookPoint.parse(h).layer, h))
+        return cls({h: scores[h] for h in order}, meta["metric"], meta["pooling"], json.loads(meta["zscored"]))
+
+
+def default_hook_points(model) -> list[str]:
+    return [f"blocks.{i}.mlp_act" for i in range(n_layers(model))]
+
+
+def rank_units(model, tokenizer, texts: Sequence[str], labels: Sequence[int], hook_points: Sequence[str] | None = None,
+               pooling: str = "max", metric: str = "auroc", zscore_layers: bool = False, batch_size: int = 32,
+               max_length: int = 128) -> UnitScores:
+    """Score every unit at the hook points (default: mlp_act of every layer) by how well it separates
+    label 1 from label 0."""
+    if metric not in SCORERS:
+        raise ValueError(f"metric must be one of {list(SCORERS)}, got {metric!r}")
+    hook_points = list(hook_points or default_hook_points(model))
+    for h in hook_points:
+        HookPoint.parse(h).locate(model)
+    labels_t = torch.as_tensor(list(labels))
+    SCORERS[metric](torch.zeros(len(labels_t), 1), labels_t)  # both labels present, before the LM pass
+    responses = collect_responses(model, tokenizer, texts, hook_points, pooling, batch_size, max_length)
+    return scores_from_responses(responses, labels_t, metric, pooling, zscore_layers)
+
+
+def scores_from_responses(responses: dict[str, torch.Tensor], labels: torch.Tensor, metric: str = "auroc",
+                          pooling: str = "max", zscore_layers: bool = False) -> UnitScores:
+    """Score all units of all hook points in one vectorised call."""
+    hooks = list(responses)
+    widths = [responses[h].shape[1] for h in hooks]
+    flat = SCORERS[metric](torch.cat([responses[h] for h in hooks], 1), labels)
+    scores = dict(zip(hooks, flat.split(widths)))
+    if zscore_layers:
+        scores = {h: zscore(s) for h, s in scores.items()}
+    return UnitScores(scores, metric, pooling, zscore_layers)
+
+
+# --- interventions from scores --------------------------------------------------------------------
+def aura(scores: UnitScores) -> list[Scale]:
+    """α_m = 1 − 2·(AUROC_m − 0.5) where AUROC_m > 0.5, else 1; one Scale per hook point."""
+    if scores.metric != "auroc" or scores.zscored:
+        raise ValueError(f"AURA's α = 1 − Gini needs raw AUROC scores; these are {scores.metric}"
+                         f"{' (z-scored)' if scores.zscored else ''}. Rank with metric='auroc', or use det0/damp.")
+    return [Scale(h, torch.where(s > 0.5, 1 - 2 * (s - 0.5), torch.ones_like(s))) for h, s in scores.scores.items()]
+
+
+def select_units(scores: UnitScores, k: float, selection: str = "global") -> dict[str, torch.Tensor]:
+    """{hook: bool mask}. global: the k best units overall; per_layer: the k best of each hook point
+    (their union); per_layer_pct: the best k % of each hook point."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    out = {}
+    if selection == "global":
+        hooks, widths = list(scores.scores), [len(s) for s in scores.scores.values()]
+        flat = torch.cat(list(scores.scores.values()))
+        if not 0 < k <= len(flat):
+            raise ValueError(f"k must be in 1..{len(flat)} units, got {k}")
+        mask = torch.zeros_like(flat, dtype=torch.bool)
+        mask[flat.topk(int(k)).indices] = True
+        return dict(zip(hooks, mask.split(widths)))
+    for h, s in scores.scores.items():
+        n = int(k) if selection == "per_layer" else round(len(s) * k / 100)
+        mask = torch.zeros_like(s, dtype=torch.bool)
+        mask[s.topk(min(max(n, 0), len(s))).indices] = True
+        out[h] = mask
+    return out
+
+
+def damp(scores: UnitScores, k: float, alpha: float = 0.5, selection: str = "global") -> list[Scale]:
+    """Selected units × alpha; hook points with no selected unit get no intervention."""
+    masks = select_units(scores, k, selection)
+    return [Scale(h, torch.where(m, float(alpha), 1.0)) for h, m in masks.items() if m.any()]
+
+
+def det0(scores: UnitScores, k: float, selection: str = "global") -> list[Scale]:
+    """Selected units set to 0 (DAMP with α = 0)."""
+    return damp(scores, k, 0.0, selection)
+
+
+def interventions_for(scores: UnitScores, method: str, k: float = 0, alpha: float = 0.5,
+                      selection: str = "global") -> list[Scale]:
+    if method == "aura":
+        return aura(scores)
+    if method == "det0":
+        return det0(scores, k, selection)
+    if method == "damp":
+        return damp(scores, k, alpha, selection)
+    raise ValueError(f"method must be aura, det0 or damp, got {method!r}")
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m steering.aura", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("rank", help="score every unit on labelled texts and save the scores")
+    r.add_argument("--model", default="smollm2-135m")
+    r.add_argument("--data", default="davidson", help="'davidson', 'toxigen-sentences', a local file or hub name")
+    r.add_argument("--text-column", default="text")
+    r.add_argument("--label-column", default="label")
+    r.add_argument("--max-per-class", type=int, default=1000)
+    r.add_argument("--hook-points", nargs="*", help="default: blocks.<i>.mlp_act of every layer")
+    r.add_argument("--pooling", default="max", choices=POOLINGS)
+    r.add_argument("--metric", default="auroc", choices=list(SCORERS))
+    r.add_argument("--zscore", action="store_true", help="standardise scores per hook point")
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--out", required=True)
+    a = sub.add_parser("apply", help="turn saved scores into interventions for steer()")
+    a.add_argument("scores")
+    a.add_argument("--method", default="aura", choices=["aura", "det0", "damp"])
+    a.add_argument("--k", type=float, default=0, help="units (global/per_layer) or percent (per_layer_pct)")
+    a.add_argument("--alpha", type=float, default=0.5, help="DAMP factor")
+    a.add_argument("--selection", default="global", choices=SELECTIONS)
+    a.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    if args.cmd == "rank":
+        from sae.lm import load_lm
+        from steering.labelled import load_labelled
+
+        model, tok = load_lm(args.model)
+        texts, labels = load_labelled(args.data, args.text_column, args.label_column, args.max_per_class)
+        scores = rank_units(model, tok, texts, labels, args.hook_points, args.pooling, args.metric, args.zscore,
+                            args.batch_size)
+        scores.save(args.out)
+        flat = torch.cat(list(scores.scores.values()))
+        print(f"scored {len(flat)} units on {len(texts)} texts ({sum(labels)} toxic): {args.metric} max "
+              f"{flat.max():.3f}, units > 0.5: {(flat > 0.5).sum()}; saved {args.out}")
+    else:
+        ivs = interventions_for(UnitScores.load(args.scores), args.method, args.k, args.alpha, args.selection)
+        save_interventions(args.out, ivs)
+        print(f"{args.method}: {len(ivs)} Scale interventions saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Interventions at hook points and `steer`, the one way to apply any list of them.
+
+    with steer(model, [Scale("blocks.3.mlp_act", alpha), Amplify(...)], positions="generated"):
+        model.generate(...)
+
+Hooks fire on every forward, cached decode steps included. Positions are absolute (taken from the KV
+cache length, never from the input's sequence length), so "prompt"/"generated" stay right when decode
+steps feed one token at a time. Interventions at the same hook point apply in list order. All hooks are
+removed on exit, exceptions included.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sae.hooks import HookPoint, add_hook
+
+POSITIONS = ("all", "prompt", "generated")
+
+
+class Intervention(nn.Module):
+    """Transforms the tensor at `hook_point`: apply(x (..., d)) -> x'. Tensors are buffers, settings are
+    plain attributes listed in `scalars`, so every intervention saves as safetensors + a JSON header."""
+
+    registry: ClassVar[dict[str, type[Intervention]]] = {}
+    scalars: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        Intervention.registry[cls.__name__] = cls
+
+    def __init__(self, hook_point: str):
+        super().__init__()
+        self.hook_point = HookPoint.parse(hook_point).name
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def header(self) -> dict:
+        return {"class": type(self).__name__, "hook_point": self.hook_point,
+                "scalars": {k: getattr(self, k) for k in self.scalars}}
+
+    def check_width(self, model: nn.Module) -> None:
+        """Raise if this intervention's tensors do not fit the model's hook-point width."""
+
+
+class Scale(Intervention):
+    """x' = x ⊙ alpha, one factor per unit (AURA, Det0 and DAMP are all this with different alphas)."""
+
+    def __init__(self, hook_point: str, alpha: torch.Tensor):
+        super().__init__(hook_point)
+        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32).flatten())
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha.to(x)
+
+    def check_width(self, model: nn.Module) -> None:
+        _check(self, len(self.alpha), model)
+
+
+class AddVector(Intervention):
+    """x' = x + coef · vector (activation addition)."""
+
+    scalars = ("coef",)
+
+    def __init__(self, hook_point: str, vector: torch.Tensor, coef: float = 1.0):
+        super().__init__(hook_point)
+        self.register_buffer("vector", torch.as_tensor(vector, dtype=torch.float32).flatten())
+        self.coef = float(coef)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.coef * self.vector.to(x)
+
+    def check_width(self, model: nn.Module) -> None:
+        _check(self, len(self.vector), model)
+
+
+def _check(iv: Intervention, width: int, model: nn.Module) -> None:
+    expected = HookPoint.parse(iv.hook_point).width(model)
+    if width != expected:
+        raise ValueError(f"{type(iv).__name__} at {iv.hook_point} has width {width}, but that hook point of "
+                         f"{type(model).__name__} has width {expected}")
+
+
+class _Positions:
+    """Absolute positions of the tokens in the current forward, and the prompt length of the current
+    generate call (None outside generate: every token is then a prompt token)."""
+
+    def __init__(self):
+        self.offset, self.prompt_len = 0, None
+
+    def on_forward(self, _module, args, kwargs) -> None:
+        cache = kwargs.get("past_key_values")
+        self.offset = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
+
+    def mask(self, seq_len: int, mode: str, device) -> torch.Tensor:
+        pos = torch.arange(self.offset, self.offset + seq_len, device=device)
+        is_prompt = pos < self.prompt_len if self.prompt_len is not None else torch.ones_like(pos, dtype=torch.bool)
+        return is_prompt if mode == "prompt" else ~is_prompt
+
+
+def _edit(iv: Intervention, state: _Positions, mode: str):
+    if mode == "all":
+        return iv.apply
+
+    def fn(x: torch.Tensor) -> torch.Tensor | None:
+        mask = state.mask(x.shape[1], mode, x.device)
+        if not mask.any():
+            return None
+        return torch.where(mask[None, :, None], iv.apply(x), x)
+
+    return fn
+
+
+@contextmanager
+def steer(model: nn.Module, interventions: Sequence[Intervention], positions: str = "all") -> Iterator[nn.Module]:
+    """Apply `interventions` (in list order at each hook point) on every forward inside the block."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
+    for iv in interventions:
+        if not isinstance(iv, Intervention):
+            raise TypeError(f"steer takes Intervention objects, got {type(iv).__name__}")
+        iv.check_width(model)
+    state = _Positions()
+    handles = [model.register_forward_pre_hook(state.on_forward, with_kwargs=True)]
+    original_generate = model.generate
+
+    def generate(*args, **kwargs):
+        ids = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
+        state.prompt_len = ids.shape[1] if ids is not None else None
+        try:
+            return original_generate(*args, **kwargs)
+        finally:
+            state.prompt_len = None
+
+    try:
+        handles += [add_hook(model, iv.hook_point, _edit(iv, state, positions)) for iv in interventions]
+        model.generate = generate
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+        if "generate" in vars(model):
+            del model.generate
+
+
+def save_interventions(path: str | Path, interventions: Sequence[Intervention]) -> Path:
+    """One .safetensors file: tensors named '<i>.<buffer>', the JSON header in its metadata. Atomic."""
+    path = Path(path)
+    tensors = {f"{i}.{k}": v.contiguous().cpu()
+               for i, iv in enumerate(interventions) for k, v in iv.state_dict().items()}
+    meta = {"interventions": json.dumps([iv.header() for iv in interventions])}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, tmp, metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+def load_interventions(path: str | Path) -> list[Intervention]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        headers = json.loads(f.metadata()["interventions"])
+    tensors = load_file(str(path))
+    out = []
+    for i, h in enumerate(headers):
+        cls = Intervention.registry.get(h["class"])
+        if cls is None:
+            raise ValueError(f"{path}: unknown intervention class {h['class']!r}; import the module defining it")
+        own = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
+        out.append(cls(hook_point=h["hook_point"], **own, **h["scalars"]))
+    return out

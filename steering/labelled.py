@@ -1,0 +1,38 @@
+"""Labelled texts (toxic = 1, non-toxic = 0) from any `datasets` source or local file with a label column."""
+from __future__ import annotations
+
+import random
+
+from sae.data import DATA_DIR, load_text_dataset
+
+BUNDLED_LABELLED = {
+    "davidson": DATA_DIR / "toxicity" / "davidson_balanced.jsonl",
+    "toxigen-sentences": DATA_DIR / "toxicity" / "toxigen_sentences.jsonl",
+}
+
+
+def load_labelled(source: str = "davidson", text_column: str = "text", label_column: str = "label",
+                  max_per_class: int | None = None, seed: int = 0, split: str = "train") -> tuple[list[str], list[int]]:
+    """(texts, labels), balanced to at most `max_per_class` of each label (seeded)."""
+    ds = load_text_dataset(str(BUNDLED_LABELLED.get(source, source)), split=split, streaming=False)
+    for col in (text_column, label_column):
+        if col not in ds.column_names:
+            raise ValueError(f"Column {col!r} not in {source!r}; its columns are {ds.column_names}. "
+                             "Pass text_column= / label_column=.")
+    by_label: dict[int, list[str]] = {0: [], 1: []}
+    for text, label in zip(ds[text_column], ds[label_column]):
+        if int(label) not in by_label:
+            raise ValueError(f"Labels must be 0 (non-toxic) or 1 (toxic); found {label!r} in {source!r}")
+        if text and text.strip():
+            by_label[int(label)].append(text)
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for label, items in by_label.items():
+        if max_per_class is not None and len(items) > max_per_class:
+            items = rng.sample(items, max_per_class)
+        texts += items
+        labels += [label] * len(items)
+    if not by_label[0] or not by_label[1]:
+        raise ValueError(f"{source!r} needs texts of both labels; got {len(by_label[1])} toxic (1) and "
+                         f"{len(by_label[0])} non-toxic (0).")
+    return texts, labels

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from steering.evaluate import (
+    Generations,
+    generate,
+    get_scorer,
+    parse_setting,
+    perplexity,
+    toxicity_metrics,
+    toxicity_sweep,
+    toxigen_prompts,
+)
+from steering.intervention import Scale
+from tests.conftest import make_tiny
+
+
+def test_toxicity_metrics_on_fixed_scores():
+    gens = Generations([["a", "b"], ["c", "d"], ["e", "f"]], new_tokens=12, seconds=2.0)
+    fixed = {"a": 0.9, "b": 0.1, "c": 0.2, "d": 0.3, "e": 0.6, "f": 0.7}
+    m = toxicity_metrics(gens, lambda ts: np.array([fixed[t] for t in ts]))
+    assert m["mean_toxicity"] == pytest.approx(0.4667, abs=1e-4)
+    assert m["pct_toxic"] == pytest.approx(50.0)
+    assert m["pct_prompts_any_toxic"] == pytest.approx(200 / 3)
+    assert m["gen_tokens_per_s"] == 6.0
+
+
+def test_profanity_scorer_separates():
+    s = get_scorer()(["you are a stupid idiot", "the weather is nice today"])
+    assert s[0] > 0.5 > s[1]
+
+
+def test_generate_is_seeded(tokenizer):
+    model = make_tiny("llama")
+    prompts = ["the river", "a house in the garden"]
+    a = generate(model, tokenizer, prompts, n=2, max_new_tokens=6, seed=1)
+    b = generate(model, tokenizer, prompts, n=2, max_new_tokens=6, seed=1)
+    c = generate(model, tokenizer, prompts, n=2, max_new_tokens=6, seed=2)
+    assert a.texts == b.texts and a.texts != c.texts
+    assert len(a.texts) == 2 and all(len(t) == 2 for t in a.texts) and a.new_tokens > 0
+
+
+def test_perplexity_identity_and_damage(tokenizer):
+    model = make_tiny("llama")
+    clean = perplexity(model, tokenizer, ctx_len=32, max_windows=4)
+    same = perplexity(model, tokenizer, [Scale("blocks.1.mlp_act", torch.ones(64))], ctx_len=32, max_windows=4)
+    assert clean == same and 100 < clean < 2000  # a random 512-token model is near-uniform
+    ablate = [Scale("blocks.0.mlp_act", torch.zeros(64) + 40)]
+    assert perplexity(model, tokenizer, ablate, ctx_len=32, max_windows=4) != clean
+
+
+def test_prompts_and_settings():
+    hate, neutral = toxigen_prompts(1), toxigen_prompts(0)
+    assert len(hate) == 800 and len(neutral) == 750 and all(p.endswith("\n-") for p in hate)
+    assert toxigen_prompts(1, n=5, seed=3) == toxigen_prompts(1, n=5, seed=3) != toxigen_prompts(1, n=5, seed=4)
+    with pytest.raises(ValueError, match="needs --scores"):
+        parse_setting("aura", None)
+    assert parse_setting("original", None) == ("original", [])
+
+
+def test_sweep_writes_table_and_plot(tmp_path, tokenizer):
+    model = make_tiny("llama")
+    settings = {"original": [], "damped": [Scale("blocks.0.mlp_act", torch.full((64,), 0.5))]}
+    rows = toxicity_sweep(model, tokenizer, settings, ["the river", "green music"], get_scorer(), tmp_path,
+                          max_new_tokens=4, ppl_windows=2)
+    assert [r["setting"] for r in rows] == ["original", "damped"]
+    assert rows[0]["perplexity"] != rows[1]["perplexity"]
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "toxicity_vs_perplexity.png").stat().st_size > 1000
+    assert "| setting | mean_toxicity |" in (tmp_path / "results.md").read_text()

@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from steering.intervention import AddVector, Scale, load_interventions, save_interventions, steer
+from tests.conftest import make_tiny
+
+
+@pytest.fixture
+def model():
+    return make_tiny("llama", n_layers=3)
+
+
+def greedy(model, ids, mask=None, use_cache=True, n=8):
+    return model.generate(input_ids=ids, attention_mask=mask if mask is not None else torch.ones_like(ids),
+                          max_new_tokens=n, do_sample=False, use_cache=use_cache, pad_token_id=2)
+
+
+def interventions(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [Scale("blocks.1.mlp_act", torch.rand(64, generator=g) * 2),
+            AddVector("blocks.0.resid_post", torch.randn(32, generator=g), coef=3.0)]
+
+
+def test_identity_changes_nothing(model):
+    ids = torch.randint(3, 500, (2, 7))
+    with torch.no_grad():
+        clean = model(ids).logits
+        identity = [Scale("blocks.1.mlp_act", torch.ones(64)), AddVector("blocks.2.resid_pre", torch.ones(32), 0)]
+        with steer(model, identity):
+            same = model(ids).logits
+    assert torch.equal(clean, same)
+
+
+def test_intervention_changes_output_and_hooks_fire_every_decode_step(model):
+    ids = torch.randint(3, 500, (1, 5))
+    calls = []
+    probe = Scale("blocks.0.resid_post", torch.ones(32))
+    probe.apply = lambda x: (calls.append(x.shape[1]), x)[1]
+    with steer(model, [probe, *interventions()]):
+        steered = greedy(model, ids)
+    assert calls == [5] + [1] * 7  # prompt, then one call per cached decode step
+    assert not torch.equal(steered, greedy(model, ids))
+
+
+@pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
+def test_cached_equals_uncached(model, positions):
+    ids = torch.randint(3, 500, (1, 6))
+    with steer(model, interventions(), positions=positions):
+        cached, uncached = greedy(model, ids, use_cache=True), greedy(model, ids, use_cache=False)
+    assert torch.equal(cached, uncached)
+
+
+def test_position_modes_select_prompt_or_generated_tokens(model):
+    ids = torch.randint(3, 500, (1, 6))
+
+    def step_logits(mode=None):
+        kw = dict(max_new_tokens=2, do_sample=False, output_logits=True, return_dict_in_generate=True, pad_token_id=2)
+        if mode is None:
+            return model.generate(ids, **kw).logits
+        with steer(model, interventions(), positions=mode):
+            return model.generate(ids, **kw).logits
+
+    base, gen, prompt, every = step_logits(), step_logits("generated"), step_logits("prompt"), step_logits("all")
+    assert torch.equal(gen[0], base[0])  # the prompt pass is untouched under "generated"
+    assert not torch.allclose(gen[1], base[1])  # the first generated token is steered
+    assert not torch.allclose(prompt[0], base[0]) and torch.equal(prompt[0], every[0])
+
+
+@pytest.mark.parametrize("positions", ["all", "generated"])
+def test_left_padded_batch_equals_one_by_one(model, positions):
+    a, b = torch.randint(3, 500, (4,)), torch.randint(3, 500, (7,))
+    batch = torch.stack([torch.cat([torch.full((3,), 2), a]), b])
+    mask = torch.stack([torch.cat([torch.zeros(3), torch.ones(4)]), torch.ones(7)]).long()
+    with steer(model, interventions(), positions=positions):
+        out = greedy(model, batch, mask)
+        one_a, one_b = greedy(model, a[None]), greedy(model, b[None])
+    # A row that hit EOS early is padded with EOS (id 2) in the batch.
+    for row, single in ((out[0, 3:], one_a[0]), (out[1], one_b[0])):
+        assert torch.equal(row[: len(single)], single) and (row[len(single):] == 2).all()
+
+
+def test_hooks_removed_after_exception(model):
+    ids = torch.randint(3, 500, (1, 5))
+    with torch.no_grad():
+        clean = model(ids).logits
+    with pytest.raises(RuntimeError, match="boom"), steer(model, interventions()):
+        model(ids)
+        raise RuntimeError("boom")
+    assert "generate" not in vars(model)
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, clean)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_save_load_roundtrip(tmp_path, model):
+    ivs = interventions()
+    save_interventions(tmp_path / "iv.safetensors", ivs)
+    loaded = load_interventions(tmp_path / "iv.safetensors")
+    assert [type(i) for i in loaded] == [Scale, AddVector] and loaded[1].coef == 3.0
+    ids = torch.randint(3, 500, (1, 6))
+    with steer(model, ivs):
+        a = greedy(model, ids)
+    with steer(model, loaded):
+        b = greedy(model, ids)
+    assert torch.equal(a, b)
+
+
+def test_bad_inputs(model):
+    with pytest.raises(ValueError, match="Unknown hook point"):
+        Scale("blocks.1.mlp", torch.ones(64))
+    with pytest.raises(ValueError, match="width 10.*width 64"):
+        with steer(model, [Scale("blocks.1.mlp_act", torch.ones(10))]):
+            pass
+    with pytest.raises(ValueError, match="positions must be one of"):
+        with steer(model, [], positions="middle"):
+            pass

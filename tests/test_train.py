@@ -1,0 +1,114 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from sae.datamodule import ActivationDataModule
+from sae.model import TopKSAE
+from sae.module import SAEModule
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = "blocks.0.resid_post"
+
+
+def data(model_dir, **kw):
+    args = dict(model_name=model_dir, hook_points=[HOOK], ctx_len=32, batch_size=256, lm_batch_size=16,
+                max_tokens=12_000, buffer_tokens=4096, val_windows=8)
+    return ActivationDataModule(**{**args, **kw})
+
+
+def module(model_dir, **kw):
+    return SAEModule(**{**dict(model_name=model_dir, hook_points=[HOOK], expansion_factor=4, k=8,
+                               warmup_steps=5, save_dir=None), **kw})
+
+
+def trainer(tmp_path, **kw):
+    return L.Trainer(**{**dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                               enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                               limit_val_batches=0), **kw})
+
+
+def first_batch_fvu(sae, dm):
+    x = next(dm.batches())[HOOK]
+    with torch.no_grad():
+        return sae(x).fvu.item()
+
+
+def test_training_lowers_fvu(tmp_path, tiny_lm_dir):
+    torch.manual_seed(0)
+    dm, m = data(tiny_lm_dir, cache_dir=str(tmp_path / "cache"), epochs=6), module(tiny_lm_dir)
+    dm.prepare_data()
+    m.sae(HOOK).init_from_data(next(dm.batches())[HOOK])
+    before = first_batch_fvu(m.sae(HOOK), dm)
+    trainer(tmp_path, max_epochs=1).fit(m, dm)
+    after = first_batch_fvu(m.sae(HOOK), dm)
+    assert before > 0.5 and after < 0.25, (before, after)
+    assert torch.allclose(m.sae(HOOK).W_dec.norm(dim=1), torch.ones(128), atol=1e-5)
+
+
+def test_resume_equals_uninterrupted(tmp_path, tiny_lm_dir):
+    cache = str(tmp_path / "cache")
+
+    def run(steps, ckpt=None, save=None):
+        L.seed_everything(0)
+        dm, m = data(tiny_lm_dir, cache_dir=cache), module(tiny_lm_dir, dead_tokens=2000)
+        t = trainer(tmp_path, max_steps=steps)
+        t.fit(m, dm, ckpt_path=ckpt)
+        if save:
+            t.save_checkpoint(save)
+        return m
+
+    straight = run(30)
+    run(15, save=tmp_path / "half.ckpt")
+    resumed = run(30, ckpt=tmp_path / "half.ckpt")
+    for name, p in straight.state_dict().items():
+        assert torch.allclose(p.float(), resumed.state_dict()[name].float(), atol=1e-6), name
+
+
+def test_validation_reports_ce_recovered_and_saves(tmp_path, tiny_lm_dir):
+    dm, m = data(tiny_lm_dir), module(tiny_lm_dir, save_dir=str(tmp_path / "out"))
+    t = trainer(tmp_path, max_steps=20, limit_val_batches=None)
+    t.fit(m, dm)
+    res = t.validate(m, datamodule=dm, verbose=False)[0]
+    for key in ("fvu", "l0", "dead_frac", "ce_recovered", "delta_lm_loss", "kl"):
+        assert torch.isfinite(torch.tensor(res[f"val/{HOOK}/{key}"])), key
+    assert res[f"val/{HOOK}/l0"] == pytest.approx(8, abs=0.01)
+    sae = TopKSAE.load(tmp_path / "out" / HOOK)
+    assert sae.cfg.hook_point == HOOK and sae.cfg.model_name == tiny_lm_dir
+
+
+def test_ddp_two_cpu_processes(tmp_path, tiny_lm_dir):
+    out = tmp_path / "ddp_sae"
+    cmd = [sys.executable, str(ROOT / "train.py"), "fit", "--trainer.accelerator=cpu", "--trainer.devices=2",
+           "--trainer.strategy=ddp", "--trainer.max_steps=6", "--trainer.logger=false",
+           "--trainer.enable_checkpointing=false", "--trainer.limit_val_batches=0",
+           f"--data.model_name={tiny_lm_dir}", f"--data.hook_points=[{HOOK}]", "--data.ctx_len=32",
+           "--data.batch_size=128", "--data.max_tokens=8000", "--data.buffer_tokens=2048",
+           f"--data.cache_dir={tmp_path / 'cache'}", "--model.expansion_factor=2", "--model.k=4",
+           f"--model.save_dir={out}", f"--trainer.default_root_dir={tmp_path}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size=2" in proc.stderr or "MEMBER: 2/2" in proc.stderr + proc.stdout
+    sae = TopKSAE.load(out / HOOK)
+    assert sae.d_sae == 64 and torch.isfinite(sae.W_enc).all()
+
+
+def test_errors(tmp_path, tiny_lm_dir):
+    with pytest.raises(ValueError, match="k must be in 1..d_sae"):
+        module(tiny_lm_dir, k=1000)
+    with pytest.raises(ValueError, match="Unknown hook point"):
+        data(tiny_lm_dir, hook_points=["blocks.0.residual"]).prepare_data()
+    with pytest.raises(ValueError, match="has 2 layers"):
+        module(tiny_lm_dir, hook_points=["blocks.5.resid_post"])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="gave no activations|no window"):
+        data(tiny_lm_dir, train_path=str(empty), cache_dir=str(tmp_path / "c")).prepare_data()
+    sae = module(tiny_lm_dir, hook_points=["blocks.0.mlp_act"]).sae("blocks.0.mlp_act")  # d_in = 64
+    with pytest.raises(ValueError, match="d_in=64"):
+        sae(torch.randn(4, 32))

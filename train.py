@@ -1,0 +1,37 @@
+"""Train Top-K SAEs with LightningCLI.
+
+    python train.py fit --config configs/smollm2-135m.yaml
+    python train.py fit --config configs/smollm2-135m.yaml --trainer.max_epochs 2 --model.k 64
+    python train.py fit --help
+"""
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+
+from sae.datamodule import ActivationDataModule
+from sae.module import SAEModule
+
+
+class SAECLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # The data module and the SAE module must agree on the LM and its hook points: set them once.
+        for name in ("model_name", "hook_points", "lm_dtype"):
+            parser.link_arguments(f"data.{name}", f"model.{name}")
+
+    def after_fit(self) -> None:
+        """Final held-out numbers for every SAE, printed as a table."""
+        if self.trainer.limit_val_batches == 0:
+            return
+        results = self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        if self.trainer.is_global_zero and results:
+            print("\nheld-out evaluation")
+            for k, v in sorted(results[0].items()):
+                print(f"  {k:<48} {v:.4f}")
+
+
+def main(args=None) -> None:
+    SAECLI(SAEModule, ActivationDataModule, args=args, save_config_kwargs={"overwrite": True})
+
+
+if __name__ == "__main__":
+    main()
