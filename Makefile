@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test bench bench-sae clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: $(STAMP)
-	$(PY) bench/harvest.py
+	$(PY) train.py fit --config configs/smollm2-135m.yaml
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -28,3 +28,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf .venv
+
+# The peer benchmark needs SAELens and sparsify: they live only in .venv-bench.
+.venv-bench/.installed: pyproject.toml
+	python3 -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --upgrade pip
+	.venv-bench/bin/python -m pip install -q torch==2.13.0
+	.venv-bench/bin/python -m pip install -q -e . sae-lens eai-sparsify
+	touch $@
+
+bench-sae: .venv-bench/.installed
+	.venv-bench/bin/python bench/sae_step.py

@@ -9,8 +9,11 @@ Units are processed in chunks so 5,000 texts × 46,080 units fit in memory.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,16 +45,41 @@ def _tie_groups(sorted_vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _chunked(fn: Scorer, responses: torch.Tensor, labels: torch.Tensor, chunk: int) -> torch.Tensor:
-    return torch.cat([fn(responses[:, i : i + chunk], labels) for i in range(0, responses.shape[1], chunk)])
+    """Cache-sized chunks of units, spread over one thread per core (numpy's sort releases the GIL)."""
+    starts = range(0, responses.shape[1], chunk)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # parallel over chunks, not inside each small op
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return torch.cat(list(pool.map(lambda i: fn(responses[:, i : i + chunk], labels), starts)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _auroc(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    vals, order = r.sort(0)
-    first, last = _tie_groups(vals)
-    ranks = (first + last).double() / 2 + 1  # average ranks, 1-based
-    pos = y[order]
-    n1, n0 = y.sum().double(), (~y).sum().double()
-    return (((ranks * pos).sum(0) - n1 * (n1 + 1) / 2) / (n1 * n0)).float()
+    """AUROC·n₁n₀ = Σ_pos (#neg < p + ½·#neg = p), from one value-only sort per unit (no argsort).
+
+    Responses are widened to float64 and each positive is nudged up by one float64 ulp: the sort keeps the
+    float32 order, puts a tie's negatives before its positives, and a label reads back as 'not a float32'.
+    Then Σ_pos #neg ≤ p = Σ_pos position − n₁(n₁−1)/2; rows with float32 ties subtract ½·#neg = p."""
+    v = r.T.double()
+    v = torch.where(y, v.nextafter(torch.tensor(math.inf, dtype=v.dtype)), v)
+    v = torch.from_numpy(np.sort(v.numpy(), axis=1))  # numpy's SIMD sort: ~20x torch's on CPU
+    v32 = v.float()
+    pos = v32.double() != v
+    n1, n0 = int(y.sum()), int((~y).sum())
+    idx = torch.arange(v.shape[1], dtype=torch.float64)
+    neg_at_or_below = pos.double() @ idx - n1 * (n1 - 1) / 2
+    tied = (v32[:, 1:] == v32[:, :-1]).any(1)
+    if tied.any():  # ½ · Σ over tie groups of (#pos · #neg), only for the rows that have ties
+        t_pos, t32 = pos[tied], v32[tied]
+        new = torch.ones_like(t_pos)
+        new[:, 1:] = t32[:, 1:] != t32[:, :-1]
+        cum_neg = (~t_pos).cumsum(1)
+        neg_below_group = torch.where(new, cum_neg - (~t_pos).long(), 0).cummax(1).values
+        neg_equal = torch.where(t_pos, cum_neg - neg_below_group, 0).sum(1)
+        neg_at_or_below[tied] -= neg_equal.double() / 2
+    return (neg_at_or_below / (n1 * n0)).float()
 
 
 def _aucpr(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,7 +91,7 @@ def _aucpr(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((pos * precision).sum(0) / pos.sum(0)).float()
 
 
-def auroc(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def auroc(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     r, y = _check(responses, labels)
     return _chunked(_auroc, r, y, chunk)
 
