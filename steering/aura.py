@@ -107,11 +107,8 @@ def rank_units(model, tokenizer, texts: Sequence[str], labels: Sequence[int], ho
 
 def scores_from_responses(responses: dict[str, torch.Tensor], labels: torch.Tensor, metric: str = "auroc",
                           pooling: str = "max", zscore_layers: bool = False) -> UnitScores:
-    """Score all units of all hook points in one vectorised call."""
-    hooks = list(responses)
-    widths = [responses[h].shape[1] for h in hooks]
-    flat = SCORERS[metric](torch.cat([responses[h] for h in hooks], 1), labels)
-    scores = dict(zip(hooks, flat.split(widths)))
+    """Score all units of every hook point (each hook point's units in one vectorised call)."""
+    scores = {h: SCORERS[metric](r, labels) for h, r in responses.items()}
     if zscore_layers:
         scores = {h: zscore(s) for h, s in scores.items()}
     return UnitScores(scores, metric, pooling, zscore_layers)

@@ -5,7 +5,7 @@ Every function returns a (U,) tensor and agrees with scikit-learn / scipy, ties 
     aucpr        average precision, thresholds at the distinct response values (sklearn's definition)
     cohens_d     (mean₁ − mean₀) / pooled standard deviation
     point_biserial   Pearson correlation between response and label
-Units are processed in chunks so 5,000 texts × 46,080 units fit in memory.
+Rank-based scores sort cache-sized chunks of units on one thread per core.
 """
 from __future__ import annotations
 
@@ -31,19 +31,6 @@ def _check(responses: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return responses, labels
 
 
-def _tie_groups(sorted_vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For values sorted along dim 0: the first and last index of each entry's run of equal values."""
-    n = sorted_vals.shape[0]
-    idx = torch.arange(n, device=sorted_vals.device)[:, None].expand_as(sorted_vals)
-    new = torch.ones_like(sorted_vals, dtype=torch.bool)
-    new[1:] = sorted_vals[1:] != sorted_vals[:-1]
-    first = torch.where(new, idx, torch.zeros_like(idx)).cummax(0).values
-    end = torch.ones_like(new)
-    end[:-1] = new[1:]
-    last = torch.where(end, idx, torch.full_like(idx, n - 1)).flip(0).cummin(0).values.flip(0)
-    return first, last
-
-
 def _chunked(fn: Scorer, responses: torch.Tensor, labels: torch.Tensor, chunk: int) -> torch.Tensor:
     """Cache-sized chunks of units, spread over one thread per core (numpy's sort releases the GIL)."""
     starts = range(0, responses.shape[1], chunk)
@@ -56,39 +43,51 @@ def _chunked(fn: Scorer, responses: torch.Tensor, labels: torch.Tensor, chunk: i
         torch.set_num_threads(threads)
 
 
-def _auroc(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """AUROC·n₁n₀ = Σ_pos (#neg < p + ½·#neg = p), from one value-only sort per unit (no argsort).
+def _tagged_sort(r: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort each unit's responses with their labels, by one value-only sort (no argsort).
 
     Responses are widened to float64 and each positive is nudged up by one float64 ulp: the sort keeps the
     float32 order, puts a tie's negatives before its positives, and a label reads back as 'not a float32'.
-    Then Σ_pos #neg ≤ p = Σ_pos position − n₁(n₁−1)/2; rows with float32 ties subtract ½·#neg = p."""
+    Returns (is_positive (U, N) in ascending order, the sorted float32 values, which rows hold ties)."""
     v = r.T.double()
     v = torch.where(y, v.nextafter(torch.tensor(math.inf, dtype=v.dtype)), v)
     v = torch.from_numpy(np.sort(v.numpy(), axis=1))  # numpy's SIMD sort: ~20x torch's on CPU
     v32 = v.float()
-    pos = v32.double() != v
+    return v32.double() != v, v32, (v32[:, 1:] == v32[:, :-1]).any(1)
+
+
+def _group_start(v32: torch.Tensor) -> torch.Tensor:
+    """For sorted rows: the index where each entry's run of equal values starts."""
+    idx = torch.arange(v32.shape[1]).expand_as(v32)
+    new = torch.ones_like(v32, dtype=torch.bool)
+    new[:, 1:] = v32[:, 1:] != v32[:, :-1]
+    return torch.where(new, idx, 0).cummax(1).values
+
+
+def _auroc(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """AUROC·n₁n₀ = Σ_pos (#neg < p + ½·#neg = p). In tagged order Σ_pos #neg ≤ p = Σ_pos position − n₁(n₁−1)/2;
+    rows with ties then subtract ½·#neg = p."""
+    pos, v32, tied = _tagged_sort(r, y)
     n1, n0 = int(y.sum()), int((~y).sum())
-    idx = torch.arange(v.shape[1], dtype=torch.float64)
-    neg_at_or_below = pos.double() @ idx - n1 * (n1 - 1) / 2
-    tied = (v32[:, 1:] == v32[:, :-1]).any(1)
-    if tied.any():  # ½ · Σ over tie groups of (#pos · #neg), only for the rows that have ties
-        t_pos, t32 = pos[tied], v32[tied]
-        new = torch.ones_like(t_pos)
-        new[:, 1:] = t32[:, 1:] != t32[:, :-1]
-        cum_neg = (~t_pos).cumsum(1)
-        neg_below_group = torch.where(new, cum_neg - (~t_pos).long(), 0).cummax(1).values
-        neg_equal = torch.where(t_pos, cum_neg - neg_below_group, 0).sum(1)
-        neg_at_or_below[tied] -= neg_equal.double() / 2
+    neg_at_or_below = pos.double() @ torch.arange(pos.shape[1], dtype=torch.float64) - n1 * (n1 - 1) / 2
+    if tied.any():
+        t_pos = pos[tied]
+        cum_neg = (~t_pos).cumsum(1)  # #neg ≤ value, read at a positive
+        neg_below = (cum_neg - (~t_pos).long()).gather(1, _group_start(v32[tied]))  # #neg < value
+        neg_at_or_below[tied] -= torch.where(t_pos, cum_neg - neg_below, 0).sum(1).double() / 2
     return (neg_at_or_below / (n1 * n0)).float()
 
 
 def _aucpr(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    vals, order = r.sort(0, descending=True)
-    _, last = _tie_groups(vals)
-    pos = y[order].double()
-    tp_at_end = pos.cumsum(0).gather(0, last)  # true positives at the threshold of each entry's value
-    precision = tp_at_end / (last + 1).double()
-    return ((pos * precision).sum(0) / pos.sum(0)).float()
+    """AP = (1/n₁) Σ_pos #pos ≥ p / #all ≥ p: the precision at the threshold of each positive's value."""
+    pos, v32, tied = _tagged_sort(r, y)
+    n1, n = int(y.sum()), pos.shape[1]
+    start = torch.arange(n).expand_as(pos).clone()
+    if tied.any():
+        start[tied] = _group_start(v32[tied])
+    pos_below = (pos.cumsum(1) - pos.long()).gather(1, start)
+    precision = (n1 - pos_below).double() / (n - start).double()
+    return (torch.where(pos, precision, 0).sum(1) / n1).float()
 
 
 def auroc(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 64) -> torch.Tensor:
@@ -96,7 +95,7 @@ def auroc(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 64) -> tor
     return _chunked(_auroc, r, y, chunk)
 
 
-def aucpr(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def aucpr(responses: torch.Tensor, labels: torch.Tensor, chunk: int = 64) -> torch.Tensor:
     r, y = _check(responses, labels)
     return _chunked(_aucpr, r, y, chunk)
 
@@ -110,10 +109,12 @@ def cohens_d(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def point_biserial(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Pearson r with a 0/1 variable: (m₁ − m₀)/s · √(n₁n₀)/n, s the population standard deviation."""
     r, y = _check(responses, labels)
-    r, yf = r.double(), y.double()
-    rc, yc = r - r.mean(0), yf - yf.mean()
-    return ((rc * yc[:, None]).sum(0) / (rc.norm(dim=0) * yc.norm())).float()
+    n1, n0 = int(y.sum()), int((~y).sum())
+    r = r.double()
+    m1, m0 = r[y].mean(0), r[~y].mean(0)
+    return ((m1 - m0) / r.std(0, correction=0) * math.sqrt(n1 * n0) / (n1 + n0)).float()
 
 
 SCORERS: dict[str, Scorer] = {"auroc": auroc, "aucpr": aucpr, "cohens_d": cohens_d, "point_biserial": point_biserial}
