@@ -112,3 +112,11 @@ def test_errors(tmp_path, tiny_lm_dir):
     sae = module(tiny_lm_dir, hook_points=["blocks.0.mlp_act"]).sae("blocks.0.mlp_act")  # d_in = 64
     with pytest.raises(ValueError, match="d_in=64"):
         sae(torch.randn(4, 32))
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_configs_parse(config):
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config", str(config), "--print_config"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hook_points" in proc.stdout and "k: 32" in proc.stdout
