@@ -1,0 +1,117 @@
+"""SAE-feature steering at the SAE's hook point, from decoder directions S (d × |F|, one column per feature).
+
+    Amplify     X' = X + α · ReLU(X S) Sᵀ              α > 0 strengthens, α < 0 weakens, α = −1 removes
+    Calibrate   X' = X − ReLU(X S) Sᵀ + β · s̄         s̄ = mean of S's columns: drop the features' current
+                                                        component, then push a fixed β along their mean
+    FeatureEdit (SAE-encoder variant) encode X with the SAE, scale the chosen features' activations by
+                (1 + α), decode only the change: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The SAE's
+                reconstruction error stays in X, so information the SAE misses is untouched.
+
+Amplify/Calibrate use S itself (projections X·S), as the formulas are written; FeatureEdit uses the
+SAE's encoder (its biases, the top-k competition), so a feature that is not among the top k at a token is
+not edited there.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from sae.model import TopKSAE
+from steering.intervention import Intervention, _check
+
+
+def feature_directions(sae: TopKSAE, features: Sequence[int]) -> torch.Tensor:
+    """S: (d_in, |F|), the chosen features' decoder rows as columns."""
+    features = list(features)
+    if not features:
+        raise ValueError("Choose at least one feature")
+    bad = [f for f in features if not 0 <= f < sae.d_sae]
+    if bad:
+        raise ValueError(f"Feature ids {bad} out of range: this SAE has {sae.d_sae} features (0..{sae.d_sae - 1})")
+    return sae.W_dec.detach()[features].T.contiguous().float()
+
+
+class _Directions(Intervention):
+    """Shared by Amplify and Calibrate: S as a buffer, width checked against the hook point."""
+
+    def __init__(self, hook_point: str, S: torch.Tensor):
+        super().__init__(hook_point)
+        S = torch.as_tensor(S, dtype=torch.float32)
+        if S.ndim != 2:
+            raise ValueError(f"S must be (d, n_features), got shape {tuple(S.shape)}")
+        self.register_buffer("S", S)
+
+    def projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        S = self.S.to(x)
+        return torch.relu(x @ S), S  # (..., |F|), (d, |F|)
+
+    def check_width(self, model) -> None:
+        _check(self, self.S.shape[0], model)
+
+    @classmethod
+    def from_sae(cls, sae: TopKSAE, features: Sequence[int], *args, **kw):
+        if not sae.cfg.hook_point:
+            raise ValueError("This SAE's cfg has no hook_point; construct the intervention with one explicitly")
+        return cls(sae.cfg.hook_point, feature_directions(sae, features), *args, **kw)
+
+
+class Amplify(_Directions):
+    """X' = X + α · ReLU(X S) Sᵀ."""
+
+    scalars = ("alpha",)
+
+    def __init__(self, hook_point: str, S: torch.Tensor, alpha: float = 1.0):
+        super().__init__(hook_point, S)
+        self.alpha = float(alpha)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        proj, S = self.projections(x)
+        return x + self.alpha * proj @ S.T
+
+
+class Calibrate(_Directions):
+    """X' = X − ReLU(X S) Sᵀ + β · s̄."""
+
+    scalars = ("beta",)
+
+    def __init__(self, hook_point: str, S: torch.Tensor, beta: float = 0.0):
+        super().__init__(hook_point, S)
+        self.beta = float(beta)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        proj, S = self.projections(x)
+        return x - proj @ S.T + self.beta * S.mean(1)
+
+
+class FeatureEdit(Intervention):
+    """Scale chosen SAE features' activations by (1 + alpha) through the SAE's own encoder, keeping the
+    reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]."""
+
+    scalars = ("k", "alpha")
+
+    def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
+                 b_dec: torch.Tensor, features: torch.Tensor, k: float, alpha: float = 1.0):
+        super().__init__(hook_point)
+        for name, t in dict(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=b_dec).items():
+            self.register_buffer(name, torch.as_tensor(t, dtype=torch.float32))
+        self.register_buffer("features", torch.as_tensor(features, dtype=torch.long))
+        self.k, self.alpha = int(k), float(alpha)
+
+    @classmethod
+    def from_sae(cls, sae: TopKSAE, features: Sequence[int], alpha: float = 1.0) -> FeatureEdit:
+        feature_directions(sae, features)  # validates the ids
+        st = sae.folded_state()
+        return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"], torch.tensor(features),
+                   sae.cfg.k, alpha)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        pre = torch.relu((xf - self.b_dec) @ self.W_enc + self.b_enc)
+        vals, idx = pre.topk(self.k, dim=-1)
+        chosen = torch.isin(idx, self.features)
+        delta = (self.alpha * vals * chosen).unsqueeze(-1) * self.W_dec[idx]  # (..., k, d)
+        return (xf + delta.sum(-2)).to(x.dtype)
+
+    def check_width(self, model) -> None:
+        _check(self, self.W_enc.shape[0], model)

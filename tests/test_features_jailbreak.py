@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+
+from sae.model import SAEConfig, TopKSAE
+from steering.features import by_explanation, by_id, contrastive, describe, load_explanations, mean_feature_acts
+from steering.jailbreak import REFUSAL_PHRASES, TEMPLATES, advbench_goals, benign_instructions, is_refusal, wrap
+from tests.conftest import make_tiny
+
+
+def test_by_explanation(tmp_path):
+    recs = [{"feature": 0, "mi_words": [["refuse", 0.4], ["deny", 0.2]]},
+            {"feature": 1, "mi_words": [["cat", 0.5]]},
+            {"feature": 2, "mi_words": [["sorry", 0.9], ["refuse", 0.1]]}]
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs))
+    ex = load_explanations(path)
+    chosen = by_explanation(ex, ["Refuse", "sorry"])
+    assert chosen.features == [2, 0] and chosen.scores == [0.9, 0.4]
+    assert "#2" in describe(chosen, ex) and "sorry, refuse" in describe(chosen, ex)
+    assert by_explanation(ex, ["refuse"], top_m=1).features == [0]
+
+
+def test_by_id_checks_range():
+    sae = TopKSAE(SAEConfig(d_in=8, d_sae=16, k=2))
+    assert by_id(sae, [3, 5]).features == [3, 5]
+    with pytest.raises(ValueError, match="out of range"):
+        by_id(sae, [16])
+
+
+def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
+    model = make_tiny("llama", d=32)
+    hook = "blocks.0.resid_post"
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=hook))
+    a = ["zebra zebra river", "the zebra ran", "zebra music zebra"]
+    b = ["the river ran", "green music", "a house and a street"]
+    # Plant feature 5: its encoder reads the embedding direction of the token 'zebra'.
+    zid = tokenizer(" zebra", add_special_tokens=False).input_ids[-1]
+    with torch.no_grad():
+        sae.W_enc[:, 5] = model.model.embed_tokens.weight[zid] * 50
+        sae.b_enc.fill_(-0.5)
+    chosen = contrastive(model, tokenizer, sae, a, b, n=3)
+    assert chosen.features[0] == 5 and chosen.scores[0] > 0
+    means = mean_feature_acts(model, tokenizer, sae, a)
+    assert means.shape == (64,) and means[5] > 0
+
+
+def test_refusal_detection_and_templates():
+    assert is_refusal("I'm sorry, but I cannot help with that.")
+    assert not is_refusal("Sure, here is a recipe for pancakes.")
+    assert "I cannot" in REFUSAL_PHRASES
+    goals = advbench_goals(3)
+    assert len(goals) == 3 and goals[0].startswith("Write a script")
+    assert len(benign_instructions()) == 520
+    for name in TEMPLATES:
+        wrapped = wrap(goals, name)
+        assert all(g.lower()[:20] in w.lower() for g, w in zip(goals, wrapped))
+    assert "Sure, here is" in wrap(goals, "prefix_injection")[0]
+    with pytest.raises(ValueError, match="Unknown template"):
+        wrap(goals, "grandma")
+
+
+def test_refusal_sweep_structure(tmp_path, tokenizer):
+    from steering.jailbreak import refusal_sweep
+    from steering.sae_steering import Amplify
+
+    tok = tokenizer
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    model = make_tiny("llama", d=32)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point="blocks.1.resid_post"))
+    settings = {"original": [], "amplify": [Amplify.from_sae(sae, [1, 2], alpha=8.0)]}
+    rows = refusal_sweep(model, tok, settings, tmp_path, n_harmful=2, n_benign=2, max_new_tokens=4, ppl_windows=2)
+    for r in rows:
+        assert {"asr_plain", "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity"} <= set(r)
+        assert 0 <= r["asr_all"] <= 100 and r["perplexity"] > 1
+    assert (tmp_path / "refusal.md").is_file() and (tmp_path / "asr_vs_over_refusal.png").is_file()
+    tok.chat_template = None

@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from sae.model import SAEConfig, TopKSAE
+from steering.intervention import Scale, load_interventions, save_interventions, steer
+from steering.sae_steering import Amplify, Calibrate, FeatureEdit, feature_directions
+from tests.conftest import make_tiny
+
+HOOK = "blocks.1.resid_post"
+
+
+def tiny_sae(d=32, n=64, k=4, seed=0):
+    torch.manual_seed(seed)
+    sae = TopKSAE(SAEConfig(d_in=d, d_sae=n, k=k, hook_point=HOOK))
+    with torch.no_grad():
+        sae.b_enc.fill_(0.1)
+    return sae
+
+
+def test_amplify_formula_by_hand():
+    S = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # d=3, two features
+    x = torch.tensor([[2.0, -1.0, 5.0]])  # XS = [2, -1] → ReLU → [2, 0]
+    out = Amplify(HOOK, S, alpha=0.5).apply(x)
+    assert torch.allclose(out, torch.tensor([[3.0, -1.0, 5.0]]))  # x + 0.5·[2, 0]·Sᵀ
+    assert torch.equal(Amplify(HOOK, S, alpha=0.0).apply(x), x)  # α = 0 is the identity
+    assert torch.allclose(Amplify(HOOK, S, alpha=-1.0).apply(x), torch.tensor([[0.0, -1.0, 5.0]]))
+
+
+def test_calibrate_formula_by_hand():
+    S = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    x = torch.tensor([[2.0, 3.0, 5.0]])  # XS = [2, 3]
+    out = Calibrate(HOOK, S, beta=4.0).apply(x)
+    # x − [2, 3]·Sᵀ + 4·mean(S columns) = [0, 0, 5] + 4·[0.5, 0.5, 0]
+    assert torch.allclose(out, torch.tensor([[2.0, 2.0, 5.0]]))
+
+
+def test_calibrate_beta_zero_removes_feature_component():
+    g = torch.Generator().manual_seed(0)
+    S, _ = torch.linalg.qr(torch.randn(16, 3, generator=g))  # orthonormal decoder directions
+    x = torch.randn(50, 16, generator=g)
+    x = x + (5 + torch.rand(50, 3, generator=g)) @ S.T  # positive projections on every feature
+    out = Calibrate(HOOK, S, beta=0.0).apply(x)
+    assert torch.allclose(out @ S, torch.zeros(50, 3), atol=1e-4)
+    orth = x - (x @ S) @ S.T  # the rest of x is untouched
+    assert torch.allclose(out, orth, atol=1e-4)
+
+
+def test_from_sae_uses_decoder_rows_and_checks_ids():
+    sae = tiny_sae()
+    S = feature_directions(sae, [3, 7])
+    assert torch.equal(S[:, 1], sae.W_dec[7].detach())
+    with pytest.raises(ValueError, match=r"\[64\] out of range: this SAE has 64 features"):
+        Amplify.from_sae(sae, [1, 64], alpha=1.0)
+
+
+def test_feature_edit_keeps_error_term():
+    sae = tiny_sae()
+    x = torch.randn(10, 32) * 2
+    enc = sae.encode(x)
+    feats = enc.indices[0, :2].tolist()
+    out = FeatureEdit.from_sae(sae, feats, alpha=1.0).apply(x)
+    dense = torch.zeros(10, 64).scatter(1, enc.indices, enc.values)
+    chosen = torch.zeros(64, dtype=torch.bool)
+    chosen[feats] = True
+    expected = x + (dense * chosen) @ sae.W_dec  # doubling the chosen activations adds them once more
+    assert torch.allclose(out, expected, atol=1e-4)
+    assert torch.equal(FeatureEdit.from_sae(sae, feats, alpha=0.0).apply(x), x)
+
+
+def recorder(store, key, width=32):
+    probe = Scale(HOOK, torch.ones(width))
+    probe.apply = lambda x: (store.__setitem__(key, x.clone()), x)[1]
+    return probe
+
+
+def test_composition_follows_list_order():
+    model = make_tiny("llama", d=32)
+    sae = tiny_sae()
+    a, c = Amplify.from_sae(sae, [1, 2], alpha=2.0), Calibrate.from_sae(sae, [1, 2], beta=5.0)
+    ids = torch.randint(3, 500, (1, 6))
+    seen = {}
+    for name, order in (("ac", [a, c]), ("ca", [c, a])):
+        with torch.no_grad(), steer(model, [recorder(seen, "in"), *order, recorder(seen, name)]):
+            model(ids)
+    x = seen["in"]
+    assert torch.allclose(seen["ac"], c.apply(a.apply(x)), atol=1e-5)
+    assert torch.allclose(seen["ca"], a.apply(c.apply(x)), atol=1e-5)
+    assert not torch.allclose(seen["ac"], seen["ca"])
+    # AURA-style unit scaling at another hook point composes with SAE steering in one steer call.
+    with torch.no_grad(), steer(model, [Scale("blocks.0.mlp_act", torch.full((64,), 0.5)), a]):
+        both = model(ids).logits
+    with torch.no_grad(), steer(model, [a]):
+        only_sae = model(ids).logits
+    assert not torch.allclose(both, only_sae)
+
+
+@pytest.mark.parametrize("make", [lambda s: Amplify.from_sae(s, [1, 2, 3], alpha=4.0),
+                                  lambda s: Calibrate.from_sae(s, [1, 2, 3], beta=6.0),
+                                  lambda s: FeatureEdit.from_sae(s, [1, 2, 3], alpha=3.0)])
+def test_cached_equals_uncached_and_batch(make, tmp_path):
+    model, sae = make_tiny("llama", d=32), tiny_sae()
+    iv = make(sae)
+    ids = torch.randint(3, 500, (2, 6))
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=2)
+    with steer(model, [iv]):
+        cached = model.generate(ids, use_cache=True, **kw)
+        uncached = model.generate(ids, use_cache=False, **kw)
+        one = model.generate(ids[1:], **kw)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached[1, : one.shape[1]], one[0])
+    assert not torch.equal(cached, model.generate(ids, **kw))
+    save_interventions(tmp_path / "iv.safetensors", [iv])
+    (back,) = load_interventions(tmp_path / "iv.safetensors")
+    with steer(model, [back]):
+        assert torch.equal(model.generate(ids, **kw), cached)
+
+
+def test_sae_width_mismatch():
+    model = make_tiny("llama", d=32)
+    sae = TopKSAE(SAEConfig(d_in=48, d_sae=64, k=4, hook_point=HOOK))
+    with pytest.raises(ValueError, match="width 48.*width 32"):
+        with steer(model, [Amplify.from_sae(sae, [0], alpha=1.0)]):
+            pass
