@@ -1,0 +1,40 @@
+"""python -m explain --sae DIR --out explanations.jsonl [--corpus wikitext2-valid --windows 512 ...]"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from sae.data import TextSource
+from sae.lm import EMBEDDED, load_lm
+from sae.model import TopKSAE
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m explain", description="Explain every feature of a Top-K SAE: MI "
+                                "words, logit-lens tokens, top-activating contexts, frequency, histogram.")
+    p.add_argument("--sae", required=True)
+    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
+    p.add_argument("--corpus", default="wikitext2-valid", help="bundled alias, local file or hub dataset")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--windows", type=int, default=512)
+    p.add_argument("--ctx-len", type=int, default=64)
+    p.add_argument("--words", type=int, default=5000)
+    p.add_argument("--tau", type=float)
+    p.add_argument("--top-m", type=int, default=10)
+    p.add_argument("--top-contexts", type=int, default=10)
+    p.add_argument("--cache-dir", default="runs/cache/vocab")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    sae = TopKSAE.load(args.sae)
+    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len).load(tok, args.windows)
+    cfg = ExplainConfig(words=args.words, tau=args.tau, top_m=args.top_m, top_contexts=args.top_contexts)
+    start = time.perf_counter()
+    path = write_jsonl(explain_features(model, tok, sae, windows, cfg, cache_dir=args.cache_dir), args.out)
+    print(f"explained {sae.d_sae} features on {windows.numel()} tokens in {time.perf_counter() - start:.1f} s "
+          f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Static feature browser: `build` turns an explanations JSONL into a site that works from a local folder
+(no CDN, no server needed), `serve` shows it on localhost.
+
+    python -m explain.browse build explanations.jsonl --out site/
+    python -m explain.browse serve site/ [--port 8000]
+
+The index holds every feature's id, density and top words (client-side search and sorting); each feature's
+full record sits in a shard file loaded only when its page opens. Corpus text is only ever inserted with
+`textContent`, so markup in the corpus is shown, never executed.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import shutil
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parent / "static"
+SHARD = 64  # features per lazily-loaded file
+
+
+def _js(name: str, value) -> str:
+    # ensure_ascii escapes U+2028/2029 and every non-ASCII character, so any text is a valid JS literal.
+    return f"{name} = {json.dumps(value, ensure_ascii=True, separators=(',', ':'))};\n"
+
+
+def build(explanations: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """Write the site into `out` (replaced atomically: built beside it, then renamed)."""
+    explanations, out = Path(explanations), Path(out)
+    records = [json.loads(line) for line in explanations.read_text().splitlines() if line.strip()]
+    if not records:
+        raise ValueError(f"{explanations} holds no feature records")
+    records.sort(key=lambda r: r["feature"])
+    n = records[-1]["feature"] + 1
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "features").mkdir(parents=True)
+    for f in STATIC.iterdir():
+        shutil.copy(f, tmp / f.name)
+    index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
+              " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5])] for r in records]
+    meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD}
+    (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
+    for start in range(0, n, SHARD):
+        shard = {r["feature"]: r for r in records if start <= r["feature"] < start + SHARD}
+        (tmp / "features" / f"{start // SHARD}.js").write_text(
+            "window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, " + json.dumps(shard, ensure_ascii=True) + ");\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve(site: str | Path, port: int = 8000, host: str = "127.0.0.1",
+          quiet: bool = False) -> http.server.ThreadingHTTPServer:
+    """A static file server for the site on localhost (call .serve_forever(), or .shutdown() to stop)."""
+    site = Path(site)
+    if not (site / "index.html").is_file():
+        raise FileNotFoundError(f"{site} has no index.html; build it first with `python -m explain.browse build`")
+    cls = _QuietHandler if quiet else http.server.SimpleHTTPRequestHandler
+    handler = functools.partial(cls, directory=str(site))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m explain.browse", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("explanations")
+    b.add_argument("--out", default="site")
+    b.add_argument("--title")
+    s = sub.add_parser("serve")
+    s.add_argument("site")
+    s.add_argument("--port", type=int, default=8000)
+    args = p.parse_args(argv)
+    if args.cmd == "build":
+        print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
+    else:
+        server = serve(args.site, args.port)
+        print(f"serving {args.site} on http://127.0.0.1:{args.port}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

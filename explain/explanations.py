@@ -1,0 +1,113 @@
+"""Explanations for every feature of an SAE, written as JSONL (one record per feature):
+
+    {"feature": 12, "mi_words": [[word, score], ...], "logit_tokens": {"pos": [...], "neg": [...]},
+     "topact_tokens": [[token, count], ...], "top_contexts": [{"tokens": [...], "acts": [...], "peak": i}, ...],
+     "frequency": 0.0123, "max_act": 4.2, "histogram": {"edges": [...], "counts": [...]}}
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explain.logit_lens import logit_lens
+from explain.mi import auto_tau, mi_explain
+from explain.topact import FeatureStats, collect_stats
+from explain.vocab import unembedding, vocab_embeddings, word_list
+from sae.hooks import HookPoint, final_norm
+from sae.model import TopKSAE
+
+
+@dataclass
+class ExplainConfig:
+    words: int = 5000
+    tau: float | None = None  # None: the std of the scores (see explain.mi)
+    top_m: int = 10
+    logit_top: int = 10
+    top_contexts: int = 10
+    left: int = 12  # context tokens shown before the peak
+    right: int = 4  # and after it
+    hist_bins: int = 20
+
+
+@torch.no_grad()
+def residual_directions(model, sae: TopKSAE) -> torch.Tensor:
+    """(n_features, d_model): decoder directions in the residual stream. An mlp_act SAE's directions go
+    through the MLP's down projection first."""
+    hp = HookPoint.parse(sae.cfg.hook_point) if sae.cfg.hook_point else None
+    W = sae.W_dec.detach().float()
+    if hp is not None and hp.site == "mlp_act":
+        down, _ = hp.locate(model)
+        W = down(W.to(next(down.parameters()).dtype)).float()
+    d_model = unembedding(model).shape[1]
+    if W.shape[1] != d_model:
+        raise ValueError(f"The SAE's decoder width {W.shape[1]} ≠ the model's width {d_model}: this SAE was "
+                         f"trained on another model or hook point ({sae.cfg.hook_point or 'unknown hook'}).")
+    return W
+
+
+def check_features(sae: TopKSAE, features: Sequence[int] | None) -> list[int]:
+    features = list(range(sae.d_sae)) if features is None else list(features)
+    bad = [f for f in features if not 0 <= f < sae.d_sae]
+    if bad:
+        raise ValueError(f"Feature ids {bad[:5]} out of range: this SAE has {sae.d_sae} features (0..{sae.d_sae - 1})")
+    return features
+
+
+def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig = ExplainConfig(),
+                     features: Sequence[int] | None = None, cache_dir: str | None = None) -> Iterator[dict]:
+    """Yield one explanation record per feature (all features by default)."""
+    features = check_features(sae, features)
+    dirs = residual_directions(model, sae)
+    norm = final_norm(model)
+    transform = lambda d: norm(d.to(next(model.parameters()).dtype)).float()
+    words = word_list(cfg.words)
+    E = vocab_embeddings(model, tokenizer, words, cache_dir)
+    tau = cfg.tau if cfg.tau is not None else auto_tau(dirs, E, transform)
+    with torch.no_grad():
+        mi_scores, mi_ids = mi_explain(dirs, E, tau, top_m=cfg.top_m, transform=transform)
+        pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
+    stats = collect_stats(model, sae, windows, cfg.top_contexts)
+    hist = stats.histogram(cfg.hist_bins)
+    decode = lambda ids: [tokenizer.decode([t]) for t in ids]
+    for f in features:
+        yield {
+            "feature": f,
+            "mi_words": [[words[w], round(float(s), 6)] for w, s in zip(mi_ids[f].tolist(), mi_scores[f].tolist())],
+            "logit_tokens": {"pos": decode(pos[f].tolist()), "neg": decode(neg[f].tolist())},
+            "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
+            "top_contexts": contexts(stats, f, tokenizer, cfg.left, cfg.right),
+            "frequency": float(stats.frequency[f]),
+            "max_act": float(stats.max_act[f]),
+            "histogram": {"edges": torch.linspace(0, float(stats.max_act[f]), cfg.hist_bins + 1).tolist(),
+                          "counts": hist[f].tolist()},
+        }
+
+
+def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int) -> list[dict]:
+    out = []
+    for v, w, p in zip(stats.top_values[f].tolist(), stats.top_windows[f].tolist(), stats.top_peaks[f].tolist()):
+        if v <= 0:
+            continue
+        lo, hi = max(0, p - left), min(stats.windows.shape[1], p + right + 1)
+        ids = stats.windows[w, lo:hi].tolist()
+        acts = stats.token_acts(f, w)[lo:hi]
+        out.append({"tokens": [tokenizer.decode([t]) for t in ids], "acts": [round(float(a), 4) for a in acts],
+                    "peak": p - lo})
+    return out
+
+
+def write_jsonl(records, path: str | os.PathLike) -> Path:
+    """Write records atomically: a temp file renamed into place when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path

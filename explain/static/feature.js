@@ -1,0 +1,49 @@
+// A feature page: its record is loaded lazily from features/<shard>.js (works from a local folder, no fetch).
+// Every piece of corpus text is set with textContent, never innerHTML, so markup in the corpus stays text.
+const id = parseInt(new URLSearchParams(location.search).get("id"), 10);
+document.getElementById("meta").textContent = SAE_META.title;
+const text = (el, t) => { el.textContent = t; return el; };
+const make = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
+
+window.showFeature = function (rec) {
+  document.title = "feature #" + rec.feature;
+  text(document.getElementById("title"), "feature #" + rec.feature);
+  const mi = document.getElementById("mi");
+  for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
+  for (const t of rec.logit_tokens.pos) document.getElementById("lpos").appendChild(make("span", "chip", JSON.stringify(t)));
+  for (const t of rec.logit_tokens.neg) document.getElementById("lneg").appendChild(make("span", "chip neg", JSON.stringify(t)));
+  text(document.getElementById("topact"), rec.topact_tokens.map(([t, c]) => `${JSON.stringify(t)}×${c}`).join("  "));
+  const box = document.getElementById("contexts");
+  const max = Math.max(rec.max_act, 1e-9);
+  for (const c of rec.top_contexts) {
+    const div = make("div", "ctx");
+    c.tokens.forEach((t, i) => {
+      const s = make("span", "tok" + (i === c.peak ? " peak" : ""), t);
+      const a = Math.max(0, c.acts[i]) / max;
+      if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * a})`;
+      s.title = c.acts[i].toFixed(3);
+      div.appendChild(s);
+    });
+    box.appendChild(div);
+  }
+  if (!rec.top_contexts.length) box.appendChild(make("div", "muted", "never fired on the corpus"));
+  text(document.getElementById("density"), `fires on ${(100 * rec.frequency).toFixed(3)}% of tokens, max activation ${rec.max_act.toFixed(3)}`);
+  const counts = rec.histogram.counts, top = Math.max(...counts, 1), W = 400, H = 90, bw = W / counts.length;
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H);
+  counts.forEach((n, i) => {
+    const r = document.createElementNS(ns, "rect"), h = (H - 2) * n / top;
+    r.setAttribute("x", i * bw + 1); r.setAttribute("y", H - h); r.setAttribute("width", bw - 2); r.setAttribute("height", h);
+    svg.appendChild(r);
+  });
+  document.getElementById("hist").appendChild(svg);
+};
+
+if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
+  const s = document.createElement("script");
+  s.src = `features/${Math.floor(id / SAE_META.shard)}.js`;
+  s.onload = () => window.showFeature(window.SAE_SHARD[id]);
+  document.body.appendChild(s);
+} else {
+  text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
+}

@@ -1,0 +1,37 @@
+// Index: every feature as [id, frequency, "mi words", "logit tokens"]; filtering happens here, client-side.
+const rows = document.getElementById("rows"), q = document.getElementById("q"), sort = document.getElementById("sort");
+const LIMIT = 300;
+document.getElementById("meta").textContent = SAE_META.title;
+
+function cell(text, cls) { const td = document.createElement("td"); if (cls) td.className = cls; td.textContent = text; return td; }
+
+function render() {
+  const term = q.value.trim().toLowerCase();
+  let list = SAE_INDEX;
+  if (term.startsWith("#") || /^\d+$/.test(term)) {
+    const id = parseInt(term.replace("#", ""), 10);
+    list = list.filter(f => f[0] === id);
+  } else if (term) {
+    list = list.filter(f => f[2].split(" ").includes(term) || f[3].toLowerCase().includes(term));
+  }
+  if (sort.value === "freq") list = [...list].sort((a, b) => b[1] - a[1]);
+  if (sort.value === "rare") list = [...list].sort((a, b) => a[1] - b[1]);
+  rows.replaceChildren();
+  for (const f of list.slice(0, LIMIT)) {
+    const tr = document.createElement("tr");
+    const a = document.createElement("a");
+    a.href = "feature.html?id=" + f[0]; a.textContent = "#" + f[0]; a.className = "feature-link";
+    const td = document.createElement("td"); td.appendChild(a); tr.appendChild(td);
+    tr.appendChild(cell((100 * f[1]).toFixed(3) + "%"));
+    const words = document.createElement("td"); words.className = "words";
+    for (const w of f[2].split(" ").filter(Boolean)) { const s = document.createElement("span"); s.textContent = w; words.appendChild(s); }
+    tr.appendChild(words);
+    tr.appendChild(cell(f[3]));
+    rows.appendChild(tr);
+  }
+  document.getElementById("count").textContent =
+    `${list.length} features` + (list.length > LIMIT ? ` (first ${LIMIT} shown)` : "");
+}
+q.addEventListener("input", render); sort.addEventListener("change", render);
+const params = new URLSearchParams(location.search); if (params.get("q")) q.value = params.get("q");
+render();

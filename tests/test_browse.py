@@ -1,0 +1,86 @@
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from explain.browse import build, serve
+from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from sae.data import TextSource
+from sae.model import SAEConfig, TopKSAE
+from tests.conftest import make_tiny
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EVIL = "<script>window.__pwned = 1</script>"
+
+
+@pytest.fixture(scope="module")
+def explanations(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    model = make_tiny("llama", d=32)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point="blocks.1.resid_post"))
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=16)
+    cfg = ExplainConfig(words=300, top_m=5, top_contexts=4)
+    records = list(explain_features(model, tokenizer, sae, windows, cfg))
+    # Corpus text can hold markup: plant a context token that would run if inserted as HTML.
+    records[3]["top_contexts"].insert(0, {"tokens": ["before ", EVIL, " after"], "acts": [0.1, 2.0, 0.0], "peak": 1})
+    records[3]["mi_words"][0] = ["zebra", 0.5]
+    return write_jsonl(records, tmp_path_factory.mktemp("expl") / "explanations.jsonl")
+
+
+def test_records_have_every_field(explanations):
+    recs = [json.loads(line) for line in explanations.read_text().splitlines()]
+    assert [r["feature"] for r in recs] == list(range(40))
+    for r in recs:
+        assert {"mi_words", "logit_tokens", "topact_tokens", "top_contexts", "frequency", "histogram"} <= set(r)
+        assert len(r["mi_words"]) == 5 and len(r["histogram"]["counts"]) == 20
+        for c in r["top_contexts"]:
+            assert len(c["tokens"]) == len(c["acts"]) and 0 <= c["peak"] < len(c["tokens"])
+
+
+def test_build_errors(tmp_path):
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="no feature records"):
+        build(empty, tmp_path / "site")
+    with pytest.raises(FileNotFoundError, match="build it first"):
+        serve(tmp_path / "nothing")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
+def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    site = build(explanations, tmp_path / "site", title="tiny SAE")
+    server = serve(site, port=0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(f"{url}/index.html")
+            assert page.locator("#rows tr").count() == 40
+            page.fill("#q", "zebra")
+            page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+            page.click("a.feature-link")
+            page.wait_for_selector(".ctx")
+            assert page.url.endswith("feature.html?id=3")
+            assert page.locator(".tok.peak").count() >= 1
+            bg = page.locator(".ctx").first.locator(".tok.peak").evaluate("e => e.style.background")
+            assert bg.startswith("rgb")  # the peak token is highlighted by its activation
+            assert EVIL in page.locator(".ctx").first.inner_text()  # shown as text …
+            assert page.evaluate("window.__pwned") is None  # … and never executed
+            assert page.locator("#hist svg rect").count() == 20
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)
+            page.goto(f"{url}/feature.html?id=99")
+            assert "ids are 0..39" in page.locator("#title").inner_text()
+            browser.close()
+    finally:
+        server.shutdown()

@@ -1,0 +1,55 @@
+import torch
+
+from explain.logit_lens import logit_lens
+from explain.topact import collect_stats
+from sae.capture import capture
+from sae.data import TextSource
+from sae.model import SAEConfig, TopKSAE
+from tests.conftest import make_tiny
+
+HOOK = "blocks.1.resid_post"
+
+
+def setup(tokenizer, n_windows=24):
+    model = make_tiny("llama", d=32)
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=48, k=4, hook_point=HOOK))
+    windows = TextSource(ctx_len=16).load(tokenizer, max_windows=n_windows)
+    return model, sae, windows
+
+
+def test_top_contexts_equal_brute_force(tokenizer):
+    model, sae, windows = setup(tokenizer)
+    stats = collect_stats(model, sae, windows, top_n=5, batch_size=7)  # batches that do not divide evenly
+    acts = capture(model, windows, None, [HOOK]).acts[HOOK]
+    dense = sae.feature_acts(acts).view(len(windows), 16, 48)  # (window, pos, feature)
+    per_window = dense.amax(1).T  # (feature, window)
+    expected = per_window.topk(5, dim=1).values
+    assert torch.allclose(stats.top_values, expected, atol=1e-5)
+    for f in range(48):
+        for v, w, p in zip(stats.top_values[f], stats.top_windows[f], stats.top_peaks[f]):
+            if v > 0:
+                assert torch.isclose(per_window[f, w], v, atol=1e-5)  # the window really peaks there
+                assert torch.isclose(dense[w, p, f], v, atol=1e-5)  # at that position
+                assert torch.allclose(stats.token_acts(f, int(w)), dense[w, :, f], atol=1e-2)  # fp16 codes
+
+
+def test_frequency_histogram_peak_tokens(tokenizer):
+    model, sae, windows = setup(tokenizer)
+    stats = collect_stats(model, sae, windows, top_n=3)
+    acts = sae.feature_acts(capture(model, windows, None, [HOOK]).acts[HOOK])
+    assert torch.allclose(stats.frequency, (acts > 0).float().mean(0), atol=1e-6)
+    hist = stats.histogram(bins=10)
+    assert torch.equal(hist.sum(1), stats.counts)
+    f = int(stats.counts.argmax())
+    w, p = int(stats.top_windows[f, 0]), int(stats.top_peaks[f, 0])
+    assert windows[w, p].item() in dict(stats.peak_tokens(f))
+
+
+def test_logit_lens_matches_dense(tokenizer):
+    model, sae, _ = setup(tokenizer)
+    W_U = model.get_output_embeddings().weight.detach()
+    pos, neg = logit_lens(sae.W_dec.detach(), W_U, top=4, chunk=5)
+    logits = sae.W_dec.detach() @ W_U.T
+    assert torch.equal(pos, logits.topk(4, dim=1).indices)
+    assert torch.equal(neg, logits.topk(4, dim=1, largest=False).indices)
