@@ -58,9 +58,10 @@ def check_features(sae: TopKSAE, features: Sequence[int] | None) -> list[int]:
     return features
 
 
-def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig = ExplainConfig(),
+def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig | None = None,
                      features: Sequence[int] | None = None, cache_dir: str | None = None) -> Iterator[dict]:
     """Yield one explanation record per feature (all features by default)."""
+    cfg = cfg or ExplainConfig()
     features = check_features(sae, features)
     dirs = residual_directions(model, sae)
     norm = final_norm(model)
