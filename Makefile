@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup train test bench bench-sae clean
+.PHONY: setup train test browser bench bench-sae clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -19,12 +19,19 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py fit --config configs/smollm2-135m.yaml
 
-test: $(STAMP)
+# The feature-browser test drives Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium >/dev/null) || echo "chromium missing: the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/harvest.py
+	$(PY) bench/aura.py
+	$(PY) bench/explain.py
 
 clean:
 	rm -rf .venv

@@ -39,10 +39,12 @@ def mi_explain(
     top_m: int = 10,
     chunk: int = 2048,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    keep_bytes: int = 2**30,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """directions (n_features, d), E (n_words, d) → (scores, word ids), each (n_features, top_m).
 
-    `transform` maps a chunk of directions into the unembedding's input space (the final norm)."""
+    `transform` maps a chunk of directions into the unembedding's input space (the final norm). The first
+    pass's log p(w|c) is kept for the second when it fits in `keep_bytes`, else recomputed."""
     if E.shape[0] == 0:
         raise ValueError("Empty vocabulary: the MI explainer needs at least one word")
     if directions.shape[1] != E.shape[1]:
@@ -53,13 +55,17 @@ def mi_explain(
     p_c = torch.full((n,), 1 / n) if p_c is None else p_c.float() / p_c.float().sum()
     E = E.float()
     prep = lambda i: (transform or (lambda x: x))(directions[i : i + chunk].float())
+    keep = n * E.shape[0] * 4 <= keep_bytes
+    kept = []
     log_pw = torch.full((E.shape[0],), -torch.inf)  # log p(w) = logsumexp_c (log p(c) + log p(w|c))
     for i in range(0, n, chunk):
-        lp = _conditional(prep(i), E, tau) + p_c[i : i + chunk, None].log()
-        log_pw = torch.logaddexp(log_pw, lp.logsumexp(0))
-    scores, words = [], []
-    for i in range(0, n, chunk):
         lp = _conditional(prep(i), E, tau)
+        log_pw = torch.logaddexp(log_pw, (lp + p_c[i : i + chunk, None].log()).logsumexp(0))
+        if keep:
+            kept.append(lp)
+    scores, words = [], []
+    for j, i in enumerate(range(0, n, chunk)):
+        lp = kept[j] if keep else _conditional(prep(i), E, tau)
         contrib = lp.exp() * (lp - log_pw)  # p(w|c) · log(p(w|c) / p(w))
         top = contrib.topk(min(top_m, E.shape[0]), dim=-1)
         scores.append(top.values)

