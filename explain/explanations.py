@@ -102,6 +102,12 @@ def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int) -> l
     return out
 
 
+def read_jsonl(path: str | os.PathLike) -> dict[int, dict]:
+    """{feature id: record} from an explanations file."""
+    records = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
+    return {int(r["feature"]): r for r in records}
+
+
 def write_jsonl(records, path: str | os.PathLike) -> Path:
     """Write records atomically: a temp file renamed into place when complete."""
     path = Path(path)

@@ -105,3 +105,48 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
         row.update(vocabulary_stats(list(records.values()), method, frequent))
         rows.append(row)
     return rows
+
+
+def main(argv=None) -> None:
+    """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
+    import argparse
+
+    from explain.explanations import read_jsonl
+    from explain.topact import collect_stats
+    from sae.data import TextSource
+    from sae.lm import EMBEDDED, load_lm
+    from sae.model import TopKSAE
+    from sae.tables import write_table
+
+    p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--explanations", required=True)
+    p.add_argument("--sae", required=True)
+    p.add_argument("--model")
+    p.add_argument("--corpus", default="wikitext2-test", help="held out: not the corpus the explanations saw")
+    p.add_argument("--windows", type=int, default=512)
+    p.add_argument("--ctx-len", type=int, default=64)
+    p.add_argument("--features", type=int, default=300, help="features sampled for the embedding AUROC")
+    p.add_argument("--examples", type=int, default=5)
+    p.add_argument("--out", help="folder for quality.md/.csv")
+    args = p.parse_args(argv)
+    sae = TopKSAE.load(args.sae)
+    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    records = read_jsonl(args.explanations)
+    windows = TextSource(args.corpus, ctx_len=args.ctx_len).load(tok, args.windows)
+    stats = collect_stats(model, sae, windows, top_n=10)
+    rng = random.Random(0)
+    features = rng.sample(sorted(records), min(args.features, len(records)))
+    rows = quality_table(records, stats, tok, features)
+    for r in rows:
+        print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+    alive = [f for f in features if records[f]["top_contexts"]][: args.examples]
+    for f in alive:
+        print(f"#{f}: MI {explanation_words(records[f], 'mi')} | TopAct {explanation_words(records[f], 'topact')} "
+              f"| logit lens {explanation_words(records[f], 'logit_lens')}")
+    if args.out:
+        write_table(rows, args.out, "quality")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,6 @@ the same sampling seeds.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -19,6 +18,7 @@ import torch
 
 from sae.data import DATA_DIR, TextSource
 from sae.metrics import token_ce
+from sae.tables import write_table
 from steering.intervention import Intervention, steer
 
 TOXIGEN_PROMPTS = DATA_DIR / "toxicity" / "toxigen_prompts.jsonl"
@@ -132,22 +132,6 @@ def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), sou
 
 
 # --- sweeps -----------------------------------------------------------------------------------------------
-def write_table(rows: list[dict], folder: str | Path, name: str = "results") -> tuple[Path, Path]:
-    """rows → <name>.csv and <name>.md (a markdown table, floats to 3 decimals)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(folder / f"{name}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
-    return folder / f"{name}.csv", folder / f"{name}.md"
-
-
 def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str = "") -> Path:
     """Scatter of y against x, one labelled point per setting."""
     import matplotlib
