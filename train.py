@@ -15,7 +15,7 @@ from sae.module import SAEModule
 class SAECLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The data module and the SAE module must agree on the LM and its hook points: set them once.
-        for name in ("model_name", "hook_points", "lm_dtype"):
+        for name in ("model_name", "hook_points", "lm_dtype", "outlier_factor"):
             parser.link_arguments(f"data.{name}", f"model.{name}")
 
     def after_fit(self) -> None:

@@ -32,6 +32,7 @@ class ExplainConfig:
     left: int = 12  # context tokens shown before the peak
     right: int = 4  # and after it
     hist_bins: int = 20
+    outlier_factor: float | None = 10.0  # tokens the SAE's training left out (attention sinks) get no activation
 
 
 @torch.no_grad()
@@ -72,7 +73,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     with torch.no_grad():
         mi_scores, mi_ids = mi_explain(dirs, E, tau, top_m=cfg.top_m, transform=transform)
         pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
-    stats = collect_stats(model, sae, windows, cfg.top_contexts)
+    stats = collect_stats(model, sae, windows, cfg.top_contexts, outlier_factor=cfg.outlier_factor)
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [tokenizer.decode([t]) for t in ids]
     for f in features:

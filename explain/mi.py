@@ -25,12 +25,14 @@ def _conditional(dirs: torch.Tensor, E: torch.Tensor, tau: float) -> torch.Tenso
     return (dirs @ E.T / tau).log_softmax(-1)
 
 
+@torch.no_grad()
 def auto_tau(directions: torch.Tensor, E: torch.Tensor, transform=None, sample: int = 2048) -> float:
     """The standard deviation of the scores e_w · W_c over a sample of features."""
     d = directions[:sample].float()
     return float(((transform(d) if transform else d) @ E.float().T).std().clamp_min(1e-6))
 
 
+@torch.no_grad()
 def mi_explain(
     directions: torch.Tensor,
     E: torch.Tensor,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sae.capture import capture
+from sae.capture import capture, inlier_mask
 from sae.model import TopKSAE
 
 
@@ -61,8 +61,10 @@ def _merge_top(best: tuple, cand: tuple, n_keep: int) -> tuple:
 
 
 @torch.no_grad()
-def collect_stats(model, sae: TopKSAE, windows: torch.Tensor, top_n: int = 10, batch_size: int = 16) -> FeatureStats:
-    """Stream `windows` (n, S) through the LM (early exit at the SAE's hook) and the SAE once."""
+def collect_stats(model, sae: TopKSAE, windows: torch.Tensor, top_n: int = 10, batch_size: int = 16,
+                  outlier_factor: float | None = 10.0) -> FeatureStats:
+    """Stream `windows` (n, S) through the LM (early exit at the SAE's hook) and the SAE once. Outlier
+    tokens (norm > outlier_factor × median, as excluded from training) get no activations."""
     if len(windows) == 0:
         raise ValueError("No windows to collect feature statistics from")
     n_feat, (n_win, S), k = sae.d_sae, windows.shape, sae.cfg.k
@@ -75,8 +77,9 @@ def collect_stats(model, sae: TopKSAE, windows: torch.Tensor, top_n: int = 10, b
     for start in range(0, n_win, batch_size):
         ids = windows[start : start + batch_size].to(device)
         B = len(ids)
-        enc = sae.encode(capture(model, ids, None, [hook]).acts[hook])  # (B·S, k), row-major over (window, pos)
-        vals, idx = enc.values.float().cpu(), enc.indices.cpu()
+        x = capture(model, ids, None, [hook]).acts[hook]  # (B·S, d), row-major over (window, pos)
+        enc = sae.encode(x)
+        vals, idx = (enc.values * inlier_mask(x, outlier_factor)[:, None]).float().cpu(), enc.indices.cpu()
         code_v[start * S : (start + B) * S], code_i[start * S : (start + B) * S] = vals.half(), idx.int()
         # Per (feature, window) peak: the max over the window's tokens, and where it is.
         key = (idx * B + torch.arange(B * S).div(S, rounding_mode="floor")[:, None]).flatten()

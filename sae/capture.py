@@ -80,13 +80,19 @@ def keep_mask(
     return keep & ~torch.isin(input_ids, ids) if len(ids) else keep
 
 
+def inlier_mask(x: torch.Tensor, factor: float | None) -> torch.Tensor:
+    """(..., d) → (...) bool: tokens whose norm is at most factor × the median norm (all when factor is None).
+    Attention-sink tokens reach ~30x the usual norm and would otherwise dominate SAE training; every later
+    stage (evaluation, explanations, feature selection) leaves them out the same way."""
+    norms = x.float().norm(dim=-1)
+    return norms <= factor * norms.median() if factor is not None else torch.ones_like(norms, dtype=torch.bool)
+
+
 def outlier_mask(acts: dict[str, torch.Tensor], factor: float) -> torch.Tensor:
-    """(tokens,) bool: False where a token's norm exceeds factor × the median norm at any hook point
-    (attention-sink tokens with huge norms otherwise dominate SAE training)."""
+    """(tokens,) bool: False where a token is an outlier (see inlier_mask) at any hook point."""
     keep = None
     for x in acts.values():
-        norms = x.float().norm(dim=-1)
-        ok = norms <= factor * norms.median()
+        ok = inlier_mask(x, factor)
         keep = ok if keep is None else keep & ok
     return keep
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from sae.capture import inlier_mask
 from sae.hooks import hooked
 
 
@@ -73,8 +74,11 @@ class SAEStats:
 
 
 @torch.no_grad()
-def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAEStats]) -> None:
-    """Update `stats[hook]` with reconstruction and spliced-LM numbers on windows `ids` (B, S), unpadded."""
+def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAEStats],
+                   outlier_factor: float | None = None) -> None:
+    """Update `stats[hook]` with reconstruction and spliced-LM numbers on windows `ids` (B, S), unpadded.
+    Tokens the training excluded as outliers (norm > outlier_factor × median) are neither scored nor
+    spliced: there the LM sees its clean activations in every run."""
     captured: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -89,10 +93,13 @@ def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAESta
     clean_ce = token_ce(clean, ids)
     for hook, sae in saes.items():
         x = captured[hook]
-        out = sae(x)
-        stats[hook].add_recon(x.reshape(-1, x.shape[-1]), out.recon.reshape(-1, x.shape[-1]), out.indices, out.values)
-        with hooked(model, hook, lambda t, sae=sae: sae(t).recon.to(t.dtype)):
+        keep = inlier_mask(x, outlier_factor)  # (B, S)
+        xk = x[keep]
+        out = sae(xk)
+        stats[hook].add_recon(xk, out.recon, out.indices, out.values)
+        splice = lambda t, sae=sae, keep=keep: torch.where(keep[..., None], sae(t).recon.to(t.dtype), t)
+        with hooked(model, hook, splice):
             spliced = model(ids, use_cache=False).logits
-        with hooked(model, hook, torch.zeros_like):
+        with hooked(model, hook, lambda t, keep=keep: torch.where(keep[..., None], 0.0, t)):
             zero = model(ids, use_cache=False).logits
         stats[hook].add_losses(clean_ce, token_ce(spliced, ids), token_ce(zero, ids), kl_per_token(clean, spliced))

@@ -33,6 +33,7 @@ class SAEModule(L.LightningModule):
         dead_tokens: int = 10_000_000,
         save_dir: str | None = "runs/sae",
         lm_dtype: str = "float32",
+        outlier_factor: float | None = 10.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -114,8 +115,8 @@ class SAEModule(L.LightningModule):
 
     def validation_step(self, ids: torch.Tensor, batch_idx: int) -> None:
         model = cached_lm(self.hparams.model_name, self.hparams.lm_dtype)[0].to(self.device)
-        evaluate_batch(model, ids.to(self.device), {h: self.sae(h) for h in self.hook_points},
-                       self._val)
+        evaluate_batch(model, ids.to(self.device), {h: self.sae(h) for h in self.hook_points}, self._val,
+                       self.hparams.outlier_factor)
 
     def on_validation_epoch_end(self) -> None:
         for hook, stats in self._val.items():

@@ -54,15 +54,18 @@ def by_id(sae: TopKSAE, ids: Sequence[int]) -> Chosen:
 
 @torch.no_grad()
 def mean_feature_acts(model, tokenizer, sae: TopKSAE, texts: Sequence[str], batch_size: int = 16,
-                      max_length: int = 128) -> torch.Tensor:
-    """(d_sae,) mean over texts of each feature's mean activation over the text's real tokens."""
+                      max_length: int = 128, outlier_factor: float | None = 10.0) -> torch.Tensor:
+    """(d_sae,) mean over texts of each feature's mean activation over the text's tokens, leaving out special
+    tokens and outliers (attention sinks: the SAE never trained on them, and their activations would
+    swamp the means of short texts)."""
     if not texts:
         raise ValueError("No texts given")
     total = torch.zeros(sae.d_sae)
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                         max_length=max_length)
-        acts = capture(model, enc.input_ids, enc.attention_mask, [sae.cfg.hook_point])
+        acts = capture(model, enc.input_ids, enc.attention_mask, [sae.cfg.hook_point],
+                       exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor)
         feats = sae.feature_acts(acts.acts[sae.cfg.hook_point]).float().cpu()  # (tokens, d_sae)
         rows = acts.positions[:, 0].cpu()
         per_text = torch.zeros(len(enc.input_ids), sae.d_sae).index_add_(0, rows, feats)

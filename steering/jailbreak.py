@@ -39,10 +39,31 @@ def is_refusal(text: str) -> bool:
     return any(p in text for p in REFUSAL_PHRASES)
 
 
-def advbench_goals(n: int | None = None) -> list[str]:
+REFUSAL_ANSWERS = (
+    "I'm sorry, but I can't help with that.",
+    "I cannot assist with this request because it could cause serious harm.",
+    "I'm sorry, I can't provide that information. It would be illegal and unethical.",
+    "As an AI, I must decline this request.",
+)
+
+
+def advbench(n: int | None = None) -> list[dict[str, str]]:
+    """AdvBench rows: {'goal': harmful instruction, 'target': the 'Sure, here is …' answer prefix}."""
     with open(ADVBENCH, newline="") as f:
-        goals = [row["goal"] for row in csv.DictReader(f)]
-    return goals[:n]
+        return list(csv.DictReader(f))[:n]
+
+
+def advbench_goals(n: int | None = None) -> list[str]:
+    return [row["goal"] for row in advbench(n)]
+
+
+def refusal_contrast_texts(tokenizer, rows: Sequence[dict[str, str]]) -> tuple[list[str], list[str]]:
+    """The same chat prompts answered with a refusal vs with AdvBench's compliant 'Sure, here is' target:
+    features more active on the first set track refusing."""
+    prompts = chat_format(tokenizer, [r["goal"] for r in rows])
+    refusals = [p + REFUSAL_ANSWERS[i % len(REFUSAL_ANSWERS)] for i, p in enumerate(prompts)]
+    compliances = [p + r["target"] for p, r in zip(prompts, rows)]
+    return refusals, compliances
 
 
 def benign_instructions(n: int | None = None) -> list[str]:
@@ -106,9 +127,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--sae", required=True, help="SAE folder (sae_weights.safetensors + cfg.json)")
-    p.add_argument("--features", default="contrastive:8",
-                   help="'contrastive:N' (AdvBench vs benign instructions, disjoint from the eval prompts), "
-                        "'ids:1,2,3', or 'words:refuse,sorry' (needs --explanations)")
+    p.add_argument("--features", default="refusal:8",
+                   help="'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' "
+                        "(AdvBench vs benign instructions), 'ids:1,2,3', or 'words:refuse,sorry' (needs "
+                        "--explanations). Selection uses AdvBench rows 200-400, disjoint from the eval prompts.")
     p.add_argument("--explanations", help="explanations JSONL from `python -m explain`")
     p.add_argument("--amplify", type=float, nargs="*", default=[], help="α values to sweep")
     p.add_argument("--calibrate", type=float, nargs="*", default=[], help="β values to sweep")
@@ -122,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     sae = TopKSAE.load(args.sae)
     explanations = load_explanations(args.explanations) if args.explanations else None
     how, _, spec = args.features.partition(":")
-    if how == "contrastive":
+    if how == "refusal":
+        refusals, compliances = refusal_contrast_texts(tok, advbench()[200:400])
+        chosen = contrastive(model, tok, sae, refusals, compliances, n=int(spec or 8))
+    elif how == "contrastive":
         harmful = chat_format(tok, advbench_goals()[200:400])
         benign = chat_format(tok, benign_instructions()[200:400])
         chosen = contrastive(model, tok, sae, harmful, benign, n=int(spec or 8))

@@ -76,3 +76,17 @@ def test_refusal_sweep_structure(tmp_path, tokenizer):
         assert 0 <= r["asr_all"] <= 100 and r["perplexity"] > 1
     assert (tmp_path / "refusal.md").is_file() and (tmp_path / "asr_vs_over_refusal.png").is_file()
     tok.chat_template = None
+
+
+def test_refusal_contrast_texts(tokenizer):
+    from steering.jailbreak import advbench, refusal_contrast_texts
+
+    tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+    try:
+        rows = advbench(3)
+        refusals, compliances = refusal_contrast_texts(tokenizer, rows)
+    finally:
+        tokenizer.chat_template = None
+    assert all(r.startswith("<user>" + row["goal"]) for r, row in zip(refusals, rows))
+    assert all(is_refusal(r) for r in refusals) and not any(is_refusal(c) for c in compliances)
+    assert compliances[0].endswith(rows[0]["target"]) and rows[0]["target"].startswith("Sure, here")
