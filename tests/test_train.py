@@ -120,3 +120,26 @@ def test_configs_parse(config):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "hook_points" in proc.stdout and "k: 32" in proc.stdout
+
+
+def test_evaluation_leaves_outlier_tokens_clean():
+    from sae.capture import inlier_mask
+    from sae.metrics import SAEStats, evaluate_batch
+    from sae.model import SAEConfig
+    from tests.conftest import make_tiny
+
+    x = torch.ones(2, 5, 4)
+    x[0, 0] *= 100
+    assert inlier_mask(x, 10.0).tolist() == [[False] + [True] * 4, [True] * 5]
+    assert inlier_mask(x, None).all()
+    model = make_tiny("llama")
+    with torch.no_grad():
+        model.model.embed_tokens.weight[13] *= 1000  # token 13 becomes a huge-norm "sink"
+    ids = torch.randint(20, 500, (2, 8))
+    ids[:, 0] = 13
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=HOOK))
+    with_all, inliers = {HOOK: SAEStats(64)}, {HOOK: SAEStats(64)}
+    evaluate_batch(model, ids, {HOOK: sae}, with_all)
+    evaluate_batch(model, ids, {HOOK: sae}, inliers, outlier_factor=10.0)
+    assert with_all[HOOK].n_tok == 16 and inliers[HOOK].n_tok == 14
+    assert inliers[HOOK].compute()["kl"] < with_all[HOOK].compute()["kl"]
