@@ -121,3 +121,11 @@ def test_sae_width_mismatch():
     with pytest.raises(ValueError, match="width 48.*width 32"):
         with steer(model, [Amplify.from_sae(sae, [0], alpha=1.0)]):
             pass
+
+
+def test_outlier_tokens_are_left_alone():
+    S = torch.tensor([[1.0], [0.0]])
+    x = torch.tensor([[[1.0, 0.0], [1.2, 0.0], [0.9, 0.1], [500.0, 0.0]]])  # the last token is an attention sink
+    out = Amplify(HOOK, S, alpha=1.0).apply(x)
+    assert torch.allclose(out[0, :3, 0], 2 * x[0, :3, 0]) and out[0, 3, 0] == 500.0
+    assert Amplify(HOOK, S, alpha=1.0, outlier_factor=None).apply(x)[0, 3, 0] == 1000.0
