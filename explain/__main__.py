@@ -21,6 +21,7 @@ def main(argv=None) -> None:
     p.add_argument("--ctx-len", type=int, default=64)
     p.add_argument("--words", type=int, default=5000)
     p.add_argument("--tau", type=float)
+    p.add_argument("--p-c", default="uniform", choices=["uniform", "frequency"], help="prior over features in MI")
     p.add_argument("--top-m", type=int, default=10)
     p.add_argument("--top-contexts", type=int, default=10)
     p.add_argument("--cache-dir", default="runs/cache/vocab")
@@ -29,7 +30,8 @@ def main(argv=None) -> None:
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
     windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len).load(tok, args.windows)
-    cfg = ExplainConfig(words=args.words, tau=args.tau, top_m=args.top_m, top_contexts=args.top_contexts)
+    cfg = ExplainConfig(words=args.words, tau=args.tau, p_c=args.p_c, top_m=args.top_m,
+                        top_contexts=args.top_contexts)
     start = time.perf_counter()
     path = write_jsonl(explain_features(model, tok, sae, windows, cfg, cache_dir=args.cache_dir), args.out)
     print(f"explained {sae.d_sae} features on {windows.numel()} tokens in {time.perf_counter() - start:.1f} s "

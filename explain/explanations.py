@@ -26,6 +26,7 @@ from sae.model import TopKSAE
 class ExplainConfig:
     words: int = 5000
     tau: float | None = None  # None: the std of the scores (see explain.mi)
+    p_c: str = "uniform"  # or "frequency": weight features by how often they fire on the corpus
     top_m: int = 10
     logit_top: int = 10
     top_contexts: int = 10
@@ -69,11 +70,14 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     transform = lambda d: norm(d.to(next(model.parameters()).dtype)).float()
     words = word_list(cfg.words)
     E = vocab_embeddings(model, tokenizer, words, cache_dir)
+    if cfg.p_c not in ("uniform", "frequency"):
+        raise ValueError(f"p_c must be 'uniform' or 'frequency', got {cfg.p_c!r}")
     tau = cfg.tau if cfg.tau is not None else auto_tau(dirs, E, transform)
-    with torch.no_grad():
-        mi_scores, mi_ids = mi_explain(dirs, E, tau, top_m=cfg.top_m, transform=transform)
-        pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
     stats = collect_stats(model, sae, windows, cfg.top_contexts, outlier_factor=cfg.outlier_factor)
+    p_c = stats.frequency + 1e-9 if cfg.p_c == "frequency" else None
+    with torch.no_grad():
+        mi_scores, mi_ids = mi_explain(dirs, E, tau, p_c=p_c, top_m=cfg.top_m, transform=transform)
+        pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [tokenizer.decode([t]) for t in ids]
     for f in features:

@@ -53,3 +53,34 @@ def test_logit_lens_matches_dense(tokenizer):
     logits = sae.W_dec.detach() @ W_U.T
     assert torch.equal(pos, logits.topk(4, dim=1).indices)
     assert torch.equal(neg, logits.topk(4, dim=1, largest=False).indices)
+
+
+def test_explain_errors_and_frequency_prior(tokenizer):
+    import pytest
+
+    from explain.explanations import ExplainConfig, explain_features
+
+    model, sae, windows = setup(tokenizer, n_windows=6)
+    cfg = ExplainConfig(words=200, top_m=3, top_contexts=2)
+    with pytest.raises(ValueError, match=r"\[48\] out of range: this SAE has 48 features"):
+        list(explain_features(model, tokenizer, sae, windows, cfg, features=[0, 48]))
+    wide = TopKSAE(SAEConfig(d_in=40, d_sae=48, k=4, hook_point=HOOK))
+    with pytest.raises(ValueError, match="decoder width 40 ≠ the model's width 32"):
+        list(explain_features(model, tokenizer, wide, windows, cfg))
+    with pytest.raises(ValueError, match="p_c must be"):
+        list(explain_features(model, tokenizer, sae, windows, ExplainConfig(words=200, p_c="zipf")))
+    uni = list(explain_features(model, tokenizer, sae, windows, cfg, features=[1, 2]))
+    freq = list(explain_features(model, tokenizer, sae, windows, ExplainConfig(words=200, top_m=3, top_contexts=2,
+                                                                              p_c="frequency"), features=[1, 2]))
+    assert [r["feature"] for r in freq] == [1, 2]
+    assert [r["mi_words"] for r in uni] != [r["mi_words"] for r in freq]  # the prior changes p(w)
+
+
+def test_mlp_act_sae_is_explained_through_the_down_projection(tokenizer):
+    from explain.explanations import residual_directions
+
+    model, _, _ = setup(tokenizer)
+    sae = TopKSAE(SAEConfig(d_in=64, d_sae=16, k=2, hook_point="blocks.0.mlp_act"))
+    dirs = residual_directions(model, sae)
+    down = model.model.layers[0].mlp.down_proj
+    assert dirs.shape == (16, 32) and torch.allclose(dirs, down(sae.W_dec.detach()), atol=1e-6)

@@ -143,3 +143,14 @@ def test_evaluation_leaves_outlier_tokens_clean():
     evaluate_batch(model, ids, {HOOK: sae}, inliers, outlier_factor=10.0)
     assert with_all[HOOK].n_tok == 16 and inliers[HOOK].n_tok == 14
     assert inliers[HOOK].compute()["kl"] < with_all[HOOK].compute()["kl"]
+
+
+def test_two_hook_points_train_two_saes_from_one_pass(tmp_path, tiny_lm_dir):
+    hooks = ["blocks.0.resid_post", "blocks.1.mlp_act"]
+    dm = data(tiny_lm_dir, hook_points=hooks, cache_dir=str(tmp_path / "cache"), epochs=2)
+    m = module(tiny_lm_dir, hook_points=hooks, save_dir=str(tmp_path / "out"))
+    trainer(tmp_path, max_epochs=1).fit(m, dm)
+    widths = {h: TopKSAE.load(tmp_path / "out" / h).d_in for h in hooks}
+    assert widths == {"blocks.0.resid_post": 32, "blocks.1.mlp_act": 64}
+    batch = next(dm.batches())
+    assert batch[hooks[0]].shape[0] == batch[hooks[1]].shape[0] == 256  # the same tokens for both
