@@ -143,6 +143,9 @@ def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str
     for r in rows:
         ax.scatter(r[x], r[y], s=40)
         ax.annotate(str(r["setting"]), (r[x], r[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    xs = [r[x] for r in rows if r[x] > 0]
+    if xs and max(xs) / min(xs) > 5:  # one wrecked setting should not squash the rest into a corner
+        ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title)
