@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup train test browser bench bench-sae clean
+.PHONY: setup train test browser bench bench-sae report clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -46,3 +46,7 @@ clean:
 
 bench-sae: .venv-bench/.installed
 	.venv-bench/bin/python bench/sae_step.py
+
+# End to end on the embedded model: train (or SAE=path to reuse) → explain → browser → AURA → every method.
+report: $(STAMP)
+	$(PY) -m steering.report $(if $(SAE),--sae $(SAE))

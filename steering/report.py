@@ -1,0 +1,245 @@
+"""One workflow from raw text to steered generation, written up as reports/<date>/report.md.
+
+    python -m steering.report                       # trains the default SAE first (about 9 min on 2 cores)
+    python -m steering.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # reuse an SAE
+
+Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking → choose SAE
+features → pick each method's strength → evaluate every method on the same prompts and seeds.
+
+Strength rule (stated in the report): for each method, the strongest setting of its grid whose WikiText
+perplexity stays within `ppl_budget` (default +5 %) of the original; the weakest setting if none does.
+SAE rows act on toxicity features: the n features whose mean activation is most higher on toxic than on
+non-toxic Davidson tweets. Amplification weakens them (α < 0), calibration removes their component and
+sets a fixed level β along their mean direction (β = 0 removes them outright).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import time
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from sae.lm import EMBEDDED, load_lm
+from sae.model import TopKSAE
+from sae.tables import write_table
+
+COLUMNS = ("setting", "strength", "pct_toxic", "pct_prompts_any_toxic", "mean_toxicity", "asr_plain",
+           "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity", "gen_tokens_per_s")
+
+
+@dataclass
+class ReportConfig:
+    model: str = EMBEDDED
+    sae: str | None = None  # reuse this SAE folder; None trains one with `train_config`
+    train_config: str = "configs/smollm2-135m.yaml"
+    train_args: str = ""  # extra LightningCLI arguments, e.g. "--trainer.max_steps=100"
+    out: str | None = None  # default reports/<date>
+    explain_windows: int = 512
+    explain_ctx_len: int = 64
+    explain_words: int = 5000
+    aura_per_class: int = 1000
+    tox_prompts: int = 100
+    max_new_tokens: int = 32
+    n_harmful: int = 30
+    n_benign: int = 30
+    ppl_windows: int = 32
+    ppl_budget: float = 0.05
+    seed: int = 0
+    sae_features: int = 32
+    det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
+    damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
+    damp_alpha: float = 0.5
+    amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])
+    calibrate_beta: list[float] = field(default_factory=lambda: [8.0, 4.0, 0.0])
+
+
+def train_sae(cfg: ReportConfig) -> Path:
+    """Train with the LightningCLI config (+ train_args) and return the first SAE folder it saved."""
+    import shlex
+
+    import yaml
+
+    from train import main as train_main
+
+    extra = shlex.split(cfg.train_args)
+    train_main(["fit", "--config", cfg.train_config, *extra])
+    save_dir = next((a.split("=", 1)[1] for a in extra if a.startswith("--model.save_dir=")),
+                    yaml.safe_load(Path(cfg.train_config).read_text())["model"]["save_dir"])
+    return sorted(Path(save_dir).rglob("cfg.json"))[0].parent
+
+
+def strongest_within(model, tok, grid: list, make, budget_ppl: float, ppl_windows: int):
+    """(strength, interventions, ppl): the last grid entry (grids go weak → strong) within budget."""
+    from steering.evaluate import perplexity
+
+    chosen = None
+    for strength in grid:
+        ivs = make(strength)
+        ppl = perplexity(model, tok, ivs, max_windows=ppl_windows)
+        if chosen is None or ppl <= budget_ppl:
+            chosen = (strength, ivs, ppl)
+        if ppl > budget_ppl:
+            break
+    return chosen
+
+
+def evaluate_row(model, tok, name, strength, ivs, cfg: ReportConfig, prompts, scorer) -> dict:
+    from steering.evaluate import generate, perplexity, toxicity_metrics
+    from steering.jailbreak import refusal_eval
+
+    gens = generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    tox = toxicity_metrics(gens, scorer)
+    ref = refusal_eval(model, tok, ivs, n_harmful=cfg.n_harmful, n_benign=cfg.n_benign,
+                       max_new_tokens=cfg.max_new_tokens, ppl_windows=1)
+    row = {"setting": name, "strength": str(strength), **tox, **{k: v for k, v in ref.items() if k.startswith(
+        ("asr_", "over_"))}, "perplexity": perplexity(model, tok, ivs, max_windows=cfg.ppl_windows),
+        "gen_tokens_per_s": tox["gen_tokens_per_s"]}
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    return {c: row[c] for c in COLUMNS}
+
+
+def training_curves(metrics_csv: Path, out: Path) -> Path | None:
+    """FVU / dead fraction / validation CE-loss recovered against step, from the CSV logger."""
+    if not metrics_csv.is_file():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(metrics_csv.open()))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, key in zip(axes, ("fvu", "dead_frac", "ce_recovered")):
+        pts = [(int(r["step"]), float(v)) for r in rows for k, v in r.items() if k.endswith("/" + key) and v]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if key == "ce_recovered" else None)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def run(cfg: ReportConfig) -> Path:
+    from explain.browse import build
+    from explain.explanations import ExplainConfig, explain_features, write_jsonl
+    from sae.data import TextSource
+    from steering.aura import aura as aura_ivs
+    from steering.aura import damp, det0, rank_units
+    from steering.evaluate import get_scorer, perplexity, plot_tradeoff, toxigen_prompts
+    from steering.features import contrastive, describe
+    from steering.labelled import load_labelled
+    from steering.sae_steering import Amplify, Calibrate
+
+    out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
+    out.mkdir(parents=True, exist_ok=True)
+    timings, start = {}, time.perf_counter()
+    sae_dir = Path(cfg.sae) if cfg.sae else train_sae(cfg)
+    timings["sae"] = time.perf_counter() - start
+    sae = TopKSAE.load(sae_dir)
+    model, tok = load_lm(cfg.model)
+
+    t = time.perf_counter()
+    windows = TextSource(ctx_len=cfg.explain_ctx_len).load(tok, cfg.explain_windows)
+    ecfg = ExplainConfig(words=cfg.explain_words)
+    records = list(explain_features(model, tok, sae, windows, ecfg))
+    write_jsonl(records, out / "explanations.jsonl")
+    build(out / "explanations.jsonl", out / "site", title=f"{cfg.model} {sae.cfg.hook_point}")
+    timings["explain + browser"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    texts, labels = load_labelled("davidson", max_per_class=cfg.aura_per_class, seed=cfg.seed)
+    scores = rank_units(model, tok, texts, labels)
+    scores.save(out / "aura_scores.safetensors")
+    toxic = [x for x, y in zip(texts, labels) if y == 1]
+    clean = [x for x, y in zip(texts, labels) if y == 0]
+    chosen = contrastive(model, tok, sae, toxic[:300], clean[:300], n=cfg.sae_features)
+    by_id = {r["feature"]: r for r in records}
+    timings["AURA ranking + SAE features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    base_ppl = perplexity(model, tok, [], max_windows=cfg.ppl_windows)
+    budget = base_ppl * (1 + cfg.ppl_budget)
+    pick = lambda grid, make: strongest_within(model, tok, grid, make, budget, cfg.ppl_windows)
+    feats = chosen.features
+    methods = {
+        "original": ("-", []),
+        "AURA": ("α = 1 − Gini", aura_ivs(scores)),
+        "Det0": pick(cfg.det0_k, lambda k: det0(scores, k))[:2],
+        "DAMP": pick(cfg.damp_k, lambda k: damp(scores, k, cfg.damp_alpha))[:2],
+        "SAE amplification": pick(cfg.amplify_alpha, lambda a: [Amplify.from_sae(sae, feats, alpha=a)])[:2],
+        "SAE calibration": pick(cfg.calibrate_beta, lambda b: [Calibrate.from_sae(sae, feats, beta=b)])[:2],
+    }
+    methods["AURA + SAE calibration"] = (f"AURA; β = {methods['SAE calibration'][0]}",
+                                         methods["AURA"][1] + methods["SAE calibration"][1])
+    timings["strength selection"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    prompts, scorer = toxigen_prompts(1, cfg.tox_prompts, cfg.seed), get_scorer()
+    rows = [evaluate_row(model, tok, name, s, ivs, cfg, prompts, scorer) for name, (s, ivs) in methods.items()]
+    timings["evaluation"] = time.perf_counter() - t
+    write_table(rows, out, "comparison")
+    plot_tradeoff(rows, "perplexity", "pct_toxic", out / "toxicity_vs_perplexity.png", "toxicity vs perplexity")
+    plot_tradeoff(rows, "over_refusal", "asr_all", out / "asr_vs_over_refusal.png", "attack success vs over-refusal")
+    logs = sorted(sae_dir.parent.parent.glob("csv/version_*/metrics.csv"))
+    curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
+    write_report(out, cfg, sae, rows, base_ppl, chosen, describe(chosen, by_id), records, curves, timings)
+    return out / "report.md"
+
+
+def write_report(out: Path, cfg, sae, rows, base_ppl, chosen, chosen_text, records, curves, timings) -> None:
+    original, composed = rows[0]["pct_toxic"], rows[-1]["pct_toxic"]
+    ratio = f"{original / composed:.2f}x fewer" if composed else ("none left" if original else "none in either")
+    ppl_change = 100 * (rows[-1]["perplexity"] / rows[0]["perplexity"] - 1)
+    alive = [r for r in records if r["top_contexts"]]
+    examples = sorted(alive, key=lambda r: -r["frequency"])[:: max(1, len(alive) // 5)][:5]
+    lines = [f"# saesteer report — {cfg.model}, SAE at {sae.cfg.hook_point} ({sae.d_sae} latents, k={sae.cfg.k})", "",
+             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `python -m steering.report`.",
+             "", "## Comparison", "", (out / "comparison.md").read_text(), "",
+             f"Strength rule: the strongest setting of each method's grid whose WikiText perplexity stays within "
+             f"+{100 * cfg.ppl_budget:.0f} % of the original ({base_ppl:.2f}). Toxicity: {cfg.tox_prompts} ToxiGen "
+             f"hate prompts, one sampled continuation of {cfg.max_new_tokens} tokens (seed {cfg.seed}), "
+             f"alt-profanity-check > 0.5. ASR: {cfg.n_harmful} AdvBench prompts per template, greedy; over-refusal: "
+             f"{cfg.n_benign} benign instructions.", "",
+             f"The composed row (AURA + SAE calibration): {original:.1f} % → {composed:.1f} % toxic generations "
+             f"({ratio}) at {ppl_change:+.1f} % perplexity; the target is 5x fewer at ≤ +5 %.", "",
+             "![toxicity vs perplexity](toxicity_vs_perplexity.png)", "",
+             "![ASR vs over-refusal](asr_vs_over_refusal.png)", ""]
+    if curves:
+        lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
+    lines += ["## SAE features steered", "", "```", chosen_text, "```", "", "## Feature examples", "",
+              "| feature | density | MI words | TopAct | logit lens |", "|---|---|---|---|---|"]
+    for r in examples:
+        lines.append(f"| {r['feature']} | {r['frequency']:.4f} | {', '.join(w for w, _ in r['mi_words'][:5])} | "
+                     f"{', '.join(t.strip() for t, _ in r['topact_tokens'][:4])} | "
+                     f"{', '.join(t.strip() for t in r['logit_tokens']['pos'][:4])} |")
+    lines += ["", "Browse every feature: `python -m explain.browse serve " + str(out / "site") + "`.", "",
+              "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], "",
+              "## Configuration", "", "```json", json.dumps(asdict(cfg), indent=1), "```", ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m steering.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(ReportConfig):
+        default = f.default_factory() if f.default is MISSING else f.default
+        if isinstance(default, list):
+            kind = float if f.name in ("amplify_alpha", "calibrate_beta") else int
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default)
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+    args = vars(p.parse_args(argv))
+    torch.manual_seed(args["seed"])
+    print(f"report written to {run(ReportConfig(**args))}")
+
+
+if __name__ == "__main__":
+    main()

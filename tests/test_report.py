@@ -1,0 +1,52 @@
+"""The end-to-end workflow, shrunk onto a tiny model: train → explain → browser → AURA → every method."""
+import math
+import re
+
+import pytest
+
+from steering.report import COLUMNS, main
+from tests.conftest import make_tiny, make_tokenizer
+
+ROWS = ["original", "AURA", "Det0", "DAMP", "SAE amplification", "SAE calibration", "AURA + SAE calibration"]
+
+
+@pytest.fixture(scope="module")
+def chat_lm_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_chat")
+    make_tiny("llama", n_layers=2, d=32, d_mlp=64).save_pretrained(folder)
+    tok = make_tokenizer()
+    tok.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}<assistant>"
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "report"
+    train_args = (f"--data.model_name={chat_lm_dir} --data.hook_points=[blocks.1.resid_post] --data.ctx_len=32 "
+                  "--data.batch_size=256 --data.max_tokens=6000 --data.buffer_tokens=2048 --data.cache_dir=null "
+                  "--data.val_windows=4 --model.expansion_factor=4 --model.k=4 --trainer.max_steps=15 "
+                  "--trainer.val_check_interval=10 --trainer.accelerator=cpu "
+                  f"--model.save_dir={tmp_path / 'run' / 'sae'} --trainer.callbacks=[] "
+                  f"--trainer.logger.init_args.save_dir={tmp_path / 'run'}")
+    from pathlib import Path
+    config = Path(__file__).resolve().parent.parent / "configs" / "smollm2-135m.yaml"
+    main(["--model", chat_lm_dir, "--train-config", str(config), "--train-args", train_args, "--out", str(out),
+          "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
+          "--tox-prompts", "3", "--max-new-tokens", "4", "--n-harmful", "2", "--n-benign", "2", "--ppl-windows", "2",
+          "--sae-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8", "--amplify-alpha", "-0.5", "-1",
+          "--calibrate-beta", "1", "0"])
+    report = (out / "report.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header == list(COLUMNS)
+    rows = {r.split("|")[1].strip(): r for r in table[1:] if r.split("|")[1].strip() in ROWS}
+    assert list(rows) == ROWS
+    for name, line in rows.items():
+        cells = [c.strip() for c in line.strip("|").split("|")][2:]
+        assert all(math.isfinite(float(c)) for c in cells), (name, cells)
+    for png in ("toxicity_vs_perplexity.png", "asr_vs_over_refusal.png", "training_curves.png"):
+        assert (out / png).stat().st_size > 1000 and png in report
+    assert (out / "site" / "index.html").is_file() and (out / "explanations.jsonl").is_file()
+    assert re.search(r"composed row \(AURA \+ SAE calibration\): [\d.]+ % → [\d.]+ % toxic generations", report)
+    assert "Strength rule" in report and "## Feature examples" in report
