@@ -16,6 +16,7 @@ def main(argv=None) -> None:
     p.add_argument("--sae", required=True)
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--corpus", default="wikitext2-valid", help="bundled alias, local file or hub dataset")
+    p.add_argument("--corpus-config", help="a hub dataset's subset, e.g. wikitext-2-raw-v1")
     p.add_argument("--text-column", default="text")
     p.add_argument("--windows", type=int, default=512)
     p.add_argument("--ctx-len", type=int, default=64)
@@ -29,7 +30,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
-    windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len).load(tok, args.windows)
+    windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len,
+                         config=args.corpus_config).load(tok, args.windows)
     cfg = ExplainConfig(words=args.words, tau=args.tau, p_c=args.p_c, top_m=args.top_m,
                         top_contexts=args.top_contexts)
     start = time.perf_counter()

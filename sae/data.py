@@ -30,14 +30,15 @@ def _local_builder(path: Path) -> str:
     return _BUILDERS[suffix]
 
 
-def load_text_dataset(source: str, split: str = "train", streaming: bool | None = None) -> Dataset | IterableDataset:
+def load_text_dataset(source: str, split: str = "train", streaming: bool | None = None,
+                      config: str | None = None) -> Dataset | IterableDataset:
     """A `datasets` dataset from a bundled alias ('wikitext2-valid'), a local file/folder or a hub name
-    (streamed by default, so nothing is downloaded up front)."""
+    (streamed by default, so nothing is downloaded up front; `config` picks a hub dataset's subset)."""
     path = BUNDLED.get(source, Path(source))
     if path.exists():
         files = str(path) if path.is_file() else [str(p) for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]
         return load_dataset(_local_builder(path), data_files=files, split="train", streaming=bool(streaming))
-    return load_dataset(source, split=split, streaming=True if streaming is None else streaming)
+    return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
 
 
 def iter_texts(ds: Dataset | IterableDataset, text_column: str, seed: int | None = 0,
@@ -103,9 +104,10 @@ class TextSource:
     seed: int | None = 0
     prepend_bos: bool | None = None
     streaming: bool | None = None
+    config: str | None = None  # a hub dataset's subset, e.g. "wikitext-2-raw-v1"
 
     def windows(self, tokenizer) -> Iterator[torch.Tensor]:
-        ds = load_text_dataset(self.path, self.split, self.streaming)
+        ds = load_text_dataset(self.path, self.split, self.streaming, self.config)
         yield from chunk_tokens(iter_texts(ds, self.text_column, self.seed), tokenizer, self.ctx_len, self.prepend_bos)
 
     def load(self, tokenizer, max_windows: int | None = None) -> torch.Tensor:

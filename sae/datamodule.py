@@ -43,6 +43,7 @@ class ActivationDataModule(L.LightningDataModule):
         val_path: str = "wikitext2-test",
         text_column: str = "text",
         split: str = "train",
+        dataset_config: str | None = None,
         ctx_len: int = 128,
         batch_size: int = 4096,
         lm_batch_size: int = 16,
@@ -59,7 +60,7 @@ class ActivationDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.model_name, self.hook_points = model_name, list(hook_points)
-        self.train_source = TextSource(train_path, split, text_column, ctx_len, seed)
+        self.train_source = TextSource(train_path, split, text_column, ctx_len, seed, config=dataset_config)
         self.val_source = TextSource(val_path, text_column=text_column, ctx_len=ctx_len, seed=seed)
         self.batch_size, self.lm_batch_size, self.max_tokens = batch_size, lm_batch_size, max_tokens
         self.buffer_tokens, self.cache_dir, self.val_windows = buffer_tokens, cache_dir, val_windows

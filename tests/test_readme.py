@@ -1,0 +1,67 @@
+"""Every Python block of the README runs, in order, in one namespace — on a tiny model standing in for
+SmolLM2 (same hook names, small widths) — and every command-line entry point it shows answers --help."""
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sae.lm
+from sae.model import SAEConfig, TopKSAE
+from tests.conftest import make_tiny, make_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_python_blocks_run(tmp_path, monkeypatch):
+    tiny = tmp_path / "tiny"
+    make_tiny("llama", n_layers=16, d=32, d_mlp=64).save_pretrained(tiny)
+    tok = make_tokenizer()
+    tok.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+    tok.save_pretrained(tiny)
+    real = sae.lm.load_lm
+    monkeypatch.setattr(sae.lm, "load_lm", lambda name="smollm2-135m", *a, **k: real(str(tiny)))
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    TopKSAE(SAEConfig(d_in=32, d_sae=128, k=4, hook_point="blocks.15.resid_post", model_name="smollm2-135m")).save(
+        tmp_path / "runs/smollm2-135m/sae/blocks.15.resid_post")
+    code = blocks("python")
+    assert len(code) >= 5
+    namespace: dict = {}
+    for i, block in enumerate(code):
+        try:
+            exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
+        except Exception as e:  # name the block that rotted
+            raise AssertionError(f"README python block {i + 1} failed: {e!r}\n{block}") from e
+    assert namespace["acts"].acts["blocks.15.resid_post"].shape[1] == 32
+
+
+def commands() -> list[list[str]]:
+    """python -m X / python script.py invocations shown in bash blocks, reduced to their subcommand."""
+    out = []
+    for block in blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.split("#")[0]) if line.strip() else []
+            if words[:1] != ["python"]:
+                continue
+            head = words[1:3] if words[1] == "-m" else words[1:2]
+            rest = words[len(head) + 1 :]
+            sub = [rest[0]] if rest and not rest[0].startswith("-") and rest[0] in {"fit", "rank", "apply", "build",
+                                                                                    "serve", "validate"} else []
+            out.append(head + sub)
+    return [list(c) for c in dict.fromkeys(tuple(c) for c in out)]
+
+
+@pytest.mark.parametrize("cmd", commands(), ids=lambda c: " ".join(c))
+def test_commands_answer_help(cmd):
+    proc = subprocess.run([sys.executable, *cmd, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage" in proc.stdout.lower()
