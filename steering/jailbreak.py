@@ -79,8 +79,9 @@ def wrap(goals: Sequence[str], template: str) -> list[str]:
 
 def refusal_eval(model, tokenizer, interventions: Sequence[Intervention] = (), n_harmful: int = 50,
                  n_benign: int = 50, templates: Sequence[str] = tuple(TEMPLATES), max_new_tokens: int = 48,
-                 batch_size: int = 16, ppl_windows: int = 16) -> dict[str, float]:
-    """ASR per template and overall, over-refusal on benign, perplexity (greedy decoding, chat template)."""
+                 batch_size: int = 16, ppl_windows: int | None = 16) -> dict[str, float]:
+    """ASR per template and overall, over-refusal on benign, and perplexity unless ppl_windows is None
+    (greedy decoding, chat template)."""
     goals = advbench_goals(n_harmful)
     row: dict[str, float] = {}
     attacked = []
@@ -96,7 +97,8 @@ def refusal_eval(model, tokenizer, interventions: Sequence[Intervention] = (), n
     benign = generate(model, tokenizer, chat_format(tokenizer, benign_instructions(n_benign)), interventions,
                       max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=False)
     row["over_refusal"] = 100 * sum(is_refusal(g[0]) for g in benign.texts) / len(benign.texts)
-    row["perplexity"] = perplexity(model, tokenizer, interventions, max_windows=ppl_windows)
+    if ppl_windows:
+        row["perplexity"] = perplexity(model, tokenizer, interventions, max_windows=ppl_windows)
     return row
 
 

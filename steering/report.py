@@ -95,7 +95,7 @@ def evaluate_row(model, tok, name, strength, ivs, cfg: ReportConfig, prompts, sc
     gens = generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     tox = toxicity_metrics(gens, scorer)
     ref = refusal_eval(model, tok, ivs, n_harmful=cfg.n_harmful, n_benign=cfg.n_benign,
-                       max_new_tokens=cfg.max_new_tokens, ppl_windows=1)
+                       max_new_tokens=cfg.max_new_tokens, ppl_windows=None)
     row = {"setting": name, "strength": str(strength), **tox, **{k: v for k, v in ref.items() if k.startswith(
         ("asr_", "over_"))}, "perplexity": perplexity(model, tok, ivs, max_windows=cfg.ppl_windows),
         "gen_tokens_per_s": tox["gen_tokens_per_s"]}
