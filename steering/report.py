@@ -8,9 +8,10 @@ features → pick each method's strength → evaluate every method on the same p
 
 Strength rule (stated in the report): for each method, the strongest setting of its grid whose WikiText
 perplexity stays within `ppl_budget` (default +5 %) of the original; the weakest setting if none does.
-SAE rows act on toxicity features: the n features whose mean activation is most higher on toxic than on
-non-toxic Davidson tweets. Amplification weakens them (α < 0), calibration removes their component and
-sets a fixed level β along their mean direction (β = 0 removes them outright).
+SAE rows act on toxicity features, ranked by how much more their mean activation is on toxic than on
+non-toxic Davidson tweets. Amplification weakens the top `amplify_features` of them (the grid is over α < 0);
+calibration removes the component of the top n (the grid is over n) and sets their level to β along their
+mean direction (β = 0: removed outright).
 """
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ class ReportConfig:
     ppl_windows: int = 32
     ppl_budget: float = 0.05
     seed: int = 0
-    sae_features: int = 32
+    amplify_features: int = 8
     det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
     damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
     damp_alpha: float = 0.5
-    amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])
-    calibrate_beta: list[float] = field(default_factory=lambda: [8.0, 4.0, 0.0])
+    amplify_alpha: list[float] = field(default_factory=lambda: [-0.25, -0.5, -1.0])
+    calibrate_features: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    calibrate_beta: float = 0.0
 
 
 def train_sae(cfg: ReportConfig) -> Path:
@@ -159,7 +161,8 @@ def run(cfg: ReportConfig) -> Path:
     scores.save(out / "aura_scores.safetensors")
     toxic = [x for x, y in zip(texts, labels) if y == 1]
     clean = [x for x, y in zip(texts, labels) if y == 0]
-    chosen = contrastive(model, tok, sae, toxic[:300], clean[:300], n=cfg.sae_features)
+    chosen = contrastive(model, tok, sae, toxic[:300], clean[:300], n=max(cfg.amplify_features,
+                                                                        *cfg.calibrate_features))
     by_id = {r["feature"]: r for r in records}
     timings["AURA ranking + SAE features"] = time.perf_counter() - t
 
@@ -173,10 +176,16 @@ def run(cfg: ReportConfig) -> Path:
         "AURA": ("α = 1 − Gini", aura_ivs(scores)),
         "Det0": pick(cfg.det0_k, lambda k: det0(scores, k))[:2],
         "DAMP": pick(cfg.damp_k, lambda k: damp(scores, k, cfg.damp_alpha))[:2],
-        "SAE amplification": pick(cfg.amplify_alpha, lambda a: [Amplify.from_sae(sae, feats, alpha=a)])[:2],
-        "SAE calibration": pick(cfg.calibrate_beta, lambda b: [Calibrate.from_sae(sae, feats, beta=b)])[:2],
+        "SAE amplification": pick(cfg.amplify_alpha, lambda a: [
+            Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)]),
+        "SAE calibration": pick(cfg.calibrate_features, lambda n: [
+            Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)]),
     }
-    methods["AURA + SAE calibration"] = (f"AURA; β = {methods['SAE calibration'][0]}",
+    methods["SAE amplification"] = (f"α = {methods['SAE amplification'][0]}, {cfg.amplify_features} features",
+                                    methods["SAE amplification"][1])
+    methods["SAE calibration"] = (f"{methods['SAE calibration'][0]} features, β = {cfg.calibrate_beta}",
+                                  methods["SAE calibration"][1])
+    methods["AURA + SAE calibration"] = (f"AURA + {methods['SAE calibration'][0]}",
                                          methods["AURA"][1] + methods["SAE calibration"][1])
     timings["strength selection"] = time.perf_counter() - t
 
@@ -231,7 +240,7 @@ def main(argv=None) -> None:
     for f in fields(ReportConfig):
         default = f.default_factory() if f.default is MISSING else f.default
         if isinstance(default, list):
-            kind = float if f.name in ("amplify_alpha", "calibrate_beta") else int
+            kind = float if f.name == "amplify_alpha" else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default)
         else:
             kind = {int: int, float: float}.get(type(default), str)
