@@ -89,6 +89,6 @@ def describe(chosen: Chosen, explanations: dict[int, dict] | None = None, words:
     for fid, score in zip(chosen.features, chosen.scores):
         rec = (explanations or {}).get(fid, {})
         mi = ", ".join(str(w) for w, _ in rec.get("mi_words", [])[:words]) or "-"
-        pos = ", ".join(map(str, rec.get("logit_tokens", {}).get("pos", [])[:words])) or "-"
+        pos = " ".join(repr(t) for t in rec.get("logit_tokens", {}).get("pos", [])[:words]) or "-"
         lines.append(f"  #{fid:<6} score {score:8.4f}  MI: {mi}  | logit+: {pos}")
     return "\n".join(lines)

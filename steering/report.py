@@ -116,10 +116,11 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
 
     rows = list(csv.DictReader(metrics_csv.open()))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, key in zip(axes, ("fvu", "dead_frac", "ce_recovered")):
-        pts = [(int(r["step"]), float(v)) for r in rows for k, v in r.items() if k.endswith("/" + key) and v]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if key == "ce_recovered" else None)
-        ax.set_title(key)
+    for ax, (stage, key) in zip(axes, (("train", "fvu"), ("train", "dead_frac"), ("val", "ce_recovered"))):
+        pts = [(int(r["step"]), float(v)) for r in rows for k, v in r.items()
+               if k.startswith(stage + "/") and k.endswith("/" + key) and v]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if stage == "val" else None)
+        ax.set_title(f"{stage} {key}")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
