@@ -39,24 +39,48 @@ def harvest(model, windows: Iterable[torch.Tensor], hook_points: Sequence[str], 
 def shuffled_batches(stream: Iterable[Batch], batch_size: int, buffer_tokens: int, seed: int = 0) -> Iterator[Batch]:
     """Mix tokens from many contexts: fill a buffer, shuffle it, emit half, refill (as SAELens does)."""
     g = torch.Generator().manual_seed(seed)
-    buf: Batch = {}
+    parts: list[Batch] = []
 
     def emit(keep: int) -> Iterator[Batch]:
-        nonlocal buf
-        n = next(iter(buf.values())).shape[0]
+        buf = _cat(parts)
+        n = _n_tokens(buf)
         perm = torch.randperm(n, generator=g)
         buf = {k: v[perm] for k, v in buf.items()}
         while n - batch_size >= keep:
             yield {k: v[:batch_size] for k, v in buf.items()}
             buf = {k: v[batch_size:] for k, v in buf.items()}
             n -= batch_size
+        parts[:] = [buf] if n else []
 
     for acts in stream:
-        buf = {k: torch.cat([buf[k], v]) if k in buf else v for k, v in acts.items()}
-        if next(iter(buf.values())).shape[0] >= buffer_tokens:
+        parts.append(acts)
+        if sum(map(_n_tokens, parts)) >= buffer_tokens:
             yield from emit(keep=buffer_tokens // 2)
-    if buf:
+    if parts:
         yield from emit(keep=0)
+
+
+def _n_tokens(batch: Batch) -> int:
+    return next(iter(batch.values())).shape[0]
+
+
+def _cat(parts: list[Batch]) -> Batch:
+    """One concatenation of many batches (growing a tensor batch by batch would copy it every time)."""
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def rebatch(stream: Iterable[Batch], size: int) -> Iterator[Batch]:
+    """The same tokens in order, regrouped into batches of exactly `size` (the last one may be shorter)."""
+    parts: list[Batch] = []
+    for acts in stream:
+        parts.append(acts)
+        while sum(map(_n_tokens, parts)) >= size:
+            merged = _cat(parts)
+            yield {k: v[:size] for k, v in merged.items()}
+            rest = {k: v[size:] for k, v in merged.items()}
+            parts = [rest] if _n_tokens(rest) else []
+    if parts:
+        yield _cat(parts)
 
 
 # --- on-disk cache: one folder per hook point, .npy shards, memory-mapped when read ----------------
@@ -70,23 +94,12 @@ def write_cache(folder: str | os.PathLike, stream: Iterable[Batch], meta: dict, 
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    pending: Batch = {}
     counts: list[int] = []
-
-    def flush(n: int) -> None:
-        nonlocal pending
-        for k, v in pending.items():
+    for shard in rebatch(stream, shard_tokens):
+        for k, v in shard.items():
             (tmp / _safe(k)).mkdir(exist_ok=True)
-            np.save(tmp / _safe(k) / f"shard_{len(counts):05d}.npy", v[:n].numpy())
-        counts.append(n)
-        pending = {k: v[n:] for k, v in pending.items()}
-
-    for acts in stream:
-        pending = {k: torch.cat([pending[k], v]) if k in pending else v for k, v in acts.items()}
-        while next(iter(pending.values())).shape[0] >= shard_tokens:
-            flush(shard_tokens)
-    if pending and next(iter(pending.values())).shape[0]:
-        flush(next(iter(pending.values())).shape[0])
+            np.save(tmp / _safe(k) / f"shard_{len(counts):05d}.npy", v.numpy())
+        counts.append(_n_tokens(shard))
     if not counts:
         raise ValueError("No activations were harvested: the text source gave no tokens")
     (tmp / "meta.json").write_text(json.dumps({**meta, "shard_tokens": counts}, indent=2))

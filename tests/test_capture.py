@@ -69,3 +69,17 @@ def test_all_hook_points_in_one_pass():
     acts = capture(model, torch.randint(3, 500, (2, 6)), hook_points=list_hook_points(model))
     assert len(calls) == 1 and len(acts.acts) == 15
     assert all(v.shape[0] == 12 for v in acts.acts.values())
+
+
+def test_rebatch_and_shuffle_keep_every_token_once():
+    from sae.harvest import rebatch, shuffled_batches
+
+    stream = [{"h": torch.arange(a, b).float()[:, None]} for a, b in ((0, 5), (5, 12), (12, 13), (13, 30))]
+    sizes = [len(b["h"]) for b in rebatch(stream, 8)]
+    assert sizes == [8, 8, 8, 6]
+    assert torch.cat([b["h"] for b in rebatch(stream, 8)]).flatten().tolist() == list(range(30))
+    shuffled = list(shuffled_batches(stream, batch_size=4, buffer_tokens=10, seed=0))
+    seen = torch.cat([b["h"] for b in shuffled]).flatten()
+    # Full batches only: the last partial batch (< batch_size tokens) is dropped, like drop_last.
+    assert all(len(b["h"]) == 4 for b in shuffled) and len(seen) == 28 == len(set(seen.tolist()))
+    assert seen.tolist() != list(range(30))
