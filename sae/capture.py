@@ -118,6 +118,3 @@ def capture(
         acts, token_ids, positions = {k: v[ok] for k, v in acts.items()}, token_ids[ok], positions[ok]
     return Activations(acts, token_ids, positions)
 
-
-def special_ids(tokenizer) -> list[int]:
-    return list(tokenizer.all_special_ids)

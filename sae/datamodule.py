@@ -15,10 +15,12 @@ from sae.hooks import HookPoint
 from sae.lm import cached_lm
 
 
+def distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    return (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed() else (0, 1)
 
 
 class _Activations(IterableDataset):

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from sae.datamodule import distributed
 from sae.hooks import HookPoint
 from sae.lm import cached_lm, resolve_model_name
 from sae.metrics import SAEStats, evaluate_batch
@@ -62,7 +63,7 @@ class SAEModule(L.LightningModule):
     def _init_from_batch(self, batch: dict[str, torch.Tensor]) -> None:
         for hook in self.hook_points:
             self.sae(hook).init_from_data(batch[hook])
-        if torch.distributed.is_available() and torch.distributed.is_initialized():  # ranks saw different data
+        if distributed():  # ranks saw different data
             for t in [*self.parameters(), *self.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
         self.initialised.fill_(True)
@@ -87,7 +88,7 @@ class SAEModule(L.LightningModule):
     def _update_fired(self, i: int, fired_ids: torch.Tensor, n_tokens: int) -> None:
         fired = torch.zeros_like(self._since_fired(i), dtype=torch.bool)
         fired[fired_ids] = True
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if distributed():
             f = fired.to(torch.uint8)
             torch.distributed.all_reduce(f, op=torch.distributed.ReduceOp.MAX)
             fired, n_tokens = f.bool(), n_tokens * torch.distributed.get_world_size()
