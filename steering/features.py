@@ -10,6 +10,7 @@ import torch
 
 from sae.capture import capture
 from sae.model import TopKSAE
+from steering.sae_steering import feature_directions
 
 
 @dataclass
@@ -53,25 +54,35 @@ def by_id(sae: TopKSAE, ids: Sequence[int]) -> Chosen:
 
 
 @torch.no_grad()
-def mean_feature_acts(model, tokenizer, sae: TopKSAE, texts: Sequence[str], batch_size: int = 16,
-                      max_length: int = 128, outlier_factor: float | None = 10.0) -> torch.Tensor:
-    """(d_sae,) mean over texts of each feature's mean activation over the text's tokens, leaving out special
-    tokens and outliers (attention sinks: the SAE never trained on them, and their activations would
-    swamp the means of short texts)."""
+def per_text_means(model, tokenizer, sae: TopKSAE, texts: Sequence[str], of: str = "features",
+                   batch_size: int = 16, max_length: int = 128, outlier_factor: float | None = 10.0) -> torch.Tensor:
+    """(texts, d_sae): each text's mean over its tokens of `of` per feature, leaving out special tokens and
+    outliers (attention sinks: the SAE never trained on them, and they would swamp the means of short texts).
+
+    of = "features": the SAE's activations; "projections": ReLU(x · W_dec[f]), the component that
+    Amplify/Calibrate act on (non-zero wherever x leans towards the direction, active or not)."""
     if not texts:
         raise ValueError("No texts given")
-    total = torch.zeros(sae.d_sae)
+    if of not in ("features", "projections"):
+        raise ValueError(f"of must be 'features' or 'projections', got {of!r}")
+    S = feature_directions(sae, range(sae.d_sae))
+    out = []
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                         max_length=max_length)
-        acts = capture(model, enc.input_ids, enc.attention_mask, [sae.cfg.hook_point],
-                       exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor)
-        feats = sae.feature_acts(acts.acts[sae.cfg.hook_point]).float().cpu()  # (tokens, d_sae)
-        rows = acts.positions[:, 0].cpu()
-        per_text = torch.zeros(len(enc.input_ids), sae.d_sae).index_add_(0, rows, feats)
-        per_text /= torch.bincount(rows, minlength=len(enc.input_ids)).clamp_min(1)[:, None]
-        total += per_text.sum(0)
-    return total / len(texts)
+        x = capture(model, enc.input_ids, enc.attention_mask, [sae.cfg.hook_point],
+                    exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor)
+        acts = x.acts[sae.cfg.hook_point]
+        vals = (sae.feature_acts(acts) if of == "features" else torch.relu(acts.float() @ S.to(acts.device)))
+        rows = x.positions[:, 0].cpu()
+        sums = torch.zeros(len(enc.input_ids), sae.d_sae).index_add_(0, rows, vals.float().cpu())
+        out.append(sums / torch.bincount(rows, minlength=len(enc.input_ids)).clamp_min(1)[:, None])
+    return torch.cat(out)
+
+
+def mean_feature_acts(model, tokenizer, sae: TopKSAE, texts: Sequence[str], **kw) -> torch.Tensor:
+    """(d_sae,) mean over texts of each feature's mean activation over the text's tokens."""
+    return per_text_means(model, tokenizer, sae, texts, **kw).mean(0)
 
 
 def contrastive(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], n: int = 10,
@@ -81,6 +92,20 @@ def contrastive(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b:
                                                                                     texts_b, **kw)
     top = gap.topk(min(n, sae.d_sae))
     return Chosen(top.indices.tolist(), top.values.tolist(), "contrast: mean activation A − B")
+
+
+def for_removal(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], n: int = 64,
+                floor: float = 0.03, **kw) -> Chosen:
+    """The n features that Calibrate/Amplify(α < 0) can remove from texts_a at the least cost to texts_b.
+
+    Those edits subtract ReLU(x · s) along s at every token, so what they take from texts_b is collateral.
+    score = (mean_a − mean_b) / max(mean_b, floor × median over features of mean_b), on the projections:
+    a plain gap (`contrastive`) favours dense, high-norm directions whose removal wrecks perplexity."""
+    a = per_text_means(model, tokenizer, sae, texts_a, of="projections", **kw).mean(0)
+    b = per_text_means(model, tokenizer, sae, texts_b, of="projections", **kw).mean(0)
+    score = (a - b) / b.clamp_min(floor * float(b.median()))
+    top = score.topk(min(n, sae.d_sae))
+    return Chosen(top.indices.tolist(), top.values.tolist(), "removal: projection gap A − B relative to B")
 
 
 def describe(chosen: Chosen, explanations: dict[int, dict] | None = None, words: int = 6) -> str:

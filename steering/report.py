@@ -8,10 +8,12 @@ features → pick each method's strength → evaluate every method on the same p
 
 Strength rule (stated in the report): for each method, the strongest setting of its grid whose WikiText
 perplexity stays within `ppl_budget` (default +5 %) of the original; the weakest setting if none does.
-SAE rows act on toxicity features, ranked by how much more their mean activation is on toxic than on
-non-toxic Davidson tweets. Amplification weakens the top `amplify_features` of them (the grid is over α < 0);
-calibration removes the component of the top n (the grid is over n) and sets their level to β along their
-mean direction (β = 0: removed outright).
+SAE rows act on toxicity features chosen by `features.for_removal` on Davidson tweets (toxic vs not): the
+component ReLU(x·s) those edits take away is much larger on toxic text than on non-toxic text, relative to
+what they would also take from non-toxic text. Amplification weakens the top `amplify_features` of them (the
+grid is over α < 0); calibration removes the component of the top n (the grid is over n) and sets their
+level to β along their mean direction (β = 0: removed outright). The composed row adds calibration of the
+top n to AURA, n chosen by the same rule for the pair.
 """
 from __future__ import annotations
 
@@ -45,18 +47,19 @@ class ReportConfig:
     explain_words: int = 5000
     aura_per_class: int = 1000
     tox_prompts: int = 100
+    tox_samples: int = 4  # sampled continuations per prompt (≥ 2 makes "% prompts with ≥ 1 toxic" informative)
     max_new_tokens: int = 32
     n_harmful: int = 30
     n_benign: int = 30
     ppl_windows: int = 32
     ppl_budget: float = 0.05
     seed: int = 0
-    amplify_features: int = 8
+    amplify_features: int = 64
     det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
     damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
     damp_alpha: float = 0.5
-    amplify_alpha: list[float] = field(default_factory=lambda: [-0.25, -0.5, -1.0])
-    calibrate_features: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -0.75, -1.0])
+    calibrate_features: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     calibrate_beta: float = 0.0
 
 
@@ -94,7 +97,7 @@ def evaluate_row(model, tok, name, strength, ivs, cfg: ReportConfig, prompts, sc
     from steering.evaluate import generate, perplexity, toxicity_metrics
     from steering.jailbreak import refusal_eval
 
-    gens = generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    gens = generate(model, tok, prompts, ivs, n=cfg.tox_samples, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     tox = toxicity_metrics(gens, scorer)
     ref = refusal_eval(model, tok, ivs, n_harmful=cfg.n_harmful, n_benign=cfg.n_benign,
                        max_new_tokens=cfg.max_new_tokens, ppl_windows=None)
@@ -136,7 +139,7 @@ def run(cfg: ReportConfig) -> Path:
     from steering.aura import aura as aura_ivs
     from steering.aura import damp, det0, rank_units
     from steering.evaluate import get_scorer, perplexity, plot_tradeoff, toxigen_prompts
-    from steering.features import contrastive, describe
+    from steering.features import describe, for_removal
     from steering.labelled import load_labelled
     from steering.sae_steering import Amplify, Calibrate
 
@@ -162,8 +165,7 @@ def run(cfg: ReportConfig) -> Path:
     scores.save(out / "aura_scores.safetensors")
     toxic = [x for x, y in zip(texts, labels) if y == 1]
     clean = [x for x, y in zip(texts, labels) if y == 0]
-    chosen = contrastive(model, tok, sae, toxic[:300], clean[:300], n=max(cfg.amplify_features,
-                                                                        *cfg.calibrate_features))
+    chosen = for_removal(model, tok, sae, toxic, clean, n=max(cfg.amplify_features, *cfg.calibrate_features))
     by_id = {r["feature"]: r for r in records}
     timings["AURA ranking + SAE features"] = time.perf_counter() - t
 
@@ -186,8 +188,9 @@ def run(cfg: ReportConfig) -> Path:
                                     methods["SAE amplification"][1])
     methods["SAE calibration"] = (f"{methods['SAE calibration'][0]} features, β = {cfg.calibrate_beta}",
                                   methods["SAE calibration"][1])
-    methods["AURA + SAE calibration"] = (f"AURA + {methods['SAE calibration'][0]}",
-                                         methods["AURA"][1] + methods["SAE calibration"][1])
+    n, ivs = pick(cfg.calibrate_features, lambda n: methods["AURA"][1] + [
+        Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)])[:2]
+    methods["AURA + SAE calibration"] = (f"AURA + {n} features, β = {cfg.calibrate_beta}", ivs)
     timings["strength selection"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -213,8 +216,9 @@ def write_report(out: Path, cfg, sae, rows, base_ppl, chosen, chosen_text, recor
              f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `python -m steering.report`.",
              "", "## Comparison", "", (out / "comparison.md").read_text(), "",
              f"Strength rule: the strongest setting of each method's grid whose WikiText perplexity stays within "
-             f"+{100 * cfg.ppl_budget:.0f} % of the original ({base_ppl:.2f}). Toxicity: {cfg.tox_prompts} ToxiGen "
-             f"hate prompts, one sampled continuation of {cfg.max_new_tokens} tokens (seed {cfg.seed}), "
+             f"+{100 * cfg.ppl_budget:.0f} % of the original ({base_ppl:.2f}); for the composed row, the number of "
+             f"calibrated features added to AURA. Toxicity: {cfg.tox_prompts} ToxiGen hate prompts, "
+             f"{cfg.tox_samples} sampled continuations of {cfg.max_new_tokens} tokens each (seed {cfg.seed}), "
              f"alt-profanity-check > 0.5. ASR: {cfg.n_harmful} AdvBench prompts per template, greedy; over-refusal: "
              f"{cfg.n_benign} benign instructions.", "",
              f"The composed row (AURA + SAE calibration): {original:.1f} % → {composed:.1f} % toxic generations "

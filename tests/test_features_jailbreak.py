@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from sae.model import SAEConfig, TopKSAE
-from steering.features import by_explanation, by_id, contrastive, describe, load_explanations, mean_feature_acts
+from steering.features import (
+    by_explanation,
+    by_id,
+    contrastive,
+    describe,
+    for_removal,
+    load_explanations,
+    mean_feature_acts,
+    per_text_means,
+)
 from steering.jailbreak import REFUSAL_PHRASES, TEMPLATES, advbench_goals, benign_instructions, is_refusal, wrap
 from tests.conftest import make_tiny
 
@@ -44,6 +53,39 @@ def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
     assert chosen.features[0] == 5 and chosen.scores[0] > 0
     means = mean_feature_acts(model, tokenizer, sae, a)
     assert means.shape == (64,) and means[5] > 0
+
+
+def test_for_removal_prefers_a_direction_present_only_on_a(tokenizer):
+    model = make_tiny("llama", d=32)
+    hook = "blocks.0.resid_post"
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=hook))
+    a = ["zebra zebra river", "the zebra ran", "zebra music zebra"]
+    b = ["the river ran", "green music", "a house and a street"]
+    zid = tokenizer(" zebra", add_special_tokens=False).input_ids[-1]
+    proj = per_text_means(model, tokenizer, sae, b, of="projections")
+    # Feature 7 has the largest projection gap but is everywhere (collateral), feature 5 reads only 'zebra'.
+    with torch.no_grad():
+        zebra = model.model.embed_tokens.weight[zid]
+        sae.W_dec[5] = zebra / zebra.norm()
+        common = sae.W_dec[int(proj.mean(0).argmax())] * 3 + sae.W_dec[5] * 0.5
+        sae.W_dec[7] = common / common.norm()
+    chosen = for_removal(model, tokenizer, sae, a, b, n=64)
+    assert chosen.features[0] == 5 and chosen.scores[0] > 0
+    pa = per_text_means(model, tokenizer, sae, a, of="projections").mean(0)
+    pb = per_text_means(model, tokenizer, sae, b, of="projections").mean(0)
+    assert pb[7] > 2 * pb[5] and chosen.features.index(7) > 0  # 7 would take much from b: collateral
+    score = (pa - pb) / pb.clamp_min(0.03 * pb.median())
+    torch.testing.assert_close(torch.tensor(chosen.scores), score[chosen.features])
+    # The projections are ReLU(x · W_dec[f]), averaged over each text's tokens.
+    enc = tokenizer(["the zebra ran"], return_tensors="pt")
+    with torch.no_grad():
+        x = model(enc.input_ids, output_hidden_states=True).hidden_states[1][0]
+    mask = ~torch.isin(enc.input_ids[0], torch.tensor(tokenizer.all_special_ids))
+    expect = torch.relu(x[mask] @ sae.W_dec.T).mean(0)
+    got = per_text_means(model, tokenizer, sae, ["the zebra ran"], of="projections", outlier_factor=None)[0]
+    torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="of must be"):
+        per_text_means(model, tokenizer, sae, a, of="logits")
 
 
 def test_refusal_detection_and_templates():

@@ -33,7 +33,8 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     config = Path(__file__).resolve().parent.parent / "configs" / "smollm2-135m.yaml"
     main(["--model", chat_lm_dir, "--train-config", str(config), "--train-args", train_args, "--out", str(out),
           "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
-          "--tox-prompts", "3", "--max-new-tokens", "4", "--n-harmful", "2", "--n-benign", "2", "--ppl-windows", "2",
+          "--tox-prompts", "3", "--tox-samples", "2", "--max-new-tokens", "4", "--n-harmful", "2", "--n-benign", "2",
+          "--ppl-windows", "2",
           "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8", "--amplify-alpha", "-0.5", "-1",
           "--calibrate-features", "1", "2"])
     report = (out / "report.md").read_text()
