@@ -109,7 +109,8 @@ def evaluate_row(model, tok, name, strength, ivs, cfg: ReportConfig, prompts, sc
 
 
 def training_curves(metrics_csv: Path, out: Path) -> Path | None:
-    """FVU / dead fraction / validation CE-loss recovered against step, from the CSV logger."""
+    """Train FVU, validation dead fraction and CE-loss recovered against step, from the CSV logger (the
+    train-time dead fraction counts a window of tokens longer than a short run, so it stays at 0)."""
     if not metrics_csv.is_file():
         return None
     import matplotlib
@@ -119,7 +120,7 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
 
     rows = list(csv.DictReader(metrics_csv.open()))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, (stage, key) in zip(axes, (("train", "fvu"), ("train", "dead_frac"), ("val", "ce_recovered"))):
+    for ax, (stage, key) in zip(axes, (("train", "fvu"), ("val", "dead_frac"), ("val", "ce_recovered"))):
         pts = [(int(r["step"]), float(v)) for r in rows for k, v in r.items()
                if k.startswith(stage + "/") and k.endswith("/" + key) and v]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if stage == "val" else None)
