@@ -1,6 +1,6 @@
 """One workflow from raw text to steered generation, written up as reports/<date>/report.md.
 
-    python -m steering.report                       # trains the default SAE first (about 9 min on 2 cores)
+    python -m steering.report                       # trains the default SAE first (46 min in all on 2 cores)
     python -m steering.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # reuse an SAE
 
 Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking → choose SAE
