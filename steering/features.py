@@ -65,7 +65,7 @@ def per_text_means(model, tokenizer, sae: TopKSAE, texts: Sequence[str], of: str
         raise ValueError("No texts given")
     if of not in ("features", "projections"):
         raise ValueError(f"of must be 'features' or 'projections', got {of!r}")
-    S = feature_directions(sae, range(sae.d_sae))
+    S = feature_directions(sae, range(sae.d_sae)) if of == "projections" else None
     out = []
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
@@ -90,8 +90,7 @@ def contrastive(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b:
     """The n features whose mean activation is most higher on texts_a than on texts_b; score = the gap."""
     gap = mean_feature_acts(model, tokenizer, sae, texts_a, **kw) - mean_feature_acts(model, tokenizer, sae,
                                                                                     texts_b, **kw)
-    top = gap.topk(min(n, sae.d_sae))
-    return Chosen(top.indices.tolist(), top.values.tolist(), "contrast: mean activation A − B")
+    return _top(gap, n, "contrast: mean activation A − B")
 
 
 def for_removal(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], n: int = 64,
@@ -104,8 +103,12 @@ def for_removal(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b:
     a = per_text_means(model, tokenizer, sae, texts_a, of="projections", **kw).mean(0)
     b = per_text_means(model, tokenizer, sae, texts_b, of="projections", **kw).mean(0)
     score = (a - b) / b.clamp_min(floor * float(b.median()))
-    top = score.topk(min(n, sae.d_sae))
-    return Chosen(top.indices.tolist(), top.values.tolist(), "removal: projection gap A − B relative to B")
+    return _top(score, n, "removal: projection gap A − B relative to B")
+
+
+def _top(score: torch.Tensor, n: int, how: str) -> Chosen:
+    top = score.topk(min(n, len(score)))
+    return Chosen(top.indices.tolist(), top.values.tolist(), how)
 
 
 def describe(chosen: Chosen, explanations: dict[int, dict] | None = None, words: int = 6) -> str:

@@ -79,16 +79,16 @@ def train_sae(cfg: ReportConfig) -> Path:
 
 
 def strongest_within(model, tok, grid: list, make, budget_ppl: float, ppl_windows: int):
-    """(strength, interventions, ppl): the last grid entry (grids go weak → strong) within budget."""
+    """(strength, interventions): the last grid entry (grids go weak → strong) within budget, else the first."""
     from steering.evaluate import perplexity
 
     chosen = None
     for strength in grid:
         ivs = make(strength)
-        ppl = perplexity(model, tok, ivs, max_windows=ppl_windows)
-        if chosen is None or ppl <= budget_ppl:
-            chosen = (strength, ivs, ppl)
-        if ppl > budget_ppl:
+        within = perplexity(model, tok, ivs, max_windows=ppl_windows) <= budget_ppl
+        if chosen is None or within:
+            chosen = (strength, ivs)
+        if not within:
             break
     return chosen
 
@@ -174,24 +174,22 @@ def run(cfg: ReportConfig) -> Path:
     base_ppl = perplexity(model, tok, [], max_windows=cfg.ppl_windows)
     budget = base_ppl * (1 + cfg.ppl_budget)
     pick = lambda grid, make: strongest_within(model, tok, grid, make, budget, cfg.ppl_windows)
-    feats = chosen.features
+    feats, beta = chosen.features, cfg.calibrate_beta
+    amplify = lambda a: [Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)]
+    calibrate = lambda n: [Calibrate.from_sae(sae, feats[:n], beta=beta)]
+    aura = aura_ivs(scores)
+    alpha, amplified = pick(cfg.amplify_alpha, amplify)
+    n_cal, calibrated = pick(cfg.calibrate_features, calibrate)
+    n_both, composed = pick(cfg.calibrate_features, lambda n: aura + calibrate(n))
     methods = {
         "original": ("-", []),
-        "AURA": ("α = 1 − Gini", aura_ivs(scores)),
-        "Det0": pick(cfg.det0_k, lambda k: det0(scores, k))[:2],
-        "DAMP": pick(cfg.damp_k, lambda k: damp(scores, k, cfg.damp_alpha))[:2],
-        "SAE amplification": pick(cfg.amplify_alpha, lambda a: [
-            Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)]),
-        "SAE calibration": pick(cfg.calibrate_features, lambda n: [
-            Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)]),
+        "AURA": ("α = 1 − Gini", aura),
+        "Det0": pick(cfg.det0_k, lambda k: det0(scores, k)),
+        "DAMP": pick(cfg.damp_k, lambda k: damp(scores, k, cfg.damp_alpha)),
+        "SAE amplification": (f"α = {alpha}, {cfg.amplify_features} features", amplified),
+        "SAE calibration": (f"{n_cal} features, β = {beta}", calibrated),
+        "AURA + SAE calibration": (f"AURA + {n_both} features, β = {beta}", composed),
     }
-    methods["SAE amplification"] = (f"α = {methods['SAE amplification'][0]}, {cfg.amplify_features} features",
-                                    methods["SAE amplification"][1])
-    methods["SAE calibration"] = (f"{methods['SAE calibration'][0]} features, β = {cfg.calibrate_beta}",
-                                  methods["SAE calibration"][1])
-    n, ivs = pick(cfg.calibrate_features, lambda n: methods["AURA"][1] + [
-        Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)])[:2]
-    methods["AURA + SAE calibration"] = (f"AURA + {n} features, β = {cfg.calibrate_beta}", ivs)
     timings["strength selection"] = time.perf_counter() - t
 
     t = time.perf_counter()

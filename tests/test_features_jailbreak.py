@@ -38,42 +38,44 @@ def test_by_id_checks_range():
         by_id(sae, [16])
 
 
-def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
+A = ["zebra zebra river", "the zebra ran", "zebra music zebra"]
+B = ["the river ran", "green music", "a house and a street"]
+
+
+def zebra_setup(tokenizer):
+    """A tiny Llama, a random SAE at blocks.0.resid_post, and the embedding of ' zebra' (in A's texts only)."""
     model = make_tiny("llama", d=32)
-    hook = "blocks.0.resid_post"
-    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=hook))
-    a = ["zebra zebra river", "the zebra ran", "zebra music zebra"]
-    b = ["the river ran", "green music", "a house and a street"]
-    # Plant feature 5: its encoder reads the embedding direction of the token 'zebra'.
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point="blocks.0.resid_post"))
     zid = tokenizer(" zebra", add_special_tokens=False).input_ids[-1]
+    return model, sae, model.model.embed_tokens.weight[zid]
+
+
+def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
+    model, sae, zebra = zebra_setup(tokenizer)
+    # Plant feature 5: its encoder reads the embedding direction of the token 'zebra'.
     with torch.no_grad():
-        sae.W_enc[:, 5] = model.model.embed_tokens.weight[zid] * 50
+        sae.W_enc[:, 5] = zebra * 50
         sae.b_enc.fill_(-0.5)
-    chosen = contrastive(model, tokenizer, sae, a, b, n=3)
+    chosen = contrastive(model, tokenizer, sae, A, B, n=3)
     assert chosen.features[0] == 5 and chosen.scores[0] > 0
-    means = mean_feature_acts(model, tokenizer, sae, a)
+    means = mean_feature_acts(model, tokenizer, sae, A)
     assert means.shape == (64,) and means[5] > 0
 
 
 def test_for_removal_prefers_a_direction_present_only_on_a(tokenizer):
-    model = make_tiny("llama", d=32)
-    hook = "blocks.0.resid_post"
-    sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=hook))
-    a = ["zebra zebra river", "the zebra ran", "zebra music zebra"]
-    b = ["the river ran", "green music", "a house and a street"]
-    zid = tokenizer(" zebra", add_special_tokens=False).input_ids[-1]
-    proj = per_text_means(model, tokenizer, sae, b, of="projections")
-    # Feature 7 has the largest projection gap but is everywhere (collateral), feature 5 reads only 'zebra'.
+    model, sae, zebra = zebra_setup(tokenizer)
+    proj = per_text_means(model, tokenizer, sae, B, of="projections")
+    # Feature 5 points only at 'zebra'; feature 7 mostly along the direction B's texts project on most
+    # (large collateral), with a little 'zebra' in it.
     with torch.no_grad():
-        zebra = model.model.embed_tokens.weight[zid]
         sae.W_dec[5] = zebra / zebra.norm()
         common = sae.W_dec[int(proj.mean(0).argmax())] * 3 + sae.W_dec[5] * 0.5
         sae.W_dec[7] = common / common.norm()
-    chosen = for_removal(model, tokenizer, sae, a, b, n=64)
+    chosen = for_removal(model, tokenizer, sae, A, B, n=64)
     assert chosen.features[0] == 5 and chosen.scores[0] > 0
-    pa = per_text_means(model, tokenizer, sae, a, of="projections").mean(0)
-    pb = per_text_means(model, tokenizer, sae, b, of="projections").mean(0)
-    assert pb[7] > 2 * pb[5] and chosen.features.index(7) > 0  # 7 would take much from b: collateral
+    pa = per_text_means(model, tokenizer, sae, A, of="projections").mean(0)
+    pb = per_text_means(model, tokenizer, sae, B, of="projections").mean(0)
+    assert pb[7] > 2 * pb[5] and chosen.features.index(7) > 0  # 7 would take much from B: collateral
     score = (pa - pb) / pb.clamp_min(0.03 * pb.median())
     torch.testing.assert_close(torch.tensor(chosen.scores), score[chosen.features])
     # The projections are ReLU(x · W_dec[f]), averaged over each text's tokens.
@@ -85,7 +87,7 @@ def test_for_removal_prefers_a_direction_present_only_on_a(tokenizer):
     got = per_text_means(model, tokenizer, sae, ["the zebra ran"], of="projections", outlier_factor=None)[0]
     torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="of must be"):
-        per_text_means(model, tokenizer, sae, a, of="logits")
+        per_text_means(model, tokenizer, sae, A, of="logits")
 
 
 def test_refusal_detection_and_templates():
