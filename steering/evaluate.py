@@ -90,6 +90,8 @@ def generate(model, tokenizer, prompts: Sequence[str], interventions: Sequence[I
     sees the same random stream."""
     if not prompts:
         raise ValueError("No prompts to generate from")
+    if n < 1:
+        raise ValueError(f"n (continuations per prompt) must be at least 1, got {n}")
     device = next(model.parameters()).device
     flat = [p for p in prompts for _ in range(n)]
     outs, new_tokens, start = [], 0, time.perf_counter()

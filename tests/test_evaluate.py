@@ -39,6 +39,10 @@ def test_generate_is_seeded(tokenizer):
     c = generate(model, tokenizer, prompts, n=2, max_new_tokens=6, seed=2)
     assert a.texts == b.texts and a.texts != c.texts
     assert len(a.texts) == 2 and all(len(t) == 2 for t in a.texts) and a.new_tokens > 0
+    with pytest.raises(ValueError, match="continuations per prompt"):
+        generate(model, tokenizer, prompts, n=0)
+    with pytest.raises(ValueError, match="No prompts"):
+        generate(model, tokenizer, [])
 
 
 def test_perplexity_identity_and_damage(tokenizer):
