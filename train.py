@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
+from sae.cli import run_cli
 from sae.datamodule import ActivationDataModule
 from sae.module import SAEModule
 
@@ -34,4 +35,4 @@ def main(args=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

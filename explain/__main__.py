@@ -5,6 +5,7 @@ import argparse
 import time
 
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from sae.cli import run_cli
 from sae.data import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
@@ -41,4 +42,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

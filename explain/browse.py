@@ -17,6 +17,9 @@ import json
 import shutil
 from pathlib import Path
 
+from sae.cli import run_cli
+from sae.files import output_dir
+
 STATIC = Path(__file__).resolve().parent / "static"
 SHARD = 64  # features per lazily-loaded file
 
@@ -27,28 +30,38 @@ def _js(name: str, value) -> str:
 
 
 def build(explanations: str | Path, out: str | Path, title: str | None = None) -> Path:
-    """Write the site into `out` (replaced atomically: built beside it, then renamed)."""
+    """Write the site into `out`, replaced atomically (built beside it, then renamed). `out` must be new,
+    empty or an earlier site: a folder holding anything else is refused, never emptied."""
     explanations, out = Path(explanations), Path(out)
+    if out.resolve() in explanations.resolve().parents:
+        raise ValueError(f"--out {out} contains the explanations file {explanations}, which replacing the folder "
+                         "would delete; write the site to its own folder (e.g. --out site/).")
     records = [json.loads(line) for line in explanations.read_text().splitlines() if line.strip()]
     if not records:
         raise ValueError(f"{explanations} holds no feature records")
+    for r in records:
+        f = r.get("feature")
+        if not isinstance(f, int) or isinstance(f, bool) or f < 0:
+            raise ValueError(f"{explanations}: feature id {f!r} is not a non-negative integer; every record needs "
+                             "an integer 'feature' (write the file with `python -m explain`).")
     records.sort(key=lambda r: r["feature"])
     n = records[-1]["feature"] + 1
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "features").mkdir(parents=True)
-    for f in STATIC.iterdir():
-        shutil.copy(f, tmp / f.name)
-    index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
-              " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5])] for r in records]
-    meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD}
-    (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
-    for start in range(0, n, SHARD):
-        shard = {r["feature"]: r for r in records if start <= r["feature"] < start + SHARD}
-        (tmp / "features" / f"{start // SHARD}.js").write_text(
-            "window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, " + json.dumps(shard, ensure_ascii=True) + ");\n")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    own = [f.name for f in STATIC.iterdir()] + ["index_data.js", "features"]
+    with output_dir(out, "site", own) as tmp:
+        (tmp / "features").mkdir()
+        for f in STATIC.iterdir():
+            shutil.copy(f, tmp / f.name)
+        index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
+                  " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5])] for r in records]
+        meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD}
+        (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
+        shards: dict[int, dict] = {}
+        for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
+            shards.setdefault(r["feature"] // SHARD, {})[r["feature"]] = r
+        for i, shard in shards.items():
+            (tmp / "features" / f"{i}.js").write_text(
+                "window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, " + json.dumps(shard, ensure_ascii=True)
+                + ");\n")
     return out
 
 
@@ -69,22 +82,24 @@ def serve(site: str | Path, port: int = 8000, host: str = "127.0.0.1",
 
 
 def main(argv=None) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="python -m explain.browse", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build")
-    b.add_argument("explanations")
-    b.add_argument("--out", default="site")
-    b.add_argument("--title")
-    s = sub.add_parser("serve")
-    s.add_argument("site")
-    s.add_argument("--port", type=int, default=8000)
+    b = sub.add_parser("build", help="explanations JSONL → static site", formatter_class=fmt)
+    b.add_argument("explanations", help="JSONL written by `python -m explain`")
+    b.add_argument("--out", default="site", help="site folder: new, empty or an earlier site (never another folder)")
+    b.add_argument("--title", help="page title (default: the explanations file's name)")
+    s = sub.add_parser("serve", help="serve a built site on localhost", formatter_class=fmt)
+    s.add_argument("site", help="folder written by `build`")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     args = p.parse_args(argv)
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
     else:
         server = serve(args.site, args.port)
-        print(f"serving {args.site} on http://127.0.0.1:{args.port}/ (Ctrl-C stops)")
+        host, port = server.server_address[:2]
+        print(f"serving {args.site} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -92,4 +107,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

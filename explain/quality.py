@@ -18,6 +18,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from explain.topact import FeatureStats
+from sae.cli import run_cli
 
 
 def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
@@ -149,4 +150,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

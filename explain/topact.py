@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from sae.capture import capture, inlier_mask
 from sae.model import TopKSAE
@@ -74,12 +75,13 @@ def collect_stats(model, sae: TopKSAE, windows: torch.Tensor, top_n: int = 10, b
             torch.zeros(n_feat, top_n, dtype=torch.long))
     code_v = torch.zeros(n_win * S, k, dtype=torch.float16)
     code_i = torch.zeros(n_win * S, k, dtype=torch.int32)
-    for start in range(0, n_win, batch_size):
+    for start in tqdm(range(0, n_win, batch_size), desc="feature statistics", unit="batch", mininterval=2):
         ids = windows[start : start + batch_size].to(device)
         B = len(ids)
         x = capture(model, ids, None, [hook]).acts[hook]  # (B·S, d), row-major over (window, pos)
         enc = sae.encode(x)
-        vals, idx = (enc.values * inlier_mask(x, outlier_factor)[:, None]).float().cpu(), enc.indices.cpu()
+        inliers = inlier_mask(x.view(B, S, -1), outlier_factor).flatten()  # per window, as in training
+        vals, idx = (enc.values * inliers[:, None]).float().cpu(), enc.indices.cpu()
         code_v[start * S : (start + B) * S], code_i[start * S : (start + B) * S] = vals.half(), idx.int()
         # Per (feature, window) peak: the max over the window's tokens, and where it is.
         key = (idx * B + torch.arange(B * S).div(S, rounding_mode="floor")[:, None]).flatten()

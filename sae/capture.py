@@ -57,8 +57,11 @@ def run_with_hooks(
                 raise _StopForward
         return fn
 
-    handles = [add_hook(model, hp, recorder(hp)) for hp in dict.fromkeys(points)]
-    try:
+    check_token_ids(model, input_ids)
+    handles = []
+    try:  # registered inside the try: a bad second hook point must not leave the first one behind
+        for hp in dict.fromkeys(points):
+            handles.append(add_hook(model, hp, recorder(hp)))
         model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
               use_cache=False)
     except _StopForward:
@@ -67,6 +70,14 @@ def run_with_hooks(
         for h in handles:
             h.remove()
     return out
+
+
+def check_token_ids(model: nn.Module, input_ids: torch.Tensor) -> None:
+    """Token ids must index the model's embedding; otherwise the embedding lookup fails deep inside torch."""
+    vocab = model.get_input_embeddings().num_embeddings
+    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab):
+        raise ValueError(f"Token ids must be in 0..{vocab - 1} (the model's vocabulary), got ids from "
+                         f"{int(input_ids.min())} to {int(input_ids.max())}: tokenise with the model's own tokenizer.")
 
 
 def keep_mask(
@@ -80,21 +91,21 @@ def keep_mask(
     return keep & ~torch.isin(input_ids, ids) if len(ids) else keep
 
 
-def inlier_mask(x: torch.Tensor, factor: float | None) -> torch.Tensor:
-    """(..., d) → (...) bool: tokens whose norm is at most factor × the median norm (all when factor is None).
-    Attention-sink tokens reach ~30x the usual norm and would otherwise dominate SAE training; every later
-    stage (evaluation, explanations, feature selection) leaves them out the same way."""
+def inlier_mask(x: torch.Tensor, factor: float | None, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., S, d) → (..., S) bool: tokens whose norm is at most factor × the median norm of their own row
+    (the last token axis; all tokens when factor is None). Attention-sink tokens reach ~30x the usual norm
+    and would otherwise dominate SAE training; every later stage (evaluation, explanations, feature
+    selection, steering) leaves them out the same way.
+
+    The median runs over each row's `valid` tokens (default: all) with finite norms, so a row gets the same
+    mask alone or in a padded batch, and a NaN token is never an inlier but does not poison the others."""
     norms = x.float().norm(dim=-1)
-    return norms <= factor * norms.median() if factor is not None else torch.ones_like(norms, dtype=torch.bool)
-
-
-def outlier_mask(acts: dict[str, torch.Tensor], factor: float) -> torch.Tensor:
-    """(tokens,) bool: False where a token is an outlier (see inlier_mask) at any hook point."""
-    keep = None
-    for x in acts.values():
-        ok = inlier_mask(x, factor)
-        keep = ok if keep is None else keep & ok
-    return keep
+    if factor is None:
+        return torch.ones_like(norms, dtype=torch.bool)
+    finite = norms.isfinite()
+    ref = norms.masked_fill(~finite if valid is None else ~(finite & valid.bool()), float("nan"))
+    median = ref.nanmedian(dim=-1, keepdim=True).values
+    return finite & (norms <= factor * median)
 
 
 def capture(
@@ -110,11 +121,15 @@ def capture(
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     full = run_with_hooks(model, input_ids, attention_mask, hook_points, stop_early)
-    mask = keep_mask(input_ids, attention_mask, exclude_ids)
+    keep = keep_mask(input_ids, attention_mask, exclude_ids)
+    mask = keep.clone()
+    for name, x in full.items():
+        bad = ~x.isfinite().all(-1) & keep
+        if bad.any():
+            raise ValueError(f"The LM's activations at {name} are non-finite (NaN/inf) at {int(bad.sum())} of "
+                             f"{int(keep.sum())} tokens: the model overflowed in its dtype or its weights are "
+                             "broken. Load it in float32 (e.g. --data.lm_dtype float32) or check the checkpoint.")
+        mask &= inlier_mask(x, outlier_factor, keep)  # per row, over its kept tokens: batch-independent
     acts = {name: x[mask] for name, x in full.items()}
-    token_ids, positions = input_ids[mask], mask.nonzero()
-    if outlier_factor is not None and len(token_ids):
-        ok = outlier_mask(acts, outlier_factor)
-        acts, token_ids, positions = {k: v[ok] for k, v in acts.items()}, token_ids[ok], positions[ok]
-    return Activations(acts, token_ids, positions)
+    return Activations(acts, input_ids[mask], mask.nonzero())
 

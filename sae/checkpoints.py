@@ -18,16 +18,41 @@ def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     if not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is not an SAE folder: no {CONFIG}. Expected {CONFIG} with "
                                 f"{WEIGHTS} (saesteer/SAELens) or {SPARSIFY_WEIGHTS} (sparsify).")
-    cfg = json.loads((folder / CONFIG).read_text())
-    if (folder / WEIGHTS).is_file():
-        return _saelens(cfg, load_file(folder / WEIGHTS))
-    if (folder / SPARSIFY_WEIGHTS).is_file():
-        return _sparsify(cfg, load_file(folder / SPARSIFY_WEIGHTS), folder)
+    try:
+        cfg = json.loads((folder / CONFIG).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{folder / CONFIG} is not valid JSON ({e}); restore it from the SAE's source or "
+                         "save the SAE again.") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{folder / CONFIG} must hold a JSON object, got {type(cfg).__name__}")
+    for name, read in ((WEIGHTS, _saelens), (SPARSIFY_WEIGHTS, _sparsify)):
+        if (folder / name).is_file():
+            weights = _load_weights(folder / name)
+            try:
+                return read(cfg, weights, folder)
+            except KeyError as e:
+                raise ValueError(f"{folder / name} has no tensor {e} (it holds {sorted(weights)}); "
+                                 f"is {folder} a Top-K SAE folder?") from None
     raise FileNotFoundError(f"{folder} has {CONFIG} but neither {WEIGHTS} nor {SPARSIFY_WEIGHTS}")
 
 
-def _saelens(cfg: dict, w: dict[str, torch.Tensor]) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
-    arch = cfg.get("architecture", "topk")
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        weights = load_file(path)
+    except Exception as e:  # safetensors raises its own error types, without the path
+        raise ValueError(f"Cannot read {path}: {e}. The file is corrupt or truncated; save or download the SAE "
+                         "again.") from None
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise ValueError(f"{path} holds non-finite values (NaN/inf) in {bad}; the SAE is broken, retrain it.")
+    return weights
+
+
+def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
+    if "architecture" not in cfg:
+        raise ValueError(f"{folder / CONFIG} has no 'architecture' key, so it cannot tell how to encode; add "
+                         '"architecture": "topk" (with "k") if this is a Top-K SAE.')
+    arch = cfg["architecture"]
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
     if arch != "topk" or k is None:
         raise ValueError(f"Only Top-K SAEs can be loaded; this checkpoint is architecture={arch!r}, k={k}")
@@ -45,6 +70,15 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor]) -> tuple[SAEConfig, dict[str
 
 
 def _sparsify(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
+    unsupported = {"W_skip (skip connection)": "W_skip" in w or cfg.get("skip_connection"),
+                   "a transcoder (transcode=true)": cfg.get("transcode"),
+                   f"activation={cfg.get('activation')!r}": cfg.get("activation", "topk") != "topk"}
+    found = [what for what, present in unsupported.items() if present]
+    if found:
+        raise ValueError(f"{folder} is a sparsify checkpoint with {', '.join(found)}; only plain Top-K SAEs "
+                         "(activation topk, no skip connection, not a transcoder) can be loaded.")
+    if "k" not in cfg:
+        raise ValueError(f"{folder / CONFIG} has no 'k'; a sparsify Top-K cfg.json names its k.")
     W_enc = w["encoder.weight"].T.contiguous()  # sparsify stores nn.Linear (n, d)
     d_in, d_sae = W_enc.shape
     config = SAEConfig(d_in=d_in, d_sae=d_sae, k=int(cfg["k"]), hook_point=cfg.get("hook_point", folder.name))

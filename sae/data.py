@@ -7,6 +7,7 @@ shuffled with `seed`, so the same config always gives the same windows.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,22 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
         files = str(path) if path.is_file() else [str(p) for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]
         return load_dataset(_local_builder(path), data_files=files, split="train", streaming=bool(streaming))
     return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
+
+
+def source_fingerprint(source: str) -> str | None:
+    """sha256 of a local source's bytes (a file, or a folder's readable files in name order), so a cache
+    keyed by it notices an edited file; None for a hub dataset (identified by its name, config and split)."""
+    path = BUNDLED.get(source, Path(source))
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def iter_texts(ds: Dataset | IterableDataset, text_column: str, seed: int | None = 0,

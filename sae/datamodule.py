@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from sae.data import TextSource
+from sae.data import TextSource, source_fingerprint
 from sae.harvest import cached_batches, harvest, n_cached_batches, read_cache_meta, shuffled_batches, write_cache
 from sae.hooks import HookPoint
 from sae.lm import cached_lm
@@ -71,6 +71,12 @@ class ActivationDataModule(L.LightningDataModule):
             exclude_special, outlier_factor, seed, lm_dtype)
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if epochs < 1:
+            raise ValueError(f"epochs (passes over the training text) must be at least 1, got {epochs}; "
+                             "set --data.epochs 1 or more.")
+        if max_tokens is not None and max_tokens < batch_size:
+            raise ValueError(f"max_tokens={max_tokens} is less than one batch ({batch_size} tokens): no training "
+                             "step could run. Raise --data.max_tokens or lower --data.batch_size.")
 
     @property
     def lm(self):
@@ -91,7 +97,8 @@ class ActivationDataModule(L.LightningDataModule):
             windows = itertools.islice(windows, -(-self.max_tokens // (self.train_source.ctx_len * world)))
         exclude = tok.all_special_ids if self.exclude_special else ()
         seen = 0
-        for acts in harvest(model, windows, self.hook_points, self.lm_batch_size, exclude, self.outlier_factor):
+        for acts in harvest(model, windows, self.hook_points, self.lm_batch_size, exclude, self.outlier_factor,
+                            total_tokens=self.max_tokens and self.max_tokens // world):
             seen += 1
             yield acts
         if seen == 0:
@@ -99,6 +106,8 @@ class ActivationDataModule(L.LightningDataModule):
 
     def _cache_meta(self) -> dict:
         return {"model": self.model_name, "hook_points": self.hook_points, "source": self.train_source.path,
+                "source_sha256": source_fingerprint(self.train_source.path), "split": self.train_source.split,
+                "dataset_config": self.train_source.config, "lm_dtype": self.lm_dtype,
                 "text_column": self.train_source.text_column, "ctx_len": self.train_source.ctx_len,
                 "seed": self.seed, "max_tokens": self.max_tokens, "outlier_factor": self.outlier_factor,
                 "exclude_special": self.exclude_special}
@@ -108,10 +117,10 @@ class ActivationDataModule(L.LightningDataModule):
         self.hook_widths()  # unknown hook points fail here, before any harvesting
         if not self.cache_dir:
             return
-        meta = read_cache_meta(self.cache_dir)
-        if meta is not None and {k: meta.get(k) for k in self._cache_meta()} == self._cache_meta():
+        want, meta = self._cache_meta(), read_cache_meta(self.cache_dir)
+        if meta is not None and {k: meta.get(k) for k in want} == want:
             return
-        write_cache(Path(self.cache_dir), self.activation_stream(), self._cache_meta())
+        write_cache(Path(self.cache_dir), self.activation_stream(), want)
 
     def batches(self, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """`epochs` passes over the data (pass e shuffled with seed + e), from batch number `start` on."""

@@ -3,37 +3,46 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from sae.capture import capture
+from sae.files import output_dir
 
 Batch = dict[str, torch.Tensor]  # hook name -> (tokens, d)
 
 
 def harvest(model, windows: Iterable[torch.Tensor], hook_points: Sequence[str], lm_batch_size: int = 16,
-            exclude_ids: Iterable[int] = (), outlier_factor: float | None = None) -> Iterator[Batch]:
-    """One early-exit LM pass per `lm_batch_size` windows; yields the kept tokens' activations."""
+            exclude_ids: Iterable[int] = (), outlier_factor: float | None = None,
+            total_tokens: int | None = None) -> Iterator[Batch]:
+    """One early-exit LM pass per `lm_batch_size` windows; yields the kept tokens' activations. A progress bar
+    counts LM tokens per second (out of `total_tokens` when known)."""
     device = next(model.parameters()).device
     exclude_ids = list(exclude_ids)
     chunk: list[torch.Tensor] = []
+    bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=f"harvest {', '.join(hook_points)}",
+               mininterval=2, dynamic_ncols=True)
 
     def run() -> Batch:
         ids = torch.stack(chunk).to(device)
         chunk.clear()
         acts = capture(model, ids, None, hook_points, exclude_ids, outlier_factor)
+        bar.update(ids.numel())
         return {k: v.float() for k, v in acts.acts.items()}
 
-    for w in windows:
-        chunk.append(w)
-        if len(chunk) == lm_batch_size:
+    try:
+        for w in windows:
+            chunk.append(w)
+            if len(chunk) == lm_batch_size:
+                yield run()
+        if chunk:
             yield run()
-    if chunk:
-        yield run()
+    finally:
+        bar.close()
 
 
 def shuffled_batches(stream: Iterable[Batch], batch_size: int, buffer_tokens: int, seed: int = 0) -> Iterator[Batch]:
@@ -89,23 +98,19 @@ def _safe(hook: str) -> str:
 
 
 def write_cache(folder: str | os.PathLike, stream: Iterable[Batch], meta: dict, shard_tokens: int = 65_536) -> Path:
-    """Write activations to `folder` atomically (temp folder renamed when complete)."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Write activations to `folder` atomically (a temp folder swapped in when complete). An existing
+    `folder` is replaced only when it is an earlier activation cache."""
     counts: list[int] = []
-    for shard in rebatch(stream, shard_tokens):
-        for k, v in shard.items():
-            (tmp / _safe(k)).mkdir(exist_ok=True)
-            np.save(tmp / _safe(k) / f"shard_{len(counts):05d}.npy", v.numpy())
-        counts.append(_n_tokens(shard))
-    if not counts:
-        raise ValueError("No activations were harvested: the text source gave no tokens")
-    (tmp / "meta.json").write_text(json.dumps({**meta, "shard_tokens": counts}, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+    with output_dir(folder, "activation-cache", ("meta.json",)) as tmp:
+        for shard in rebatch(stream, shard_tokens):
+            for k, v in shard.items():
+                (tmp / _safe(k)).mkdir(exist_ok=True)
+                np.save(tmp / _safe(k) / f"shard_{len(counts):05d}.npy", v.numpy())
+            counts.append(_n_tokens(shard))
+        if not counts:
+            raise ValueError("No activations were harvested: the text source gave no tokens")
+        (tmp / "meta.json").write_text(json.dumps({**meta, "shard_tokens": counts}, indent=2))
+    return Path(folder)
 
 
 def read_cache_meta(folder: str | os.PathLike) -> dict | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
+
+from sae.files import output_dir
 
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -206,28 +207,15 @@ class TopKSAE(nn.Module):
                 "W_dec": self.W_dec.detach(), "b_dec": (self.b_dec / s).detach()}
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write sae_weights.safetensors + cfg.json atomically (a temp folder renamed into place)."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        """Write sae_weights.safetensors + cfg.json atomically: built in a temp folder beside `folder` and
+        swapped in. A folder holding other files is refused; what an interrupted save left is cleaned up."""
+        if not all(bool(t.isfinite().all()) for t in self.folded_state().values()):
+            raise ValueError("Refusing to save an SAE with non-finite (NaN/inf) weights: training diverged or "
+                             "saw non-finite activations. Lower the learning rate or check the LM's activations.")
+        with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:
             save_file({k: v.contiguous().cpu() for k, v in self.folded_state().items()}, tmp / WEIGHTS)
             (tmp / CONFIG).write_text(json.dumps(self.cfg.to_saelens(), indent=2))
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old")
-                folder.rename(old)
-                tmp.rename(folder)
-                for f in old.iterdir():
-                    f.unlink()
-                old.rmdir()
-            else:
-                tmp.rename(folder)
-        except BaseException:
-            for f in tmp.glob("*"):
-                f.unlink()
-            tmp.rmdir()
-            raise
-        return folder
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TopKSAE:

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sae.capture import run_with_hooks
+from sae.cli import run_cli
 from sae.hooks import HookPoint, n_layers
 from steering.intervention import Scale, save_interventions
 from steering.scores import SCORERS, zscore
@@ -211,4 +212,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sae.cli import run_cli
 from sae.data import DATA_DIR, TextSource
 from sae.metrics import token_ce
 from sae.tables import write_table
@@ -229,4 +230,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

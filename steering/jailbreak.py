@@ -10,6 +10,7 @@ import csv
 import json
 from collections.abc import Sequence
 
+from sae.cli import run_cli
 from sae.data import DATA_DIR
 from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, write_table
 from steering.intervention import Intervention
@@ -171,4 +172,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from sae.cli import run_cli
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
@@ -255,4 +256,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -42,7 +42,9 @@ window.showFeature = function (rec) {
 if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
   const s = document.createElement("script");
   s.src = `features/${Math.floor(id / SAE_META.shard)}.js`;
-  s.onload = () => window.showFeature(window.SAE_SHARD[id]);
+  const missing = () => text(document.getElementById("title"), `no feature ${id} in this site`);
+  s.onload = () => (window.SAE_SHARD && window.SAE_SHARD[id] ? window.showFeature(window.SAE_SHARD[id]) : missing());
+  s.onerror = missing;
   document.body.appendChild(s);
 } else {
   text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
