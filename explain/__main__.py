@@ -5,7 +5,7 @@ import argparse
 import time
 
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
 from sae.data import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
@@ -13,21 +13,22 @@ from sae.model import TopKSAE
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m explain", description="Explain every feature of a Top-K SAE: MI "
-                                "words, logit-lens tokens, top-activating contexts, frequency, histogram.")
-    p.add_argument("--sae", required=True)
+                                "words, logit-lens tokens, top-activating contexts, frequency, histogram.",
+                                formatter_class=HelpFormatter)
+    p.add_argument("--sae", required=True, help="SAE folder (sae_weights.safetensors + cfg.json)")
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--corpus", default="wikitext2-valid", help="bundled alias, local file or hub dataset")
     p.add_argument("--corpus-config", help="a hub dataset's subset, e.g. wikitext-2-raw-v1")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--windows", type=int, default=512)
-    p.add_argument("--ctx-len", type=int, default=64)
-    p.add_argument("--words", type=int, default=5000)
-    p.add_argument("--tau", type=float)
+    p.add_argument("--text-column", default="text", help="column holding the text in a jsonl/csv/hub corpus")
+    p.add_argument("--windows", type=int, default=512, help="corpus windows for top contexts and frequencies")
+    p.add_argument("--ctx-len", type=int, default=64, help="tokens per window")
+    p.add_argument("--words", type=int, default=5000, help="vocabulary: the N most frequent English words")
+    p.add_argument("--tau", type=float, help="MI softmax temperature > 0 (default: std of the scores)")
     p.add_argument("--p-c", default="uniform", choices=["uniform", "frequency"], help="prior over features in MI")
-    p.add_argument("--top-m", type=int, default=10)
-    p.add_argument("--top-contexts", type=int, default=10)
-    p.add_argument("--cache-dir", default="runs/cache/vocab")
-    p.add_argument("--out", required=True)
+    p.add_argument("--top-m", type=int, default=10, help="MI words kept per feature")
+    p.add_argument("--top-contexts", type=int, default=10, help="top-activating contexts kept per feature")
+    p.add_argument("--cache-dir", default="runs/cache/vocab", help="where word embeddings are cached")
+    p.add_argument("--out", required=True, help="explanations JSONL to write")
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from explain.logit_lens import logit_lens
 from explain.mi import auto_tau, mi_explain
 from explain.topact import FeatureStats, collect_stats
 from explain.vocab import unembedding, vocab_embeddings, word_list
+from sae.files import atomic_file
 from sae.hooks import HookPoint, final_norm
-from sae.model import TopKSAE
+from sae.model import TopKSAE, feature_ids
 
 
 @dataclass
@@ -34,6 +36,16 @@ class ExplainConfig:
     right: int = 4  # and after it
     hist_bins: int = 20
     outlier_factor: float | None = 10.0  # tokens the SAE's training left out (attention sinks) get no activation
+
+    def __post_init__(self):
+        if self.tau is not None and not (math.isfinite(self.tau) and self.tau > 0):
+            raise ValueError(f"tau (the MI softmax temperature) must be a positive finite number, got {self.tau}; "
+                             "omit it to use the standard deviation of the scores.")
+        for name in ("words", "top_m", "logit_top", "top_contexts", "hist_bins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.p_c not in ("uniform", "frequency"):
+            raise ValueError(f"p_c must be 'uniform' or 'frequency', got {self.p_c!r}")
 
 
 @torch.no_grad()
@@ -53,11 +65,7 @@ def residual_directions(model, sae: TopKSAE) -> torch.Tensor:
 
 
 def check_features(sae: TopKSAE, features: Sequence[int] | None) -> list[int]:
-    features = list(range(sae.d_sae)) if features is None else list(features)
-    bad = [f for f in features if not 0 <= f < sae.d_sae]
-    if bad:
-        raise ValueError(f"Feature ids {bad[:5]} out of range: this SAE has {sae.d_sae} features (0..{sae.d_sae - 1})")
-    return features
+    return list(range(sae.d_sae)) if features is None else feature_ids(features, sae.d_sae)
 
 
 def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig | None = None,
@@ -70,8 +78,6 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     transform = lambda d: norm(d.to(next(model.parameters()).dtype)).float()
     words = word_list(cfg.words)
     E = vocab_embeddings(model, tokenizer, words, cache_dir)
-    if cfg.p_c not in ("uniform", "frequency"):
-        raise ValueError(f"p_c must be 'uniform' or 'frequency', got {cfg.p_c!r}")
     tau = cfg.tau if cfg.tau is not None else auto_tau(dirs, E, transform)
     stats = collect_stats(model, sae, windows, cfg.top_contexts, outlier_factor=cfg.outlier_factor)
     p_c = stats.frequency + 1e-9 if cfg.p_c == "frequency" else None
@@ -109,17 +115,23 @@ def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int) -> l
 
 def read_jsonl(path: str | os.PathLike) -> dict[int, dict]:
     """{feature id: record} from an explanations file."""
-    records = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
-    return {int(r["feature"]): r for r in records}
+    out = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out[int(rec["feature"])] = rec
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}, line {n}: not an explanation record ({type(e).__name__}: {e}); write the file "
+                             "with `python -m explain`.") from None
+    return out
 
 
 def write_jsonl(records, path: str | os.PathLike) -> Path:
     """Write records atomically: a temp file renamed into place when complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
+        for rec in records:  # allow_nan=False: a NaN would make the line invalid JSON
+            f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
     return path

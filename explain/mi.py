@@ -15,6 +15,7 @@ Features are processed in chunks, so memory is O(chunk × n_words) whatever the 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -54,6 +55,8 @@ def mi_explain(
                          "the SAE and the model do not match")
     n = directions.shape[0]
     tau = auto_tau(directions, E, transform) if tau is None else tau
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a positive finite temperature, got {tau}")
     p_c = torch.full((n,), 1 / n) if p_c is None else p_c.float() / p_c.float().sum()
     E = E.float()
     prep = lambda i: (transform or (lambda x: x))(directions[i : i + chunk].float())

@@ -18,7 +18,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from explain.topact import FeatureStats
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
 
 
 def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
@@ -119,21 +119,24 @@ def main(argv=None) -> None:
     from sae.model import TopKSAE
     from sae.tables import write_table
 
-    p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--explanations", required=True)
-    p.add_argument("--sae", required=True)
-    p.add_argument("--model")
+    p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--explanations", required=True, help="JSONL from `python -m explain`")
+    p.add_argument("--sae", required=True, help="the SAE folder those explanations describe")
+    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--corpus", default="wikitext2-test", help="held out: not the corpus the explanations saw")
-    p.add_argument("--windows", type=int, default=512)
-    p.add_argument("--ctx-len", type=int, default=64)
+    p.add_argument("--windows", type=int, default=512, help="held-out windows")
+    p.add_argument("--ctx-len", type=int, default=64, help="tokens per window")
     p.add_argument("--features", type=int, default=300, help="features sampled for the embedding AUROC")
-    p.add_argument("--examples", type=int, default=5)
+    p.add_argument("--examples", type=int, default=5, help="example features printed")
     p.add_argument("--out", help="folder for quality.md/.csv")
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
     records = read_jsonl(args.explanations)
+    bad = [f for f in records if not 0 <= f < sae.d_sae]
+    if bad:
+        raise ValueError(f"{args.explanations} explains features {bad[:5]}, but {args.sae} has {sae.d_sae} features "
+                         f"(0..{sae.d_sae - 1}): the explanations belong to another SAE.")
     windows = TextSource(args.corpus, ctx_len=args.ctx_len).load(tok, args.windows)
     stats = collect_stats(model, sae, windows, top_n=10)
     rng = random.Random(0)

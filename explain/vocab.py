@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from sae.files import atomic_file
+
 _WORD = re.compile(r"^[a-z]+$")
 
 
@@ -58,6 +60,6 @@ def vocab_embeddings(model, tokenizer, words: Sequence[str], cache_dir: str | Pa
     offsets = torch.tensor([0] + [len(s) for s in ids[:-1]]).cumsum(0)
     emb = torch.nn.functional.embedding_bag(flat, W_U, offsets, mode="mean")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"embeddings": emb.contiguous()}, path)
+        with atomic_file(path) as tmp:  # a killed run never leaves a truncated cache that later runs trust
+            save_file({"embeddings": emb.contiguous()}, tmp)
     return emb

@@ -1,6 +1,7 @@
 """Command-line entry points: a user's mistake ends in one line that names the fix, not a traceback."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -19,3 +20,7 @@ def run_cli(main: Callable[[], None]) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the module docstring's layout and shows every option's default."""

@@ -8,6 +8,7 @@ shuffled with `seed`, so the same config always gives the same windows.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,34 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
     path = BUNDLED.get(source, Path(source))
     if path.exists():
         files = str(path) if path.is_file() else [str(p) for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]
+        for f in [files] if isinstance(files, str) else files:
+            check_local_file(Path(f))
         return load_dataset(_local_builder(path), data_files=files, split="train", streaming=bool(streaming))
     return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
+
+
+def check_local_file(path: Path) -> None:
+    """Fail with the file, line and cause for what `datasets` reports only as "An error occurred while
+    generating the dataset": text that is not UTF-8, and JSON Lines that do not parse as one object per line.
+    Binary formats (parquet) are left to `datasets`."""
+    if path.suffix not in (".txt", ".jsonl", ".json", ".csv"):
+        return
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}, line {n}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode the file "
+                                 "as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).") from None
+            if path.suffix == ".jsonl" and line.strip():  # (.json may be one document over many lines)
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    raise ValueError(f"{path}, line {n}: invalid JSON ({e}); JSON Lines hold one JSON object per "
+                                     "line.") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}, line {n}: a JSON {type(obj).__name__}, not an object with named "
+                                     "columns (e.g. {\"text\": \"...\"}).")
 
 
 def source_fingerprint(source: str) -> str | None:
@@ -71,6 +98,9 @@ def iter_texts(ds: Dataset | IterableDataset, text_column: str, seed: int | None
         if text_column not in row:
             raise ValueError(f"Text column {text_column!r} not in the dataset; a row has {sorted(row)}")
         text = row[text_column]
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"Text column {text_column!r} holds {type(text).__name__} values (e.g. {text!r:.60}), "
+                             "not text; pass the column with the text as text_column.")
         if text and text.strip():
             yield text
 

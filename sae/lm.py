@@ -57,6 +57,7 @@ def load_lm(
     tokenizer = AutoTokenizer.from_pretrained(src, **kw)
     model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw).to(device).eval()
     prepare_tokenizer(tokenizer)
+    model.saesteer_name = resolve_model_name(name)  # what an SAE's cfg names; steer warns on a mismatch
     return model, tokenizer
 
 

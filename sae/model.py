@@ -12,9 +12,12 @@ per token, so W_enc's gradient is one sparse(n×B)·dense(B×d) product instead 
 """
 from __future__ import annotations
 
+import collections
 import json
+import numbers
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -231,6 +234,27 @@ class TopKSAE(nn.Module):
     def config_from_dict(d: dict) -> SAEConfig:
         names = {f.name for f in fields(SAEConfig)}
         return SAEConfig(**{k: v for k, v in d.items() if k in names})
+
+
+def feature_ids(features: Sequence[int], d_sae: int) -> list[int]:
+    """Validated feature ids: integers (a float like 2.7 is refused, never truncated), each once, in range."""
+    ids = []
+    for f in features:
+        if isinstance(f, torch.Tensor) and f.numel() == 1:
+            f = f.item()
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral):
+            raise TypeError(f"Feature ids must be integers, got {f!r} ({type(f).__name__})")
+        ids.append(int(f))
+    if not ids:
+        raise ValueError("Choose at least one feature")
+    if len(set(ids)) != len(ids):
+        dup = sorted(f for f, n in collections.Counter(ids).items() if n > 1)
+        raise ValueError(f"Feature ids {dup[:5]} are given more than once; each copy would be edited again "
+                         "(Amplify doubles, Calibrate overshoots). Pass each once, e.g. list(dict.fromkeys(ids)).")
+    bad = [f for f in ids if not 0 <= f < d_sae]
+    if bad:
+        raise ValueError(f"Feature ids {bad[:5]} out of range: this SAE has {d_sae} features (0..{d_sae - 1})")
+    return ids
 
 
 @torch.no_grad()

@@ -21,14 +21,17 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
 from sae.capture import run_with_hooks
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
+from sae.files import atomic_file
 from sae.hooks import HookPoint, n_layers
-from steering.intervention import Scale, save_interventions
+from steering.intervention import Scale, finite, save_interventions
 from steering.scores import SCORERS, zscore
 
 POOLINGS = ("max", "mean", "last")
+RANK_CMD = "`python -m steering.aura rank`"
 SELECTIONS = ("global", "per_layer_pct", "per_layer")
 
 
@@ -53,7 +56,7 @@ def collect_responses(model, tokenizer, texts: Sequence[str], hook_points: Seque
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     device = next(model.parameters()).device
     out: dict[str, list[torch.Tensor]] = {h: [] for h in hook_points}
-    for i in range(0, len(texts), batch_size):
+    for i in tqdm(range(0, len(texts), batch_size), desc="unit responses", unit="batch", mininterval=2):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                         max_length=max_length).to(device)
         acts = run_with_hooks(model, enc.input_ids, enc.attention_mask, hook_points)
@@ -69,19 +72,36 @@ class UnitScores:
     pooling: str
     zscored: bool = False
 
+    def __post_init__(self):
+        for h, s in self.scores.items():
+            HookPoint.parse(h)
+            if s.isnan().any():
+                raise ValueError(f"Unit scores at {h} contain NaN ({int(s.isnan().sum())} units): the responses "
+                                 "were non-finite. Re-rank with finite activations.")
+            if self.metric in ("auroc", "aucpr") and not self.zscored and ((s < 0) | (s > 1)).any():
+                raise ValueError(f"{self.metric} scores at {h} must lie in [0, 1]; got {float(s.min()):.3g} to "
+                                 f"{float(s.max()):.3g}. These are not {self.metric} scores: re-rank them.")
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         meta = {"metric": self.metric, "pooling": self.pooling, "zscored": json.dumps(self.zscored)}
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({h: s.contiguous() for h, s in self.scores.items()}, tmp, metadata=meta)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            save_file({h: s.contiguous() for h, s in self.scores.items()}, tmp, metadata=meta)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> UnitScores:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata()
-            scores = {h: f.get_tensor(h) for h in f.keys()}
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                scores = {h: f.get_tensor(h) for h in f.keys()}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No unit scores at {path}; write them with {RANK_CMD}") from None
+        except Exception as e:
+            raise ValueError(f"Cannot read unit scores {path}: {e}; rank again with {RANK_CMD}.") from None
+        if not {"metric", "pooling", "zscored"} <= set(meta):
+            raise ValueError(f"{path} is not a unit-scores file (its metadata lacks metric/pooling); write it with "
+                             f"{RANK_CMD}.")
         order = sorted(scores, key=lambda h: (HookPoint.parse(h).layer, h))
         return cls({h: scores[h] for h in order}, meta["metric"], meta["pooling"], json.loads(meta["zscored"]))
 
@@ -148,8 +168,9 @@ def select_units(scores: UnitScores, k: float, selection: str = "global") -> dic
 
 def damp(scores: UnitScores, k: float, alpha: float = 0.5, selection: str = "global") -> list[Scale]:
     """Selected units × alpha; hook points with no selected unit get no intervention."""
+    alpha = finite("DAMP alpha", alpha)
     masks = select_units(scores, k, selection)
-    return [Scale(h, torch.where(m, float(alpha), 1.0)) for h, m in masks.items() if m.any()]
+    return [Scale(h, torch.where(m, alpha, 1.0)) for h, m in masks.items() if m.any()]
 
 
 def det0(scores: UnitScores, k: float, selection: str = "global") -> list[Scale]:
@@ -170,28 +191,29 @@ def interventions_for(scores: UnitScores, method: str, k: float = 0, alpha: floa
 
 # --- CLI --------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.aura", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m steering.aura", description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("rank", help="score every unit on labelled texts and save the scores")
-    r.add_argument("--model", default="smollm2-135m")
+    r = sub.add_parser("rank", help="score every unit on labelled texts and save the scores",
+                       formatter_class=HelpFormatter)
+    r.add_argument("--model", default="smollm2-135m", help="LM: the embedded alias, a .gguf, a folder or a hub id")
     r.add_argument("--data", default="davidson", help="'davidson', 'toxigen-sentences', a local file or hub name")
-    r.add_argument("--text-column", default="text")
-    r.add_argument("--label-column", default="label")
-    r.add_argument("--max-per-class", type=int, default=1000)
+    r.add_argument("--text-column", default="text", help="column holding the text")
+    r.add_argument("--label-column", default="label", help="column holding 1 (toxic) / 0 (non-toxic)")
+    r.add_argument("--max-per-class", type=int, default=1000, help="texts per label, sampled with a fixed seed")
     r.add_argument("--hook-points", nargs="*", help="default: blocks.<i>.mlp_act of every layer")
-    r.add_argument("--pooling", default="max", choices=POOLINGS)
-    r.add_argument("--metric", default="auroc", choices=list(SCORERS))
+    r.add_argument("--pooling", default="max", choices=POOLINGS, help="how a unit's token responses become one")
+    r.add_argument("--metric", default="auroc", choices=list(SCORERS), help="separation score per unit")
     r.add_argument("--zscore", action="store_true", help="standardise scores per hook point")
-    r.add_argument("--batch-size", type=int, default=32)
-    r.add_argument("--out", required=True)
-    a = sub.add_parser("apply", help="turn saved scores into interventions for steer()")
-    a.add_argument("scores")
-    a.add_argument("--method", default="aura", choices=["aura", "det0", "damp"])
+    r.add_argument("--batch-size", type=int, default=32, help="texts per LM pass")
+    r.add_argument("--out", required=True, help="scores file to write (.safetensors)")
+    a = sub.add_parser("apply", help="turn saved scores into interventions for steer()",
+                       formatter_class=HelpFormatter)
+    a.add_argument("scores", help="file written by `rank`")
+    a.add_argument("--method", default="aura", choices=["aura", "det0", "damp"], help="how units are dampened")
     a.add_argument("--k", type=float, default=0, help="units (global/per_layer) or percent (per_layer_pct)")
     a.add_argument("--alpha", type=float, default=0.5, help="DAMP factor")
-    a.add_argument("--selection", default="global", choices=SELECTIONS)
-    a.add_argument("--out", required=True)
+    a.add_argument("--selection", default="global", choices=SELECTIONS, help="how the top k units are chosen")
+    a.add_argument("--out", required=True, help="interventions file to write (.safetensors)")
     args = p.parse_args(argv)
     if args.cmd == "rank":
         from sae.lm import load_lm

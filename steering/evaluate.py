@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
 from sae.data import DATA_DIR, TextSource
+from sae.files import atomic_file
 from sae.metrics import token_ce
 from sae.tables import write_table
 from steering.intervention import Intervention, steer
@@ -96,8 +98,10 @@ def generate(model, tokenizer, prompts: Sequence[str], interventions: Sequence[I
     device = next(model.parameters()).device
     flat = [p for p in prompts for _ in range(n)]
     outs, new_tokens, start = [], 0, time.perf_counter()
+    batches = tqdm(list(enumerate(range(0, len(flat), batch_size))), desc="generate", unit="batch", mininterval=2,
+                   dynamic_ncols=True)
     with steer(model, list(interventions), positions=positions):
-        for b, i in enumerate(range(0, len(flat), batch_size)):
+        for b, i in batches:
             enc = tokenizer(flat[i : i + batch_size], return_tensors="pt", padding=True,
                             add_special_tokens=False).to(device)
             torch.manual_seed(seed + b)
@@ -154,7 +158,8 @@ def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return Path(path)
 
@@ -162,7 +167,15 @@ def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str
 def toxicity_sweep(model, tokenizer, settings: dict[str, Sequence[Intervention]], prompts: Sequence[str],
                    scorer: Scorer, out: str | Path | None = None, n: int = 1, max_new_tokens: int = 32,
                    seed: int = 0, ppl_windows: int = 32, batch_size: int = 16) -> list[dict]:
-    """One row per setting: toxicity metrics + WikiText perplexity; writes table + plot if `out` is given."""
+    """One row per setting: toxicity metrics + WikiText perplexity. With `out`, the table is rewritten after
+    every row (a failure at setting 7 keeps rows 1-6 on disk) and the plot drawn at the end. Every setting's
+    interventions are checked against the model before the first one runs."""
+    for name, ivs in settings.items():
+        try:
+            for iv in ivs:
+                iv.check_width(model)
+        except ValueError as e:
+            raise ValueError(f"Setting {name!r} does not fit this model: {e}") from None
     rows = []
     for name, ivs in settings.items():
         gens = generate(model, tokenizer, prompts, ivs, n=n, max_new_tokens=max_new_tokens, seed=seed,
@@ -171,8 +184,9 @@ def toxicity_sweep(model, tokenizer, settings: dict[str, Sequence[Intervention]]
                "perplexity": perplexity(model, tokenizer, ivs, max_windows=ppl_windows)}
         rows.append(row)
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        if out is not None:
+            write_table(rows, out)
     if out is not None:
-        write_table(rows, out)
         plot_tradeoff(rows, "perplexity", "pct_toxic", Path(out) / "toxicity_vs_perplexity.png",
                       "toxic generations vs WikiText perplexity")
     return rows
@@ -198,21 +212,21 @@ def parse_setting(spec: str, scores) -> tuple[str, list[Intervention]]:
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m steering.evaluate",
+    p = argparse.ArgumentParser(prog="python -m steering.evaluate", formatter_class=HelpFormatter,
                                 description="Toxicity/perplexity sweep over AURA/Det0/DAMP settings.")
-    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--model", default="smollm2-135m", help="LM: the embedded alias, a .gguf, a folder or a hub id")
     p.add_argument("--scores", help="unit scores from `python -m steering.aura rank`")
     p.add_argument("--settings", nargs="+", default=["original", "aura"],
                    help="e.g. original aura det0:k=300 damp:k=300,alpha=0.5,selection=global")
-    p.add_argument("--n-prompts", type=int, default=100)
+    p.add_argument("--n-prompts", type=int, default=100, help="ToxiGen prompts, a seeded sample")
     p.add_argument("--prompt-label", type=int, default=1, help="ToxiGen prompts: 1 hate, 0 neutral")
     p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template")
     p.add_argument("--n", type=int, default=1, help="continuations per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=32, help="tokens per continuation")
     p.add_argument("--scorer", default="profanity-check", help="or an HF text-classification model name")
-    p.add_argument("--ppl-windows", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--ppl-windows", type=int, default=32, help="WikiText-2 test windows of 256 tokens")
+    p.add_argument("--seed", type=int, default=0, help="prompt sample and sampling seed")
+    p.add_argument("--out", required=True, help="folder for results.csv/.md and the plot (rows written as they finish)")
     args = p.parse_args(argv)
 
     from sae.lm import load_lm

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from sae.capture import capture
-from sae.model import TopKSAE
+from sae.model import TopKSAE, feature_ids
 from steering.sae_steering import feature_directions
 
 
@@ -47,10 +47,8 @@ def by_explanation(explanations: dict[int, dict], words: Iterable[str], top_m: i
 
 
 def by_id(sae: TopKSAE, ids: Sequence[int]) -> Chosen:
-    bad = [i for i in ids if not 0 <= i < sae.d_sae]
-    if bad:
-        raise ValueError(f"Feature ids {bad} out of range: this SAE has {sae.d_sae} features (0..{sae.d_sae - 1})")
-    return Chosen(list(ids), [float("nan")] * len(ids), "by id")
+    ids = feature_ids(ids, sae.d_sae)
+    return Chosen(ids, [float("nan")] * len(ids), "by id")
 
 
 @torch.no_grad()

@@ -11,6 +11,8 @@ removed on exit, exceptions included.
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +22,25 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sae.files import atomic_file
 from sae.hooks import HookPoint, add_hook
 
 POSITIONS = ("all", "prompt", "generated")
+
+
+def finite(name: str, value: float | torch.Tensor) -> float | torch.Tensor:
+    """Strengths and vectors must be finite: NaN/inf would turn every steered activation into NaN."""
+    if isinstance(value, torch.Tensor):
+        if not bool(value.isfinite().all()):
+            raise ValueError(f"{name} holds non-finite values (NaN/inf); pass finite numbers.")
+        return value
+    try:
+        ok = math.isfinite(float(value))
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not ok:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 class Intervention(nn.Module):
@@ -56,7 +74,7 @@ class Scale(Intervention):
 
     def __init__(self, hook_point: str, alpha: torch.Tensor):
         super().__init__(hook_point)
-        self.register_buffer("alpha", torch.as_tensor(alpha, dtype=torch.float32).flatten())
+        self.register_buffer("alpha", finite("Scale alpha", torch.as_tensor(alpha, dtype=torch.float32).flatten()))
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.alpha.to(x)
@@ -72,8 +90,9 @@ class AddVector(Intervention):
 
     def __init__(self, hook_point: str, vector: torch.Tensor, coef: float = 1.0):
         super().__init__(hook_point)
-        self.register_buffer("vector", torch.as_tensor(vector, dtype=torch.float32).flatten())
-        self.coef = float(coef)
+        vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
+        self.register_buffer("vector", finite("AddVector vector", vector))
+        self.coef = finite("AddVector coef", coef)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.coef * self.vector.to(x)
@@ -121,34 +140,50 @@ def _edit(iv: Intervention, state: _Positions, mode: str):
 
 @contextmanager
 def steer(model: nn.Module, interventions: Sequence[Intervention], positions: str = "all") -> Iterator[nn.Module]:
-    """Apply `interventions` (in list order at each hook point) on every forward inside the block."""
+    """Apply `interventions` (in list order at each hook point) on every forward inside the block. Blocks
+    nest: an inner block's exit restores exactly what it found (the outer block keeps steering)."""
     if positions not in POSITIONS:
         raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise TypeError(f"steer takes Intervention objects, got {type(iv).__name__}")
         iv.check_width(model)
+        _check_model_name(iv, model)
     state = _Positions()
-    handles = [model.register_forward_pre_hook(state.on_forward, with_kwargs=True)]
-    original_generate = model.generate
+    outer_generate = model.generate  # the outer block's wrapper when nested, else the model's own
+    had_own = "generate" in vars(model)
 
     def generate(*args, **kwargs):
-        ids = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
-        state.prompt_len = ids.shape[1] if ids is not None else None
+        prompt = next((kwargs[k] for k in ("input_ids", "inputs", "inputs_embeds") if kwargs.get(k) is not None),
+                      args[0] if args else None)
+        state.prompt_len = prompt.shape[1] if prompt is not None else None
         try:
-            return original_generate(*args, **kwargs)
+            return outer_generate(*args, **kwargs)
         finally:
             state.prompt_len = None
 
-    try:
-        handles += [add_hook(model, iv.hook_point, _edit(iv, state, positions)) for iv in interventions]
+    handles = []
+    try:  # each handle is kept the moment it exists, so a failing hook point leaves nothing behind
+        handles.append(model.register_forward_pre_hook(state.on_forward, with_kwargs=True))
+        for iv in interventions:
+            handles.append(add_hook(model, iv.hook_point, _edit(iv, state, positions)))
         model.generate = generate
         yield model
     finally:
         for h in handles:
             h.remove()
-        if "generate" in vars(model):
+        if had_own:
+            model.generate = outer_generate
+        elif "generate" in vars(model):
             del model.generate
+
+
+def _check_model_name(iv: Intervention, model: nn.Module) -> None:
+    """Warn when an intervention built from an SAE of one model steers another (same width, wrong model)."""
+    want, have = getattr(iv, "model_name", None), getattr(model, "saesteer_name", None)
+    if want and have and want != have:
+        warnings.warn(f"{type(iv).__name__} at {iv.hook_point} comes from an SAE trained on {want!r} but steers "
+                      f"{have!r}; its directions may mean nothing here.", stacklevel=3)
 
 
 def save_interventions(path: str | Path, interventions: Sequence[Intervention]) -> Path:
@@ -157,9 +192,8 @@ def save_interventions(path: str | Path, interventions: Sequence[Intervention]) 
     tensors = {f"{i}.{k}": v.contiguous().cpu()
                for i, iv in enumerate(interventions) for k, v in iv.state_dict().items()}
     meta = {"interventions": json.dumps([iv.header() for iv in interventions])}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, tmp, metadata=meta)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
     return path
 
 

@@ -10,7 +10,7 @@ import csv
 import json
 from collections.abc import Sequence
 
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
 from sae.data import DATA_DIR
 from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, write_table
 from steering.intervention import Intervention
@@ -121,14 +121,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """python -m steering.jailbreak --sae DIR --amplify 2 4 --calibrate 4 8 --out reports/refusal"""
     import argparse
 
-    from sae.lm import load_lm
+    from sae.lm import EMBEDDED, load_lm
     from sae.model import TopKSAE
     from steering.features import by_explanation, by_id, contrastive, describe, load_explanations
     from steering.sae_steering import Amplify, Calibrate
 
-    p = argparse.ArgumentParser(prog="python -m steering.jailbreak", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
+    p = argparse.ArgumentParser(prog="python -m steering.jailbreak", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--sae", required=True, help="SAE folder (sae_weights.safetensors + cfg.json)")
     p.add_argument("--features", default="refusal:8",
                    help="'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' "
@@ -137,14 +136,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--explanations", help="explanations JSONL from `python -m explain`")
     p.add_argument("--amplify", type=float, nargs="*", default=[], help="α values to sweep")
     p.add_argument("--calibrate", type=float, nargs="*", default=[], help="β values to sweep")
-    p.add_argument("--n-harmful", type=int, default=50)
-    p.add_argument("--n-benign", type=int, default=50)
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--out", required=True)
+    p.add_argument("--n-harmful", type=int, default=50, help="AdvBench prompts per template")
+    p.add_argument("--n-benign", type=int, default=50, help="benign instructions for over-refusal")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per greedy answer")
+    p.add_argument("--out", required=True, help="folder for refusal.csv/.md and the plot")
     args = p.parse_args(argv)
 
-    model, tok = load_lm(args.model)
     sae = TopKSAE.load(args.sae)
+    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
     explanations = load_explanations(args.explanations) if args.explanations else None
     how, _, spec = args.features.partition(":")
     if how == "refusal":

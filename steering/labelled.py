@@ -21,8 +21,11 @@ def load_labelled(source: str = "davidson", text_column: str = "text", label_col
                              "Pass text_column= / label_column=.")
     by_label: dict[int, list[str]] = {0: [], 1: []}
     for text, label in zip(ds[text_column], ds[label_column]):
-        if int(label) not in by_label:
+        if isinstance(label, bool) or label not in (0, 1):  # 0.6 or "1" is refused, never rounded or cast
             raise ValueError(f"Labels must be 0 (non-toxic) or 1 (toxic); found {label!r} in {source!r}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"Column {text_column!r} of {source!r} holds {type(text).__name__} values "
+                             f"(e.g. {text!r:.60}), not text; pass the text column as text_column.")
         if text and text.strip():
             by_label[int(label)].append(text)
     rng = random.Random(seed)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from sae.cli import run_cli
+from sae.cli import HelpFormatter, run_cli
+from sae.files import atomic_file, write_text
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
@@ -62,6 +63,25 @@ class ReportConfig:
     amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -0.75, -1.0])
     calibrate_features: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     calibrate_beta: float = 0.0
+
+
+HELP = {
+    "model": "LM: the embedded alias, a .gguf, a local folder or a hub id",
+    "sae": "reuse this SAE folder instead of training one",
+    "train_config": "LightningCLI config used when training the SAE",
+    "train_args": "extra LightningCLI arguments, e.g. '--trainer.max_steps=100'",
+    "out": "report folder (default: reports/<today>)",
+    "explain_windows": "corpus windows for explanations", "explain_ctx_len": "tokens per explanation window",
+    "explain_words": "MI vocabulary size", "aura_per_class": "Davidson tweets per label for AURA ranking",
+    "tox_prompts": "ToxiGen hate prompts", "tox_samples": "sampled continuations per prompt",
+    "max_new_tokens": "tokens per continuation / answer", "n_harmful": "AdvBench prompts per template",
+    "n_benign": "benign instructions for over-refusal", "ppl_windows": "WikiText-2 test windows of 256 tokens",
+    "ppl_budget": "largest perplexity increase a chosen strength may cost (0.05 = +5 %%)",
+    "seed": "prompt sample and sampling seed", "amplify_features": "features SAE amplification acts on",
+    "det0_k": "Det0 grid: units zeroed", "damp_k": "DAMP grid: units dampened", "damp_alpha": "DAMP factor",
+    "amplify_alpha": "SAE amplification grid: α (< 0 weakens)",
+    "calibrate_features": "SAE calibration grid: features removed", "calibrate_beta": "SAE calibration β",
+}
 
 
 def train_sae(cfg: ReportConfig) -> Path:
@@ -129,7 +149,8 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out
 
@@ -195,9 +216,11 @@ def run(cfg: ReportConfig) -> Path:
 
     t = time.perf_counter()
     prompts, scorer = toxigen_prompts(1, cfg.tox_prompts, cfg.seed), get_scorer()
-    rows = [evaluate_row(model, tok, name, s, ivs, cfg, prompts, scorer) for name, (s, ivs) in methods.items()]
+    rows = []
+    for name, (s, ivs) in methods.items():  # the table is rewritten after each row: a crash keeps what finished
+        rows.append(evaluate_row(model, tok, name, s, ivs, cfg, prompts, scorer))
+        write_table(rows, out, "comparison")
     timings["evaluation"] = time.perf_counter() - t
-    write_table(rows, out, "comparison")
     plot_tradeoff(rows, "perplexity", "pct_toxic", out / "toxicity_vs_perplexity.png", "toxicity vs perplexity")
     plot_tradeoff(rows, "over_refusal", "asr_all", out / "asr_vs_over_refusal.png", "attack success vs over-refusal")
     logs = sorted(sae_dir.parent.parent.glob("csv/version_*/metrics.csv"))
@@ -236,20 +259,19 @@ def write_report(out: Path, cfg, sae, rows, base_ppl, chosen, chosen_text, recor
     lines += ["", "Browse every feature: `python -m explain.browse serve " + str(out / "site") + "`.", "",
               "## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], "",
               "## Configuration", "", "```json", json.dumps(asdict(cfg), indent=1), "```", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    write_text(out / "report.md", "\n".join(lines))
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m steering.report", description=__doc__, formatter_class=HelpFormatter)
     for f in fields(ReportConfig):
         default = f.default_factory() if f.default is MISSING else f.default
         if isinstance(default, list):
             kind = float if f.name == "amplify_alpha" else int
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default, help=HELP[f.name])
         else:
             kind = {int: int, float: float}.get(type(default), str)
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=HELP[f.name])
     args = vars(p.parse_args(argv))
     torch.manual_seed(args["seed"])
     print(f"report written to {run(ReportConfig(**args))}")

@@ -23,19 +23,13 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import inlier_mask
-from sae.model import TopKSAE
-from steering.intervention import Intervention, _check
+from sae.model import TopKSAE, feature_ids
+from steering.intervention import Intervention, _check, finite
 
 
 def feature_directions(sae: TopKSAE, features: Sequence[int]) -> torch.Tensor:
     """S: (d_in, |F|), the chosen features' decoder rows as columns."""
-    features = list(features)
-    if not features:
-        raise ValueError("Choose at least one feature")
-    bad = [f for f in features if not 0 <= f < sae.d_sae]
-    if bad:
-        raise ValueError(f"Feature ids {bad} out of range: this SAE has {sae.d_sae} features (0..{sae.d_sae - 1})")
-    return sae.W_dec.detach()[features].T.contiguous().float()
+    return sae.W_dec.detach()[feature_ids(features, sae.d_sae)].T.contiguous().float()
 
 
 def _inliers_only(x: torch.Tensor, edited: torch.Tensor, factor: float | None) -> torch.Tensor:
@@ -45,13 +39,15 @@ def _inliers_only(x: torch.Tensor, edited: torch.Tensor, factor: float | None) -
 class _Directions(Intervention):
     """Shared by Amplify and Calibrate: S as a buffer, width checked against the hook point."""
 
-    def __init__(self, hook_point: str, S: torch.Tensor, outlier_factor: float | None = 10.0):
+    def __init__(self, hook_point: str, S: torch.Tensor, outlier_factor: float | None = 10.0,
+                 model_name: str | None = None):
         super().__init__(hook_point)
         S = torch.as_tensor(S, dtype=torch.float32)
         if S.ndim != 2:
             raise ValueError(f"S must be (d, n_features), got shape {tuple(S.shape)}")
-        self.register_buffer("S", S)
-        self.outlier_factor = outlier_factor
+        self.register_buffer("S", finite("S", S))
+        self.outlier_factor = None if outlier_factor is None else finite("outlier_factor", outlier_factor)
+        self.model_name = model_name  # the model the SAE was trained on (steer warns when another is steered)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         S = self.S.to(x)
@@ -68,17 +64,19 @@ class _Directions(Intervention):
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], *args, **kw):
         if not sae.cfg.hook_point:
             raise ValueError("This SAE's cfg has no hook_point; construct the intervention with one explicitly")
-        return cls(sae.cfg.hook_point, feature_directions(sae, features), *args, **kw)
+        return cls(sae.cfg.hook_point, feature_directions(sae, features), *args,
+                   **{"model_name": sae.cfg.model_name or None, **kw})
 
 
 class Amplify(_Directions):
     """X' = X + α · ReLU(X S) Sᵀ."""
 
-    scalars = ("alpha", "outlier_factor")
+    scalars = ("alpha", "outlier_factor", "model_name")
 
-    def __init__(self, hook_point: str, S: torch.Tensor, alpha: float = 1.0, outlier_factor: float | None = 10.0):
-        super().__init__(hook_point, S, outlier_factor)
-        self.alpha = float(alpha)
+    def __init__(self, hook_point: str, S: torch.Tensor, alpha: float = 1.0, outlier_factor: float | None = 10.0,
+                 model_name: str | None = None):
+        super().__init__(hook_point, S, outlier_factor, model_name)
+        self.alpha = finite("Amplify alpha", alpha)
 
     def edit(self, x, proj, S):
         return x + self.alpha * proj @ S.T
@@ -87,11 +85,12 @@ class Amplify(_Directions):
 class Calibrate(_Directions):
     """X' = X − ReLU(X S) Sᵀ + β · s̄."""
 
-    scalars = ("beta", "outlier_factor")
+    scalars = ("beta", "outlier_factor", "model_name")
 
-    def __init__(self, hook_point: str, S: torch.Tensor, beta: float = 0.0, outlier_factor: float | None = 10.0):
-        super().__init__(hook_point, S, outlier_factor)
-        self.beta = float(beta)
+    def __init__(self, hook_point: str, S: torch.Tensor, beta: float = 0.0, outlier_factor: float | None = 10.0,
+                 model_name: str | None = None):
+        super().__init__(hook_point, S, outlier_factor, model_name)
+        self.beta = finite("Calibrate beta", beta)
 
     def edit(self, x, proj, S):
         return x - proj @ S.T + self.beta * S.mean(1)
@@ -101,24 +100,27 @@ class FeatureEdit(Intervention):
     """Scale chosen SAE features' activations by (1 + alpha) through the SAE's own encoder, keeping the
     reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]."""
 
-    scalars = ("k", "alpha", "outlier_factor")
+    scalars = ("k", "alpha", "outlier_factor", "model_name")
 
     def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
                  b_dec: torch.Tensor, features: torch.Tensor, k: float, alpha: float = 1.0,
-                 outlier_factor: float | None = 10.0):
+                 outlier_factor: float | None = 10.0, model_name: str | None = None):
         super().__init__(hook_point)
         for name, t in dict(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=b_dec).items():
-            self.register_buffer(name, torch.as_tensor(t, dtype=torch.float32))
-        self.register_buffer("features", torch.as_tensor(features, dtype=torch.long))
-        self.k, self.alpha, self.outlier_factor = int(k), float(alpha), outlier_factor
+            self.register_buffer(name, finite(name, torch.as_tensor(t, dtype=torch.float32)))
+        ids = feature_ids(torch.as_tensor(features).flatten().tolist(), self.W_dec.shape[0])
+        self.register_buffer("features", torch.tensor(ids, dtype=torch.long))
+        self.k, self.alpha = int(k), finite("FeatureEdit alpha", alpha)
+        self.outlier_factor = None if outlier_factor is None else finite("outlier_factor", outlier_factor)
+        self.model_name = model_name
 
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], alpha: float = 1.0,
                  outlier_factor: float | None = 10.0) -> FeatureEdit:
-        feature_directions(sae, features)  # validates the ids
         st = sae.folded_state()
-        return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"], torch.tensor(features),
-                   sae.cfg.k, alpha, outlier_factor)
+        return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"],
+                   torch.tensor(feature_ids(features, sae.d_sae)), sae.cfg.k, alpha, outlier_factor,
+                   sae.cfg.model_name or None)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()

@@ -105,7 +105,10 @@ def cohens_d(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     a, b = r[y].double(), r[~y].double()
     n1, n0 = len(a), len(b)
     pooled = ((n1 - 1) * a.var(0) + (n0 - 1) * b.var(0)) / (n1 + n0 - 2)
-    return ((a.mean(0) - b.mean(0)) / pooled.sqrt()).float()
+    diff = a.mean(0) - b.mean(0)
+    # A unit constant within each class: 0 when the classes agree (a constant unit separates nothing), else
+    # an infinite separation with the gap's sign (never NaN, which would rank first in a top-k).
+    return torch.where(pooled > 0, diff / pooled.sqrt(), diff.sign() * math.inf).nan_to_num(0.0).float()
 
 
 def point_biserial(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -113,13 +116,18 @@ def point_biserial(responses: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     r, y = _check(responses, labels)
     n1, n0 = int(y.sum()), int((~y).sum())
     r = r.double()
-    m1, m0 = r[y].mean(0), r[~y].mean(0)
-    return ((m1 - m0) / r.std(0, correction=0) * math.sqrt(n1 * n0) / (n1 + n0)).float()
+    m1, m0, sd = r[y].mean(0), r[~y].mean(0), r.std(0, correction=0)
+    out = (m1 - m0) / sd.clamp_min(1e-300) * math.sqrt(n1 * n0) / (n1 + n0)
+    return torch.where(sd > 0, out, 0.0).float()  # a constant unit is uncorrelated with the labels
 
 
 SCORERS: dict[str, Scorer] = {"auroc": auroc, "aucpr": aucpr, "cohens_d": cohens_d, "point_biserial": point_biserial}
 
 
 def zscore(scores: torch.Tensor) -> torch.Tensor:
-    """Standardise one layer's scores so layers compare on one scale."""
-    return (scores - scores.mean()) / scores.std().clamp_min(1e-12)
+    """Standardise one layer's scores so layers compare on one scale (mean and spread of its finite scores;
+    an infinite Cohen's d stays infinite)."""
+    ok = scores[scores.isfinite()]
+    if len(ok) < 2:
+        return torch.where(scores.isfinite(), 0.0, scores)
+    return (scores - ok.mean()) / ok.std().clamp_min(1e-12)
