@@ -15,6 +15,10 @@ SPARSIFY_WEIGHTS = "sae.safetensors"
 def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     """(config, {W_enc (d,n), b_enc (n), W_dec (n,d), b_dec (d)}) such that
     z = TopK(ReLU((x − b_dec) W_enc + b_enc)) and x̂ = z W_dec + b_dec on raw activations."""
+    old = folder.with_name(f".{folder.name}.old")
+    if not folder.exists() and (old / CONFIG).is_file():
+        raise FileNotFoundError(f"{folder} is missing, but an interrupted save left the previous SAE in {old}: "
+                                f"rename it back (mv {old} {folder}), or save again (which restores it first).")
     if not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is not an SAE folder: no {CONFIG}. Expected {CONFIG} with "
                                 f"{WEIGHTS} (saesteer/SAELens) or {SPARSIFY_WEIGHTS} (sparsify).")
