@@ -14,9 +14,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import make_tiny
 from safetensors.torch import save_file
 
-from conftest import make_tiny
 from explain.browse import build
 from explain.explanations import ExplainConfig, write_jsonl
 from sae.capture import capture, inlier_mask, run_with_hooks
