@@ -17,9 +17,13 @@ import torch
 from conftest import make_tiny
 from safetensors.torch import save_file
 
+from explain.__main__ import main as explain_main
 from explain.browse import build
+from explain.browse import main as browse_main
 from explain.explanations import ExplainConfig, write_jsonl
+from explain.quality import main as quality_main
 from sae.capture import capture, inlier_mask, run_with_hooks
+from sae.cli import run_cli
 from sae.datamodule import ActivationDataModule
 from sae.files import atomic_file
 from sae.hooks import add_hook
@@ -28,9 +32,13 @@ from sae.module import SAEModule
 from sae.tables import write_table
 from steering import intervention as iv_mod
 from steering.aura import UnitScores, damp, det0
+from steering.aura import main as aura_main
+from steering.evaluate import main as evaluate_main
 from steering.evaluate import toxicity_sweep
 from steering.intervention import AddVector, Intervention, Scale, steer
+from steering.jailbreak import main as jailbreak_main
 from steering.labelled import load_labelled
+from steering.report import main as report_main
 from steering.sae_steering import Amplify, Calibrate, FeatureEdit, feature_directions
 from steering.scores import cohens_d, point_biserial, zscore
 
@@ -57,13 +65,21 @@ def hooks_left(model) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
-def cli(*args, cwd=ROOT):
-    env = {k: v for k, v in os.environ.items() if k != "SAESTEER_TRACEBACK"}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+def cli(main, *argv, capsys, monkeypatch):
+    """Run a CLI's main through run_cli, as `python -m` does: (exit status, stdout, stderr)."""
+    monkeypatch.delenv("SAESTEER_TRACEBACK", raising=False)
+    capsys.readouterr()
+    try:
+        run_cli(lambda: main(list(argv)))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 # 1 ---------------------------------------------------------------------------------------------------------
-def test_1_browse_build_never_empties_a_folder_it_did_not_write(tmp_path):
+def test_1_browse_build_never_empties_a_folder_it_did_not_write(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     (run / "sae").mkdir(parents=True)
     (run / "sae" / "cfg.json").write_text("{}")
@@ -81,8 +97,8 @@ def test_1_browse_build_never_empties_a_folder_it_did_not_write(tmp_path):
     site = build(expl, tmp_path / "site")
     build(expl, site)  # an earlier site is replaced
     assert (site / "index.html").is_file() and not list(tmp_path.glob(".site*"))
-    out = cli("-m", "explain.browse", "build", str(expl), "--out", str(other))
-    assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
+    code, _, err = cli(browse_main, "build", str(expl), "--out", str(other), capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and err.startswith("error:") and "did not write" in err
 
 
 # 2 ---------------------------------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ def test_7_nested_steer_keeps_the_outer_steering_and_steers_inputs_embeds(tokeni
 
 # 8 ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_8_non_finite_strengths_are_refused(bad, tmp_path):
+def test_8_non_finite_strengths_are_refused(bad, tmp_path, capsys, monkeypatch):
     sae = tiny_sae()
     S = feature_directions(sae, [1, 2])
     for make in (lambda: Amplify(HOOK, S, alpha=bad), lambda: Calibrate(HOOK, S, beta=bad),
@@ -262,9 +278,10 @@ def test_8_non_finite_strengths_are_refused(bad, tmp_path):
     with pytest.raises(ValueError):  # a NaN never reaches the JSONL as a bare NaN
         write_jsonl([{"feature": 0, "mi_words": [["w", math.nan]]}], tmp_path / "e.jsonl")
     scores.save(tmp_path / "s.safetensors")
-    out = cli("-m", "steering.aura", "apply", str(tmp_path / "s.safetensors"), "--method", "damp", "--k", "2",
-              "--alpha", str(bad), "--out", str(tmp_path / "d.safetensors"))
-    assert out.returncode == 2 and "finite" in out.stderr and not (tmp_path / "d.safetensors").exists()
+    code, _, err = cli(aura_main, "apply", str(tmp_path / "s.safetensors"), "--method", "damp", "--k", "2",
+                       "--alpha", str(bad), "--out", str(tmp_path / "d.safetensors"), capsys=capsys,
+                       monkeypatch=monkeypatch)
+    assert code == 2 and "finite" in err and not (tmp_path / "d.safetensors").exists()
 
 
 # 9 ---------------------------------------------------------------------------------------------------------
@@ -374,7 +391,7 @@ def test_13_outputs_are_readable_by_other_users(tmp_path):
 
 
 # 14 --------------------------------------------------------------------------------------------------------
-def test_14_clear_errors_name_the_file_and_the_fix(tmp_path, tokenizer, tiny_lm_dir):
+def test_14_clear_errors_name_the_file_and_the_fix(tmp_path, tokenizer, tiny_lm_dir, capsys, monkeypatch):
     folder = tiny_sae().save(tmp_path / "sae")
     (folder / "sae_weights.safetensors").write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match=r"sae_weights\.safetensors.*corrupt"):
@@ -400,13 +417,14 @@ def test_14_clear_errors_name_the_file_and_the_fix(tmp_path, tokenizer, tiny_lm_
     # explain.quality: explanations of another (larger) SAE.
     small = TopKSAE(SAEConfig(d_in=32, d_sae=16, k=2, hook_point=HOOK, model_name=tiny_lm_dir)).save(tmp_path / "s")
     expl = write_records(tmp_path / "e.jsonl", [0, 40])
-    out = cli("-m", "explain.quality", "--explanations", str(expl), "--sae", str(small), "--windows", "2")
-    assert out.returncode == 2 and "belong to another SAE" in out.stderr and "Traceback" not in out.stderr
-    for args in (["-m", "explain"], ["-m", "steering.report"], ["-m", "steering.aura", "rank"],
-                 ["-m", "steering.aura", "apply"], ["-m", "steering.evaluate"], ["-m", "steering.jailbreak"]):
-        text = cli(*args, "--help").stdout
+    code, _, err = cli(quality_main, "--explanations", str(expl), "--sae", str(small), "--windows", "2",
+                       capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2 and "belong to another SAE" in err
+    for main, *args in ((explain_main,), (report_main,), (aura_main, "rank"), (aura_main, "apply"),
+                        (evaluate_main,), (jailbreak_main,)):
+        code, text, _ = cli(main, *args, "--help", capsys=capsys, monkeypatch=monkeypatch)
         options = [line for line in text.splitlines() if line.startswith("  --")]
-        assert len(options) >= 4 and text.count("(default:") >= len(options), (args, text)
+        assert code == 0 and len(options) >= 4 and text.count("(default:") >= len(options), (args, text)
     site = build(write_records(tmp_path / "e2.jsonl", [0]), tmp_path / "site")
     proc = subprocess.Popen([sys.executable, "-m", "explain.browse", "serve", str(site), "--port", "0"],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
