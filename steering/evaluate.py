@@ -131,7 +131,7 @@ def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), sou
     device = next(model.parameters()).device
     total, count = 0.0, 0
     with steer(model, list(interventions)):
-        for i in range(0, len(windows), batch_size):
+        for i in tqdm(range(0, len(windows), batch_size), desc="perplexity", unit="batch", mininterval=2):
             ids = windows[i : i + batch_size].to(device)
             ce = token_ce(model(ids, use_cache=False).logits, ids)
             total, count = total + ce.sum().item(), count + ce.numel()

@@ -83,3 +83,29 @@ def test_rebatch_and_shuffle_keep_every_token_once():
     # Full batches only: the last partial batch (< batch_size tokens) is dropped, like drop_last.
     assert all(len(b["h"]) == 4 for b in shuffled) and len(seen) == 28 == len(set(seen.tolist()))
     assert seen.tolist() != list(range(30))
+
+
+def test_outlier_filter_is_the_same_alone_and_in_a_padded_batch():
+    """The median each token is compared with is its own row's, over real tokens: another row (here 50x
+    larger) or padding never changes which tokens of a sequence count as outliers."""
+    from sae.capture import inlier_mask
+
+    torch.manual_seed(0)
+    a = torch.randn(6, 8)
+    a[2] *= 4  # an outlier at factor 2
+    b = 50 * torch.randn(6, 8)
+    pad = torch.full((3, 8), 1e4)  # padding with absurd norms, excluded by `valid`
+    batch = torch.stack([torch.cat([pad, a]), torch.cat([b[:3], b])])
+    valid = torch.tensor([[False] * 3 + [True] * 6, [True] * 9])
+    alone = inlier_mask(a, 2.0)
+    assert alone.tolist() == [True, True, False, True, True, True]
+    assert torch.equal(inlier_mask(batch, 2.0, valid)[0, 3:], alone)
+    model = make_tiny("llama")
+    short, long = torch.randint(3, 500, (6,)), torch.randint(3, 500, (9,))
+    ids = torch.stack([torch.cat([torch.full((3,), 2), short]), long])
+    mask = torch.stack([(torch.arange(9) >= 3).long(), torch.ones(9, dtype=torch.long)])
+    for factor in (1.05, 1.2, 2.0):
+        batched = capture(model, ids, mask, ["blocks.1.resid_post"], outlier_factor=factor)
+        alone = capture(model, short[None], None, ["blocks.1.resid_post"], outlier_factor=factor)
+        kept = batched.positions[batched.positions[:, 0] == 0, 1] - 3
+        assert kept.tolist() == alone.positions[:, 1].tolist()
