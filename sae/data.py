@@ -45,6 +45,12 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
     return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
 
 
+def hash_fraction(text: str, salt: str) -> float:
+    """A number in [0, 1) fixed by the text alone: splits made with it are disjoint and never depend on which
+    other texts are present."""
+    return int.from_bytes(hashlib.sha256((salt + "\0" + text).encode()).digest()[:8], "big") / 2**64
+
+
 def check_local_file(path: Path) -> None:
     """Fail with the file, line and cause for what `datasets` reports only as "An error occurred while
     generating the dataset": text that is not UTF-8, and JSON Lines that do not parse as one object per line.

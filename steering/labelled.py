@@ -3,7 +3,17 @@ from __future__ import annotations
 
 import random
 
-from sae.data import DATA_DIR, load_text_dataset
+from sae.data import DATA_DIR, hash_fraction, load_text_dataset
+
+HELD_OUT = 0.2  # the share of every labelled set kept for evaluation only (chosen by a hash of the text)
+PARTS = ("train", "test", None)
+
+
+def in_part(text: str, part: str | None) -> bool:
+    """part 'test': the fixed held-out fifth of texts (by hash); 'train': the rest; None: all."""
+    if part not in PARTS:
+        raise ValueError(f"part must be 'train', 'test' or None, got {part!r}")
+    return part is None or (hash_fraction(text, "saesteer-held-out") < HELD_OUT) == (part == "test")
 
 BUNDLED_LABELLED = {
     "davidson": DATA_DIR / "toxicity" / "davidson_balanced.jsonl",
@@ -12,8 +22,11 @@ BUNDLED_LABELLED = {
 
 
 def load_labelled(source: str = "davidson", text_column: str = "text", label_column: str = "label",
-                  max_per_class: int | None = None, seed: int = 0, split: str = "train") -> tuple[list[str], list[int]]:
-    """(texts, labels), balanced to at most `max_per_class` of each label (seeded)."""
+                  max_per_class: int | None = None, seed: int = 0, split: str = "train",
+                  part: str | None = None) -> tuple[list[str], list[int]]:
+    """(texts, labels), balanced to at most `max_per_class` of each label (seeded). `part`: 'train' for
+    anything that trains or selects (rankings, feature choice, judges), 'test' for held-out evaluation;
+    the two never share a text. `split` names a hub dataset's split."""
     ds = load_text_dataset(str(BUNDLED_LABELLED.get(source, source)), split=split, streaming=False)
     for col in (text_column, label_column):
         if col not in ds.column_names:
@@ -26,7 +39,7 @@ def load_labelled(source: str = "davidson", text_column: str = "text", label_col
         if text is not None and not isinstance(text, str):
             raise ValueError(f"Column {text_column!r} of {source!r} holds {type(text).__name__} values "
                              f"(e.g. {text!r:.60}), not text; pass the text column as text_column.")
-        if text and text.strip():
+        if text and text.strip() and in_part(text, part):
             by_label[int(label)].append(text)
     rng = random.Random(seed)
     texts, labels = [], []

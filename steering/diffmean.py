@@ -1,0 +1,70 @@
+"""DiffMean (the ActAdd / CAA family, AxBench's strongest activation baseline): one direction per hook point,
+
+    r  = mean over tokens of concept texts − mean over tokens of contrast texts,   r̂ = r / ‖r‖
+    add     x' = x + coef · r̂                 push towards the concept (coef < 0: away from it)
+    ablate  x' = x − (x · r̂) r̂               remove the component along r̂ (Arditi et al.'s directional ablation)
+
+Means run over real tokens only (no padding, no special tokens, no attention-sink outliers: the same tokens an
+SAE trains on), each text weighted by its token count.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from sae.capture import capture
+from steering.intervention import Intervention, _check, finite
+
+MODES = ("add", "ablate")
+
+
+@torch.no_grad()
+def mean_activation(model, tokenizer, texts: Sequence[str], hook_point: str, batch_size: int = 16,
+                    max_length: int = 128, outlier_factor: float | None = 10.0) -> torch.Tensor:
+    """(d,) mean activation over all kept tokens of `texts` at `hook_point`."""
+    if not texts:
+        raise ValueError("No texts given")
+    total, count = None, 0
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length)
+        x = capture(model, enc.input_ids, enc.attention_mask, [hook_point], exclude_ids=tokenizer.all_special_ids,
+                    outlier_factor=outlier_factor).acts[hook_point].double()
+        total = x.sum(0) if total is None else total + x.sum(0)
+        count += len(x)
+    if count == 0:
+        raise ValueError("The texts gave no tokens to average")
+    return (total / count).float()
+
+
+class DiffMean(Intervention):
+    """x' = x + coef · r̂ (mode 'add') or x' = x − (x · r̂) r̂ (mode 'ablate'); r̂ is stored unit-norm."""
+
+    scalars = ("mode", "coef")
+
+    def __init__(self, hook_point: str, direction: torch.Tensor, mode: str = "add", coef: float = 1.0):
+        super().__init__(hook_point)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        r = finite("DiffMean direction", torch.as_tensor(direction, dtype=torch.float32).flatten())
+        if r.norm() == 0:
+            raise ValueError("DiffMean direction is zero: the two text sets have the same mean activation")
+        self.register_buffer("direction", r / r.norm())
+        self.mode, self.coef = mode, finite("DiffMean coef", coef)
+
+    @classmethod
+    def from_texts(cls, model, tokenizer, concept: Sequence[str], contrast: Sequence[str], hook_point: str,
+                   mode: str = "add", coef: float = 1.0, **kw) -> DiffMean:
+        r = (mean_activation(model, tokenizer, concept, hook_point, **kw)
+             - mean_activation(model, tokenizer, contrast, hook_point, **kw))
+        return cls(hook_point, r, mode, coef)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.direction.to(x)
+        if self.mode == "add":
+            return x + self.coef * r
+        return x - (x @ r)[..., None] * r
+
+    def check_width(self, model) -> None:
+        _check(self, len(self.direction), model)
