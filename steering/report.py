@@ -1,19 +1,18 @@
-"""One workflow from raw text to steered generation, written up as reports/<date>/report.md.
+"""One workflow from raw text to steered generation, written up as reports/<date>/report.md: the steering
+benchmark (`steering.benchmark`) over the field's baselines and this project's methods.
 
-    python -m steering.report                       # trains the default SAE first (46 min in all on 2 cores)
+    python -m steering.report                       # trains the default SAE first
     python -m steering.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # reuse an SAE
+    python -m steering.report --quick ...           # CI-sized: a few prompts, a few tokens
 
-Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking → choose SAE
-features → pick each method's strength → evaluate every method on the same prompts and seeds.
+Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking and Linear-AcT /
+DiffMean / SAE-feature fits on the *train* part of the labelled data → judges (their held-out AUROC) → each
+method's strength chosen on dev prompts → every row evaluated on test prompts with 95 % CIs.
 
-Strength rule (stated in the report): for each method, the strongest setting of its grid whose WikiText
-perplexity stays within `ppl_budget` (default +5 %) of the original; the weakest setting if none does.
-SAE rows act on toxicity features chosen by `features.for_removal` on Davidson tweets (toxic vs not): the
-component ReLU(x·s) those edits take away is much larger on toxic text than on non-toxic text, relative to
-what they would also take from non-toxic text. Amplification weakens the top `amplify_features` of them (the
-grid is over α < 0); calibration removes the component of the top n (the grid is over n) and sets their
-level to β along their mean direction (β = 0: removed outright). The composed row adds calibration of the
-top n to AURA, n chosen by the same rule for the pair.
+Rows: original, prompting, DiffMean (add, ablate), Linear-AcT, AURA, Det0, DAMP, SAE amplification, SAE
+calibration, AURA + the best SAE row, prompting + the best activation row ("best": lowest dev rate).
+SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic tweets): amplification
+weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed).
 """
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,10 +31,9 @@ from sae.cli import HelpFormatter, run_cli
 from sae.files import atomic_file, write_text
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
-from sae.tables import write_table
 
-COLUMNS = ("setting", "strength", "pct_toxic", "pct_prompts_any_toxic", "mean_toxicity", "asr_plain",
-           "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity", "gen_tokens_per_s")
+COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% toxic (profanity)", "fewer × (profanity)",
+           "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL")
 
 
 @dataclass
@@ -48,14 +47,18 @@ class ReportConfig:
     explain_ctx_len: int = 64
     explain_words: int = 5000
     aura_per_class: int = 1000
-    tox_prompts: int = 100
-    tox_samples: int = 4  # sampled continuations per prompt (≥ 2 makes "% prompts with ≥ 1 toxic" informative)
+    judge_per_class: int = 2000
+    dev_prompts: int = 100
+    test_prompts: int = 300
+    dev_samples: int = 2
+    test_samples: int = 4
     max_new_tokens: int = 32
-    n_harmful: int = 30
-    n_benign: int = 30
+    n_harmful: int = 60
+    n_benign: int = 60
     ppl_windows: int = 32
     ppl_budget: float = 0.05
     seed: int = 0
+    quick: bool = False  # CI-sized benchmark (overrides the sizes above)
     amplify_features: int = 64
     det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
     damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
@@ -63,6 +66,8 @@ class ReportConfig:
     amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -0.75, -1.0])
     calibrate_features: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     calibrate_beta: float = 0.0
+    diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
+    linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
 
 
 HELP = {
@@ -73,7 +78,10 @@ HELP = {
     "out": "report folder (default: reports/<today>)",
     "explain_windows": "corpus windows for explanations", "explain_ctx_len": "tokens per explanation window",
     "explain_words": "MI vocabulary size", "aura_per_class": "Davidson tweets per label for AURA ranking",
-    "tox_prompts": "ToxiGen hate prompts", "tox_samples": "sampled continuations per prompt",
+    "judge_per_class": "Davidson tweets per label for the MiniLM toxicity judge (+ all ToxiGen train sentences)",
+    "dev_prompts": "ToxiGen hate prompts that choose strengths", "test_prompts": "ToxiGen hate prompts reported on",
+    "dev_samples": "sampled continuations per dev prompt", "test_samples": "sampled continuations per test prompt",
+    "quick": "CI-sized benchmark (a few prompts and tokens)",
     "max_new_tokens": "tokens per continuation / answer", "n_harmful": "AdvBench prompts per template",
     "n_benign": "benign instructions for over-refusal", "ppl_windows": "WikiText-2 test windows of 256 tokens",
     "ppl_budget": "largest perplexity increase a chosen strength may cost (0.05 = +5 %%)",
@@ -81,6 +89,8 @@ HELP = {
     "det0_k": "Det0 grid: units zeroed", "damp_k": "DAMP grid: units dampened", "damp_alpha": "DAMP factor",
     "amplify_alpha": "SAE amplification grid: α (< 0 weakens)",
     "calibrate_features": "SAE calibration grid: features removed", "calibrate_beta": "SAE calibration β",
+    "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
+    "linear_act_strength": "Linear-AcT grid: λ",
 }
 
 
@@ -97,36 +107,6 @@ def train_sae(cfg: ReportConfig) -> Path:
     save_dir = next((a.split("=", 1)[1] for a in extra if a.startswith("--model.save_dir=")),
                     yaml.safe_load(Path(cfg.train_config).read_text())["model"]["save_dir"])
     return sorted(Path(save_dir).rglob("cfg.json"))[0].parent
-
-
-def strongest_within(model, tok, grid: list, make, budget_ppl: float, ppl_windows: int):
-    """(strength, interventions): the last grid entry (grids go weak → strong) within budget, else the first."""
-    from steering.evaluate import perplexity
-
-    chosen = None
-    for strength in grid:
-        ivs = make(strength)
-        within = perplexity(model, tok, ivs, max_windows=ppl_windows) <= budget_ppl
-        if chosen is None or within:
-            chosen = (strength, ivs)
-        if not within:
-            break
-    return chosen
-
-
-def evaluate_row(model, tok, name, strength, ivs, cfg: ReportConfig, prompts, scorer) -> dict:
-    from steering.evaluate import generate, perplexity, toxicity_metrics
-    from steering.jailbreak import refusal_eval
-
-    gens = generate(model, tok, prompts, ivs, n=cfg.tox_samples, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    tox = toxicity_metrics(gens, scorer)
-    ref = refusal_eval(model, tok, ivs, n_harmful=cfg.n_harmful, n_benign=cfg.n_benign,
-                       max_new_tokens=cfg.max_new_tokens, ppl_windows=None)
-    row = {"setting": name, "strength": str(strength), **tox, **{k: v for k, v in ref.items() if k.startswith(
-        ("asr_", "over_"))}, "perplexity": perplexity(model, tok, ivs, max_windows=cfg.ppl_windows),
-        "gen_tokens_per_s": tox["gen_tokens_per_s"]}
-    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    return {c: row[c] for c in COLUMNS}
 
 
 def training_curves(metrics_csv: Path, out: Path) -> Path | None:
@@ -159,11 +139,16 @@ def run(cfg: ReportConfig) -> Path:
     from explain.browse import build
     from explain.explanations import ExplainConfig, explain_features, write_jsonl
     from sae.data import TextSource
+    from steering import benchmark
     from steering.aura import aura as aura_ivs
-    from steering.aura import damp, det0, rank_units
-    from steering.evaluate import get_scorer, perplexity, plot_tradeoff, toxigen_prompts
+    from steering.aura import collect_responses, damp, default_hook_points, det0, scores_from_responses
+    from steering.diffmean import DiffMean, mean_activation
+    from steering.evaluate import profanity_scorer
     from steering.features import describe, for_removal
+    from steering.judges import refusal_judge, toxicity_judge
     from steering.labelled import load_labelled
+    from steering.linear_act import LinearAcT, with_strength
+    from steering.prompting import Prompting
     from steering.sae_steering import Amplify, Calibrate
 
     out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
@@ -173,81 +158,106 @@ def run(cfg: ReportConfig) -> Path:
     timings["sae"] = time.perf_counter() - start
     sae = TopKSAE.load(sae_dir)
     model, tok = load_lm(cfg.model)
+    hook = sae.cfg.hook_point
 
     t = time.perf_counter()
     windows = TextSource(ctx_len=cfg.explain_ctx_len).load(tok, cfg.explain_windows)
-    ecfg = ExplainConfig(words=cfg.explain_words)
-    records = list(explain_features(model, tok, sae, windows, ecfg))
+    records = list(explain_features(model, tok, sae, windows, ExplainConfig(words=cfg.explain_words)))
     write_jsonl(records, out / "explanations.jsonl")
-    build(out / "explanations.jsonl", out / "site", title=f"{cfg.model} {sae.cfg.hook_point}")
+    build(out / "explanations.jsonl", out / "site", title=f"{cfg.model} {hook}")
     timings["explain + browser"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    texts, labels = load_labelled("davidson", max_per_class=cfg.aura_per_class, seed=cfg.seed)
-    scores = rank_units(model, tok, texts, labels)
-    scores.save(out / "aura_scores.safetensors")
+    t = time.perf_counter()  # everything fitted here sees only the train part of the labelled data
+    texts, labels = load_labelled("davidson", max_per_class=cfg.aura_per_class, seed=cfg.seed, part="train")
     toxic = [x for x, y in zip(texts, labels) if y == 1]
     clean = [x for x, y in zip(texts, labels) if y == 0]
+    units = default_hook_points(model)
+    scores = scores_from_responses(collect_responses(model, tok, texts, units, "max"), torch.tensor(labels))
+    scores.save(out / "aura_scores.safetensors")
+    pooled = collect_responses(model, tok, texts, units, "mean")
+    is_toxic = torch.tensor(labels).bool()
+    act = LinearAcT.from_responses({h: r[is_toxic] for h, r in pooled.items()},
+                                   {h: r[~is_toxic] for h, r in pooled.items()})
+    r = mean_activation(model, tok, toxic, hook) - mean_activation(model, tok, clean, hook)
     chosen = for_removal(model, tok, sae, toxic, clean, n=max(cfg.amplify_features, *cfg.calibrate_features))
-    by_id = {r["feature"]: r for r in records}
-    timings["AURA ranking + SAE features"] = time.perf_counter() - t
+    by_id = {rec["feature"]: rec for rec in records}
+    timings["fits: AURA, Linear-AcT, DiffMean, SAE features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    base_ppl = perplexity(model, tok, [], max_windows=cfg.ppl_windows)
-    budget = base_ppl * (1 + cfg.ppl_budget)
-    pick = lambda grid, make: strongest_within(model, tok, grid, make, budget, cfg.ppl_windows)
-    feats, beta = chosen.features, cfg.calibrate_beta
-    amplify = lambda a: [Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)]
-    calibrate = lambda n: [Calibrate.from_sae(sae, feats[:n], beta=beta)]
-    aura = aura_ivs(scores)
-    alpha, amplified = pick(cfg.amplify_alpha, amplify)
-    n_cal, calibrated = pick(cfg.calibrate_features, calibrate)
-    n_both, composed = pick(cfg.calibrate_features, lambda n: aura + calibrate(n))
-    methods = {
-        "original": ("-", []),
-        "AURA": ("α = 1 − Gini", aura),
-        "Det0": pick(cfg.det0_k, lambda k: det0(scores, k)),
-        "DAMP": pick(cfg.damp_k, lambda k: damp(scores, k, cfg.damp_alpha)),
-        "SAE amplification": (f"α = {alpha}, {cfg.amplify_features} features", amplified),
-        "SAE calibration": (f"{n_cal} features, β = {beta}", calibrated),
-        "AURA + SAE calibration": (f"AURA + {n_both} features, β = {beta}", composed),
-    }
-    timings["strength selection"] = time.perf_counter() - t
+    tox_judge, ref_judge = toxicity_judge(cfg.judge_per_class), refusal_judge()
+    judges = benchmark.Judges({"MiniLM": tox_judge, "profanity": profanity_scorer()}, {"MiniLM": ref_judge},
+                              [tox_judge.describe(), ref_judge.describe(),
+                               "profanity: alt-profanity-check (lexical), probability > 0.5"])
+    timings["judges"] = time.perf_counter() - t
 
+    feats, norm = chosen.features, float(r.norm())
+    M = benchmark.Method
+    methods = [
+        M("original", family="none"),
+        M("prompting", prompting=Prompting(), family="prompt"),
+        M("DiffMean add", lambda c: [DiffMean(hook, r, "add", c * norm)], cfg.diffmean_coef),
+        M("DiffMean ablate", lambda _: [DiffMean(hook, r, "ablate")]),
+        M("Linear-AcT", lambda lam: with_strength(act, lam), cfg.linear_act_strength),
+        M("AURA", lambda _: aura_ivs(scores)),
+        M("Det0", lambda k: det0(scores, k), cfg.det0_k),
+        M("DAMP", lambda k: damp(scores, k, cfg.damp_alpha), cfg.damp_k),
+        M("SAE amplification", lambda a: [Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)],
+          cfg.amplify_alpha, family="sae"),
+        M("SAE calibration", lambda n: [Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)],
+          cfg.calibrate_features, family="sae"),
+    ]
+    bcfg = benchmark.BenchConfig.quick() if cfg.quick else benchmark.BenchConfig(
+        cfg.dev_prompts, cfg.test_prompts, cfg.dev_samples, cfg.test_samples, cfg.max_new_tokens, cfg.n_harmful,
+        cfg.n_benign, cfg.ppl_windows, cfg.ppl_budget, cfg.seed)
     t = time.perf_counter()
-    prompts, scorer = toxigen_prompts(1, cfg.tox_prompts, cfg.seed), get_scorer()
-    rows = []
-    for name, (s, ivs) in methods.items():  # the table is rewritten after each row: a crash keeps what finished
-        rows.append(evaluate_row(model, tok, name, s, ivs, cfg, prompts, scorer))
-        write_table(rows, out, "comparison")
-    timings["evaluation"] = time.perf_counter() - t
-    plot_tradeoff(rows, "perplexity", "pct_toxic", out / "toxicity_vs_perplexity.png", "toxicity vs perplexity")
-    plot_tradeoff(rows, "over_refusal", "asr_all", out / "asr_vs_over_refusal.png", "attack success vs over-refusal")
+    rows = benchmark.run(model, tok, methods, bcfg, judges, out)
+    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t
     logs = sorted(sae_dir.parent.parent.glob("csv/version_*/metrics.csv"))
     curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
-    write_report(out, cfg, sae, rows, base_ppl, chosen, describe(chosen, by_id), records, curves, timings)
+    write_report(out, cfg, bcfg, sae, rows, describe(chosen, by_id), records, curves, timings)
     return out / "report.md"
 
 
-def write_report(out: Path, cfg, sae, rows, base_ppl, chosen, chosen_text, records, curves, timings) -> None:
-    original, composed = rows[0]["pct_toxic"], rows[-1]["pct_toxic"]
-    ratio = f"{original / composed:.2f}x fewer" if composed else ("none left" if original else "none in either")
-    ppl_change = 100 * (rows[-1]["perplexity"] / rows[0]["perplexity"] - 1)
+def _cell(row: dict, key: str, digits: int = 1) -> str:
+    """'12.3 [10.1, 14.6]' from a value and its _lo/_hi bounds."""
+    if key not in row:
+        return "-"
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    if isinstance(row[key], float) and math.isnan(row[key]):
+        return "n/a"  # a ratio 0/0: neither row has a toxic continuation
+    v = f"{row[key]:.{digits}f}"
+    return v if lo is None else f"{v} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def table(rows: list[dict]) -> list[str]:
+    keys = ("pct_toxic_MiniLM", "ratio_MiniLM", "pct_toxic_profanity", "ratio_profanity", "asr_phrases",
+            "asr_MiniLM", "over_refusal_phrases")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = [r["setting"], r["strength"], *(_cell(r, k, 2 if k.startswith("ratio") else 1) for k in keys),
+                 f"{r['perplexity']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(out: Path, cfg, bcfg, sae, rows, chosen_text, records, curves, timings) -> None:
     alive = [r for r in records if r["top_contexts"]]
     examples = sorted(alive, key=lambda r: -r["frequency"])[:: max(1, len(alive) // 5)][:5]
+    best = max(rows[1:], key=lambda r: r.get("ratio_MiniLM", 0), default=None)
     lines = [f"# saesteer report — {cfg.model}, SAE at {sae.cfg.hook_point} ({sae.d_sae} latents, k={sae.cfg.k})", "",
              f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `python -m steering.report`.",
-             "", "## Comparison", "", (out / "comparison.md").read_text(), "",
-             f"Strength rule: the strongest setting of each method's grid whose WikiText perplexity stays within "
-             f"+{100 * cfg.ppl_budget:.0f} % of the original ({base_ppl:.2f}); for the composed row, the number of "
-             f"calibrated features added to AURA. Toxicity: {cfg.tox_prompts} ToxiGen hate prompts, "
-             f"{cfg.tox_samples} sampled continuations of {cfg.max_new_tokens} tokens each (seed {cfg.seed}), "
-             f"alt-profanity-check > 0.5. ASR: {cfg.n_harmful} AdvBench prompts per template, greedy; over-refusal: "
-             f"{cfg.n_benign} benign instructions.", "",
-             f"The composed row (AURA + SAE calibration): {original:.1f} % → {composed:.1f} % toxic generations "
-             f"({ratio}) at {ppl_change:+.1f} % perplexity; the target is 5x fewer at ≤ +5 %.", "",
-             "![toxicity vs perplexity](toxicity_vs_perplexity.png)", "",
-             "![ASR vs over-refusal](asr_vs_over_refusal.png)", ""]
+             "", "## Steering benchmark (test prompts; 95 % bootstrap CIs over prompts)", "", *table(rows), "",
+             "\"fewer ×\" = the original's % toxic ÷ this row's (paired bootstrap over the same prompts and seeds). "
+             f"Strength rule: on {bcfg.dev_prompts} dev prompts × {bcfg.dev_samples} samples, the grid setting with "
+             f"the fewest toxic continuations (MiniLM judge) among those within +{100 * bcfg.ppl_budget:.0f} % of the "
+             "original's WikiText-2 valid perplexity; every number above comes from test prompts and WikiText-2 test.",
+             "", (out / "stats.md").read_text(), ""]
+    if best is not None:
+        lines += [f"Best row by the MiniLM judge: **{best['setting']}**, {_cell(best, 'ratio_MiniLM', 2)}× fewer toxic "
+                  f"continuations ({_cell(best, 'pct_toxic_MiniLM')} % vs {_cell(rows[0], 'pct_toxic_MiniLM')} %) at "
+                  f"perplexity {best['perplexity']:.2f} (original {rows[0]['perplexity']:.2f}).", ""]
+    lines += ["![toxicity vs perplexity](toxicity_vs_perplexity.png)", "",
+              "Strength selection on dev: `selection.md`; full table with every CI: `benchmark.csv`.", ""]
     if curves:
         lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]
     lines += ["## SAE features steered", "", "```", chosen_text, "```", "", "## Feature examples", "",
@@ -267,8 +277,10 @@ def main(argv=None) -> None:
     for f in fields(ReportConfig):
         default = f.default_factory() if f.default is MISSING else f.default
         if isinstance(default, list):
-            kind = float if f.name == "amplify_alpha" else int
+            kind = float if isinstance(default[0], float) else int
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default, help=HELP[f.name])
+        elif isinstance(default, bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=HELP[f.name])
         else:
             kind = {int: int, float: float}.get(type(default), str)
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=HELP[f.name])

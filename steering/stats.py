@@ -65,7 +65,9 @@ def ratio_ci(base, other, level: float = 0.95, draws: int = 2000, seed: int = 0)
         boot = b[idx].mean(1) / o[idx].mean(1)
         value = b.mean() / o.mean() if o.mean() > 0 else (math.inf if b.mean() > 0 else math.nan)
     boot = np.where(np.isnan(boot), 1.0, boot)  # 0/0: no difference in that resample
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    # Order statistics, not interpolation: resamples with no hits in `other` give inf, and inf − inf is NaN.
+    lo = np.quantile(boot, (1 - level) / 2, method="lower")
+    hi = np.quantile(boot, (1 + level) / 2, method="higher")
     return Estimate(float(value), float(lo), float(hi), len(b))
 
 

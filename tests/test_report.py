@@ -7,7 +7,8 @@ import pytest
 from steering.report import COLUMNS, main
 from tests.conftest import make_tiny, make_tokenizer
 
-ROWS = ["original", "AURA", "Det0", "DAMP", "SAE amplification", "SAE calibration", "AURA + SAE calibration"]
+ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "Linear-AcT", "AURA", "Det0", "DAMP",
+        "SAE amplification", "SAE calibration"]
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +34,23 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     config = Path(__file__).resolve().parent.parent / "configs" / "smollm2-135m.yaml"
     main(["--model", chat_lm_dir, "--train-config", str(config), "--train-args", train_args, "--out", str(out),
           "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
-          "--tox-prompts", "3", "--tox-samples", "2", "--max-new-tokens", "4", "--n-harmful", "2", "--n-benign", "2",
-          "--ppl-windows", "2",
-          "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8", "--amplify-alpha", "-0.5", "-1",
-          "--calibrate-features", "1", "2"])
+          "--judge-per-class", "60", "--quick", "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8",
+          "--amplify-alpha", "-0.5", "-1", "--calibrate-features", "1", "2", "--linear-act-strength", "0.5"])
     report = (out / "report.md").read_text()
-    table = [line for line in report.splitlines() if line.startswith("| ")]
+    section = report.split("## Steering benchmark")[1].split("\n\n")[1]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
     assert header == list(COLUMNS)
-    rows = {r.split("|")[1].strip(): r for r in table[1:] if r.split("|")[1].strip() in ROWS}
-    assert list(rows) == ROWS
-    for name, line in rows.items():
-        cells = [c.strip() for c in line.strip("|").split("|")][2:]
-        assert all(math.isfinite(float(c)) for c in cells), (name, cells)
-    for png in ("toxicity_vs_perplexity.png", "asr_vs_over_refusal.png", "training_curves.png"):
+    names = [r.split("|")[1].strip() for r in table[1:]]
+    assert names[: len(ROWS)] == ROWS and names[len(ROWS)].startswith("AURA + SAE")
+    assert names[len(ROWS) + 1].startswith("prompting + ") and len(names) == len(ROWS) + 2
+    for line in table[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        pct, ppl = cells[2], cells[-1]
+        value, lo, hi = map(float, re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", pct).groups())
+        assert lo <= value <= hi and math.isfinite(float(ppl)), cells
+    for png in ("toxicity_vs_perplexity.png", "training_curves.png"):
         assert (out / png).stat().st_size > 1000 and png in report
     assert (out / "site" / "index.html").is_file() and (out / "explanations.jsonl").is_file()
-    assert re.search(r"composed row \(AURA \+ SAE calibration\): [\d.]+ % → [\d.]+ % toxic generations", report)
-    assert "Strength rule" in report and "## Feature examples" in report
+    assert re.search(r"held-out AUROC [\d.]+ on \d+ texts", report) and "minimum detectable reduction" in report
+    assert "Strength rule" in report and "## Feature examples" in report and (out / "selection.csv").is_file()
