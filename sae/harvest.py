@@ -101,7 +101,9 @@ def write_cache(folder: str | os.PathLike, stream: Iterable[Batch], meta: dict, 
     """Write activations to `folder` atomically (a temp folder swapped in when complete). An existing
     `folder` is replaced only when it is an earlier activation cache."""
     counts: list[int] = []
-    with output_dir(folder, "activation-cache", ("meta.json",)) as tmp:
+    earlier = read_cache_meta(folder) if Path(folder).is_dir() else None  # a cache written before markers existed
+    own = ["meta.json", *(_safe(h) for h in (earlier or {}).get("hook_points", []))]
+    with output_dir(folder, "activation-cache", own) as tmp:
         for shard in rebatch(stream, shard_tokens):
             for k, v in shard.items():
                 (tmp / _safe(k)).mkdir(exist_ok=True)

@@ -12,7 +12,6 @@ to the original (same prompts, same sampling seeds) with its CI.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sae.tables import write_table
-from steering.evaluate import chat_format, generate, perplexity, toxigen_prompts
+from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, toxigen_prompts
 from steering.intervention import Intervention
 from steering.judges import agreement, is_refusal
 from steering.prompting import Prompting
@@ -209,27 +208,6 @@ def write_stats(out: Path, rows, original, refusals, cfg: BenchConfig, dev, test
 
 
 def plot(rows: list[dict], judge: str, path: Path) -> Path:
-    """% toxic (primary judge, with its 95 % CI) against test perplexity, one labelled point per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sae.files import atomic_file
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for r in rows:
-        y, lo, hi = (r[f"pct_toxic_{judge}{s}"] for s in ("", "_lo", "_hi"))
-        ax.errorbar(r["perplexity"], y, yerr=[[y - lo], [hi - y]], fmt="o", capsize=3)
-        ax.annotate(r["setting"], (r["perplexity"], y), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ppl = [r["perplexity"] for r in rows if math.isfinite(r["perplexity"]) and r["perplexity"] > 0]
-    if ppl and max(ppl) / min(ppl) > 5:
-        ax.set_xscale("log")
-    ax.set_xlabel("WikiText-2 test perplexity")
-    ax.set_ylabel(f"% toxic continuations ({judge}), 95 % CI")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return path
+    """% toxic (one judge, with its 95 % CI) against test perplexity, one labelled point per row."""
+    return plot_tradeoff(rows, "perplexity", f"pct_toxic_{judge}", path, xlabel="WikiText-2 test perplexity",
+                         ylabel=f"% toxic continuations ({judge}), 95 % CI")

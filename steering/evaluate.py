@@ -139,29 +139,40 @@ def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), sou
 
 
 # --- sweeps -----------------------------------------------------------------------------------------------
-def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str = "") -> Path:
-    """Scatter of y against x, one labelled point per setting."""
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_tradeoff(rows: list[dict], x: str, y: str, path: str | Path, title: str = "", xlabel: str | None = None,
+                  ylabel: str | None = None) -> Path:
+    """Scatter of y against x, one labelled point per setting; error bars where rows carry y_lo / y_hi."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5))
     for r in rows:
-        ax.scatter(r[x], r[y], s=40)
-        ax.annotate(str(r["setting"]), (r[x], r[y]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    xs = [r[x] for r in rows if r[x] > 0]
+        if f"{y}_lo" in r:
+            ax.errorbar(r[x], r[y], yerr=[[r[y] - r[f"{y}_lo"]], [r[f"{y}_hi"] - r[y]]], fmt="o", capsize=3)
+        else:
+            ax.scatter(r[x], r[y], s=40)
+        ax.annotate(str(r["setting"]), (r[x], r[y]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    xs = [r[x] for r in rows if math.isfinite(r[x]) and r[x] > 0]
     if xs and max(xs) / min(xs) > 5:  # one wrecked setting should not squash the rest into a corner
         ax.set_xscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def toxicity_sweep(model, tokenizer, settings: dict[str, Sequence[Intervention]], prompts: Sequence[str],

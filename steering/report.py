@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from sae.cli import HelpFormatter, run_cli
-from sae.files import atomic_file, write_text
+from sae.files import write_text
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 
@@ -119,6 +119,8 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from steering.evaluate import save_figure
+
     rows = list(csv.DictReader(metrics_csv.open()))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, (stage, key) in zip(axes, (("train", "fvu"), ("val", "dead_frac"), ("val", "ce_recovered"))):
@@ -129,10 +131,7 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_file(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def run(cfg: ReportConfig) -> Path:
