@@ -150,7 +150,9 @@ def test_3_evaluation_keeps_finished_rows_and_checks_settings_first(tmp_path, to
 
 
 # 4 ---------------------------------------------------------------------------------------------------------
-def test_4_outputs_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+def test_4_outputs_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch, tokenizer):
+    from explain.vocab import vocab_embeddings
+
     write_table([{"setting": "old", "x": 1.0}], tmp_path)
     before = (tmp_path / "results.csv").read_text()
 
@@ -162,15 +164,16 @@ def test_4_outputs_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         write_table([{"setting": "new", "x": 2.0}], tmp_path)
     with pytest.raises(OSError):
         write_jsonl([record(0)], tmp_path / "e.jsonl")
+    with pytest.raises(OSError):  # the vocabulary cache: a killed run never leaves a file later runs trust
+        vocab_embeddings(make_tiny("llama", n_layers=1), tokenizer, ["the", "cat"], cache_dir=tmp_path / "vocab")
     monkeypatch.undo()
     assert (tmp_path / "results.csv").read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.md"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.md", "vocab"]  # no temp left
+    assert not list((tmp_path / "vocab").iterdir())
     with pytest.raises(KeyError), atomic_file(tmp_path / "results.md") as tmp:
         tmp.write_text("half")
         raise KeyError("crash while writing")
     assert "old" in (tmp_path / "results.md").read_text()
-    src = (ROOT / "explain" / "vocab.py").read_text() + (ROOT / "steering" / "report.py").read_text()
-    assert src.count("atomic_file(") >= 2 and "write_text(out / \"report.md\"" in src
 
 
 # 5 ---------------------------------------------------------------------------------------------------------
