@@ -209,10 +209,14 @@ class TopKSAE(nn.Module):
         return {"W_enc": self.W_enc.detach(), "b_enc": (self.b_enc / s).detach(),
                 "W_dec": self.W_dec.detach(), "b_dec": (self.b_dec / s).detach()}
 
+    def is_finite(self) -> bool:
+        """No NaN/inf in the weights (the folded ones included: a zero scale would make them inf)."""
+        return all(bool(t.isfinite().all()) for t in self.folded_state().values())
+
     def save(self, folder: str | os.PathLike) -> Path:
         """Write sae_weights.safetensors + cfg.json atomically: built in a temp folder beside `folder` and
         swapped in. A folder holding other files is refused; what an interrupted save left is cleaned up."""
-        if not all(bool(t.isfinite().all()) for t in self.folded_state().values()):
+        if not self.is_finite():
             raise ValueError("Refusing to save an SAE with non-finite (NaN/inf) weights: training diverged or "
                              "saw non-finite activations. Lower the learning rate or check the LM's activations.")
         with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:

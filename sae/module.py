@@ -132,12 +132,12 @@ class SAEModule(L.LightningModule):
     def on_train_end(self) -> None:
         if self.trainer.global_step == 0:
             raise ValueError("Training ran 0 optimizer steps, so the SAE is untrained and was not saved: the "
-                               "training text gave fewer tokens than one batch (or max_steps/epochs is 0). Add "
-                               "text (--data.train_path), lower --data.batch_size, or raise --trainer.max_epochs.")
-        bad = [h for h in self.hook_points if not all(bool(p.isfinite().all()) for p in self.sae(h).parameters())]
+                             "training text gave fewer tokens than one batch (or max_steps/epochs is 0). Add "
+                             "text (--data.train_path), lower --data.batch_size, or raise --trainer.max_epochs.")
+        bad = [h for h in self.hook_points if not self.sae(h).is_finite()]
         if bad:
             raise ValueError(f"Training produced non-finite (NaN/inf) SAE weights at {bad}; nothing was saved. "
-                               "Lower --model.lr, or check the activations (--data.lm_dtype float32).")
+                             "Lower --model.lr, or check the activations (--data.lm_dtype float32).")
         if self.hparams.save_dir and self.trainer.is_global_zero:
             for path in self.save_saes(self.hparams.save_dir):
                 print(f"saved SAE to {path}")

@@ -52,17 +52,28 @@ def pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 def collect_responses(model, tokenizer, texts: Sequence[str], hook_points: Sequence[str], pooling: str = "max",
                       batch_size: int = 32, max_length: int = 128) -> dict[str, torch.Tensor]:
     """{hook: (N, U)} pooled unit responses, one early-exit LM pass per batch for all hook points."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    return collect_pooled(model, tokenizer, texts, hook_points, (pooling,), batch_size, max_length)[pooling]
+
+
+@torch.no_grad()
+def collect_pooled(model, tokenizer, texts: Sequence[str], hook_points: Sequence[str],
+                   poolings: Sequence[str] = ("max",), batch_size: int = 32,
+                   max_length: int = 128) -> dict[str, dict[str, torch.Tensor]]:
+    """{pooling: {hook: (N, U)}}: several poolings of the same responses from one set of LM passes."""
+    bad = [p for p in poolings if p not in POOLINGS]
+    if bad or not poolings:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {bad or poolings!r}")
     device = next(model.parameters()).device
-    out: dict[str, list[torch.Tensor]] = {h: [] for h in hook_points}
+    out: dict[str, dict[str, list[torch.Tensor]]] = {p: {h: [] for h in hook_points} for p in poolings}
     for i in tqdm(range(0, len(texts), batch_size), desc="unit responses", unit="batch", mininterval=2):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                         max_length=max_length).to(device)
         acts = run_with_hooks(model, enc.input_ids, enc.attention_mask, hook_points)
         for h in hook_points:
-            out[h].append(pool(acts[h].float(), enc.attention_mask, pooling).cpu())
-    return {h: torch.cat(v) for h, v in out.items()}
+            x = acts[h].float()
+            for p in poolings:
+                out[p][h].append(pool(x, enc.attention_mask, p).cpu())
+    return {p: {h: torch.cat(v) for h, v in per.items()} for p, per in out.items()}
 
 
 @dataclass

@@ -140,7 +140,7 @@ def run(cfg: ReportConfig) -> Path:
     from sae.data import TextSource
     from steering import benchmark
     from steering.aura import aura as aura_ivs
-    from steering.aura import collect_responses, damp, default_hook_points, det0, scores_from_responses
+    from steering.aura import collect_pooled, damp, default_hook_points, det0, scores_from_responses
     from steering.diffmean import DiffMean, mean_activation
     from steering.evaluate import profanity_scorer
     from steering.features import describe, for_removal
@@ -171,9 +171,10 @@ def run(cfg: ReportConfig) -> Path:
     toxic = [x for x, y in zip(texts, labels) if y == 1]
     clean = [x for x, y in zip(texts, labels) if y == 0]
     units = default_hook_points(model)
-    scores = scores_from_responses(collect_responses(model, tok, texts, units, "max"), torch.tensor(labels))
+    responses = collect_pooled(model, tok, texts, units, ("max", "mean"))  # AURA: max; Linear-AcT: mean
+    scores = scores_from_responses(responses["max"], torch.tensor(labels))
     scores.save(out / "aura_scores.safetensors")
-    pooled = collect_responses(model, tok, texts, units, "mean")
+    pooled = responses["mean"]
     is_toxic = torch.tensor(labels).bool()
     act = LinearAcT.from_responses({h: r[is_toxic] for h, r in pooled.items()},
                                    {h: r[~is_toxic] for h, r in pooled.items()})
