@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup train test browser bench bench-sae report clean
+.PHONY: setup train test browser bench bench-sae report clean corpus sweep
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -18,6 +18,17 @@ setup: $(STAMP)
 
 train: $(STAMP)
 	$(PY) train.py fit --config configs/smollm2-135m.yaml
+
+# The model's own chat responses for the training mixture (bundled in data/generated/; about 40 min on 2 cores).
+corpus: $(STAMP)
+	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m
+
+# The L0 sweep on the full mixture and its SAEBench-style evaluation (about an hour on 2 cores).
+SWEEP_K := 8 16 32 64 128
+sweep: $(STAMP)
+	for k in $(SWEEP_K); do $(PY) train.py fit --config configs/smollm2-135m-release.yaml --model.k $$k \
+		--model.save_dir runs/release/k$$k || exit 1; done
+	$(PY) -m sae.evaluate $(foreach k,$(SWEEP_K),runs/release/k$(k)/blocks.15.resid_post) --out reports/sae-sweep
 
 # The feature-browser test drives Debian's chromium through Playwright (never `playwright install`).
 browser:

@@ -108,6 +108,22 @@ def inlier_mask(x: torch.Tensor, factor: float | None, valid: torch.Tensor | Non
     return finite & (norms <= factor * median)
 
 
+POOLINGS = ("max", "mean", "last")
+
+
+def pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, S, U) responses over the tokens where mask is true → (B, U)."""
+    m = mask.bool()[..., None]
+    if how == "max":
+        return x.masked_fill(~m, float("-inf")).amax(1)
+    if how == "mean":
+        return (x * m).sum(1) / m.sum(1).clamp_min(1)
+    if how == "last":
+        last = (mask.long() * torch.arange(mask.shape[1], device=mask.device)).argmax(1)
+        return x[torch.arange(len(x)), last]
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
+
+
 def capture(
     model: nn.Module,
     input_ids: torch.Tensor,

@@ -37,6 +37,10 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
     """A `datasets` dataset from a bundled alias ('wikitext2-valid'), a local file/folder or a hub name
     (streamed by default, so nothing is downloaded up front; `config` picks a hub dataset's subset)."""
     path = BUNDLED.get(source, Path(source))
+    if is_mixture(path):
+        from sae.corpus import load_mixture
+
+        return load_mixture(path).to_iterable_dataset() if streaming else load_mixture(path)
     if path.exists():
         files = str(path) if path.is_file() else [str(p) for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]
         for f in [files] if isinstance(files, str) else files:
@@ -45,10 +49,33 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
     return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
 
 
+def is_mixture(path: Path) -> bool:
+    """A mixture YAML (configs/corpus/*.yaml): several sources with weights, read by `sae.corpus`."""
+    return path.suffix in (".yaml", ".yml") and path.is_file()
+
+
 def hash_fraction(text: str, salt: str) -> float:
     """A number in [0, 1) fixed by the text alone: splits made with it are disjoint and never depend on which
     other texts are present."""
     return int.from_bytes(hashlib.sha256((salt + "\0" + text).encode()).digest()[:8], "big") / 2**64
+
+
+HELD_OUT = 0.2  # the share of every labelled set kept for evaluation only (chosen by a hash of the text)
+PARTS = ("train", "test", None)
+DEV_SALT, DEV_FRACTION = "saesteer-dev", 0.25  # the steering benchmark's dev/test split of prompts
+
+
+def in_part(text: str, part: str | None) -> bool:
+    """part 'test': the fixed held-out fifth of a labelled set (by hash of the text), which nothing that trains
+    or selects may read; 'train': the rest; None: all."""
+    if part not in PARTS:
+        raise ValueError(f"part must be 'train', 'test' or None, got {part!r}")
+    return part is None or (hash_fraction(text, "saesteer-held-out") < HELD_OUT) == (part == "test")
+
+
+def is_dev_prompt(prompt: str) -> bool:
+    """The steering benchmark's dev side (strengths are chosen there; every reported number is on the rest)."""
+    return hash_fraction(prompt, DEV_SALT) < DEV_FRACTION
 
 
 def check_local_file(path: Path) -> None:
@@ -79,6 +106,10 @@ def source_fingerprint(source: str) -> str | None:
     """sha256 of a local source's bytes (a file, or a folder's readable files in name order), so a cache
     keyed by it notices an edited file; None for a hub dataset (identified by its name, config and split)."""
     path = BUNDLED.get(source, Path(source))
+    if is_mixture(path):
+        from sae.corpus import mixture_fingerprint
+
+        return mixture_fingerprint(path)
     if not path.exists():
         return None
     files = [path] if path.is_file() else [p for p in sorted(path.iterdir()) if p.suffix in _BUILDERS]

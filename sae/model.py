@@ -225,14 +225,27 @@ class TopKSAE(nn.Module):
         return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> TopKSAE:
-        """Load a folder written by `save`, by SAELens (TopK) or by EleutherAI sparsify."""
+    def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
+             dtype: torch.dtype | None = None) -> TopKSAE:
+        """Load a folder written by `save`, by SAELens (TopK) or by EleutherAI sparsify, or a pretrained SAE by
+        name ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights (default: as
+        stored; pretrained SAEs are stored in bfloat16 and loaded as float32)."""
         from sae.checkpoints import read_checkpoint
+        from sae.pretrained import is_release_name, release_folder
 
+        if not Path(folder).exists() and is_release_name(str(folder)):
+            folder, dtype = release_folder(str(folder)), dtype or torch.float32
         cfg, state = read_checkpoint(Path(folder))
-        sae = cls(cfg, device=device, dtype=state["W_dec"].dtype)
-        sae.load_state_dict({**state, "scale": torch.ones(())}, strict=True)
+        dtype = dtype or state["W_dec"].dtype
+        sae = cls(cfg, device=device, dtype=dtype)
+        sae.load_state_dict({**{k: v.to(dtype) for k, v in state.items()}, "scale": torch.ones(())}, strict=True)
         return sae
+
+    @classmethod
+    def pretrained(cls, release: str = "smollm2-135m", hook_point: str = "blocks.15.resid_post",
+                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> TopKSAE:
+        """A shipped SAE (data/pretrained/<release>/<hook_point>/, with its training config and eval table)."""
+        return cls.load(f"{release}/{hook_point}", device, dtype)
 
     @staticmethod
     def config_from_dict(d: dict) -> SAEConfig:

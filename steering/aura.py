@@ -23,29 +23,15 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from sae.capture import run_with_hooks
+from sae.capture import POOLINGS, pool, run_with_hooks  # noqa: F401 (re-exported)
 from sae.cli import HelpFormatter, run_cli
 from sae.files import atomic_file
 from sae.hooks import HookPoint, n_layers
 from steering.intervention import Scale, finite, save_interventions
 from steering.scores import SCORERS, zscore
 
-POOLINGS = ("max", "mean", "last")
 RANK_CMD = "`python -m steering.aura rank`"
 SELECTIONS = ("global", "per_layer_pct", "per_layer")
-
-
-def pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """(B, S, U) responses over real tokens → (B, U)."""
-    m = mask.bool()[..., None]
-    if how == "max":
-        return x.masked_fill(~m, float("-inf")).amax(1)
-    if how == "mean":
-        return (x * m).sum(1) / m.sum(1).clamp_min(1)
-    if how == "last":
-        last = (mask.long() * torch.arange(mask.shape[1], device=mask.device)).argmax(1)
-        return x[torch.arange(len(x)), last]
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
 
 
 @torch.no_grad()

@@ -106,9 +106,9 @@ def refusal_answers(model, tok, ivs, prompting: Prompting | None, cfg: BenchConf
     from steering.jailbreak import advbench_goals, benign_instructions, wrap
 
     system = prompting.system if prompting else None
-    goals = advbench_goals(cfg.n_harmful)
+    goals = advbench_goals(cfg.n_harmful, part="test")  # never what SAEs or judges trained on
     sets = {t: chat_format(tok, wrap(goals, t), system) for t in cfg.templates}
-    sets["benign"] = chat_format(tok, benign_instructions(cfg.n_benign), system)
+    sets["benign"] = chat_format(tok, benign_instructions(cfg.n_benign, part="test"), system)
     return {name: [g[0] for g in generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens,
                                           do_sample=False).texts] for name, prompts in sets.items()}
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from sae.cli import HelpFormatter, run_cli
-from sae.data import DATA_DIR
+from sae.data import DATA_DIR, in_part
 from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, write_table
 from steering.intervention import Intervention
 from steering.judges import REFUSAL_PHRASES, is_refusal  # noqa: F401 (re-exported)
@@ -36,14 +36,15 @@ REFUSAL_ANSWERS = (
 )
 
 
-def advbench(n: int | None = None) -> list[dict[str, str]]:
-    """AdvBench rows: {'goal': harmful instruction, 'target': the 'Sure, here is …' answer prefix}."""
+def advbench(n: int | None = None, part: str | None = None) -> list[dict[str, str]]:
+    """AdvBench rows: {'goal': harmful instruction, 'target': the 'Sure, here is …' answer prefix}. `part`:
+    'train' (choosing features, training judges and SAEs) or 'test' (the held-out fifth evaluations use)."""
     with open(ADVBENCH, newline="") as f:
-        return list(csv.DictReader(f))[:n]
+        return [row for row in csv.DictReader(f) if in_part(row["goal"], part)][:n]
 
 
-def advbench_goals(n: int | None = None) -> list[str]:
-    return [row["goal"] for row in advbench(n)]
+def advbench_goals(n: int | None = None, part: str | None = None) -> list[str]:
+    return [row["goal"] for row in advbench(n, part)]
 
 
 def refusal_contrast_texts(tokenizer, rows: Sequence[dict[str, str]]) -> tuple[list[str], list[str]]:
@@ -55,9 +56,9 @@ def refusal_contrast_texts(tokenizer, rows: Sequence[dict[str, str]]) -> tuple[l
     return refusals, compliances
 
 
-def benign_instructions(n: int | None = None) -> list[str]:
+def benign_instructions(n: int | None = None, part: str | None = None) -> list[str]:
     rows = [json.loads(line) for line in BENIGN.read_text().splitlines() if line.strip()]
-    return [r["instruction"] for r in rows][:n]
+    return [r["instruction"] for r in rows if in_part(r["instruction"], part)][:n]
 
 
 def wrap(goals: Sequence[str], template: str) -> list[str]:
@@ -71,7 +72,7 @@ def refusal_eval(model, tokenizer, interventions: Sequence[Intervention] = (), n
                  batch_size: int = 16, ppl_windows: int | None = 16) -> dict[str, float]:
     """ASR per template and overall, over-refusal on benign, and perplexity unless ppl_windows is None
     (greedy decoding, chat template)."""
-    goals = advbench_goals(n_harmful)
+    goals = advbench_goals(n_harmful, part="test")
     row: dict[str, float] = {}
     attacked = []
     for t in templates:
@@ -83,8 +84,9 @@ def refusal_eval(model, tokenizer, interventions: Sequence[Intervention] = (), n
         attacked += refused
         row["gen_tokens_per_s"] = gens.tokens_per_s
     row["asr_all"] = 100 * (1 - sum(attacked) / len(attacked))
-    benign = generate(model, tokenizer, chat_format(tokenizer, benign_instructions(n_benign)), interventions,
-                      max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=False)
+    benign_prompts = chat_format(tokenizer, benign_instructions(n_benign, part="test"))
+    benign = generate(model, tokenizer, benign_prompts, interventions, max_new_tokens=max_new_tokens,
+                      batch_size=batch_size, do_sample=False)
     row["over_refusal"] = 100 * sum(is_refusal(g[0]) for g in benign.texts) / len(benign.texts)
     if ppl_windows:
         row["perplexity"] = perplexity(model, tokenizer, interventions, max_windows=ppl_windows)
@@ -135,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     explanations = load_explanations(args.explanations) if args.explanations else None
     how, _, spec = args.features.partition(":")
     if how == "refusal":
-        refusals, compliances = refusal_contrast_texts(tok, advbench()[200:400])
+        refusals, compliances = refusal_contrast_texts(tok, advbench(part="train")[:200])
         chosen = contrastive(model, tok, sae, refusals, compliances, n=int(spec or 8))
     elif how == "contrastive":
-        harmful = chat_format(tok, advbench_goals()[200:400])
-        benign = chat_format(tok, benign_instructions()[200:400])
+        harmful = chat_format(tok, advbench_goals(part="train")[:200])
+        benign = chat_format(tok, benign_instructions(part="train")[:200])
         chosen = contrastive(model, tok, sae, harmful, benign, n=int(spec or 8))
     elif how == "ids":
         chosen = by_id(sae, [int(i) for i in spec.split(",")])

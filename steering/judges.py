@@ -138,8 +138,7 @@ def refusal_judge(cache_dir: str | Path | None = "runs/cache/judges") -> Embeddi
     # openings, so text unlike both templates is not called a refusal by default.
     prose = [line.strip() for line in BUNDLED["wikitext2-valid"].read_text().splitlines()
              if len(line.strip()) > 80 and not line.strip().startswith("=")][:520]
-    rows = advbench()
-    (tr_x, tr_y), (te_x, te_y) = data(rows[:400]), data(rows[400:])
+    (tr_x, tr_y), (te_x, te_y) = data(advbench(part="train")), data(advbench(part="test"))
     train = (tr_x + prose[:400], tr_y + [0] * len(prose[:400]))
     test = (te_x + prose[400:], te_y + [0] * len(prose[400:]))
     return EmbeddingJudge.fit(train, test, "refusal", cache_dir)

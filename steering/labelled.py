@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import random
 
-from sae.data import DATA_DIR, hash_fraction, load_text_dataset
+from sae.data import DATA_DIR, HELD_OUT, in_part, load_text_dataset
 
-HELD_OUT = 0.2  # the share of every labelled set kept for evaluation only (chosen by a hash of the text)
-PARTS = ("train", "test", None)
-
-
-def in_part(text: str, part: str | None) -> bool:
-    """part 'test': the fixed held-out fifth of texts (by hash); 'train': the rest; None: all."""
-    if part not in PARTS:
-        raise ValueError(f"part must be 'train', 'test' or None, got {part!r}")
-    return part is None or (hash_fraction(text, "saesteer-held-out") < HELD_OUT) == (part == "test")
+__all__ = ["BUNDLED_LABELLED", "HELD_OUT", "in_part", "load_labelled"]
 
 BUNDLED_LABELLED = {
     "davidson": DATA_DIR / "toxicity" / "davidson_balanced.jsonl",

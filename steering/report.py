@@ -1,8 +1,8 @@
 """One workflow from raw text to steered generation, written up as reports/<date>/report.md: the steering
 benchmark (`steering.benchmark`) over the field's baselines and this project's methods.
 
-    python -m steering.report                       # trains the default SAE first
-    python -m steering.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # reuse an SAE
+    python -m steering.report                       # the shipped SAE (smollm2-135m/blocks.15.resid_post)
+    python -m steering.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # another; --sae train: train one
     python -m steering.report --quick ...           # CI-sized: a few prompts, a few tokens
 
 Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking and Linear-AcT /
@@ -39,7 +39,7 @@ COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% to
 @dataclass
 class ReportConfig:
     model: str = EMBEDDED
-    sae: str | None = None  # reuse this SAE folder; None trains one with `train_config`
+    sae: str | None = None  # an SAE folder or pretrained name; 'train' trains one; None: the shipped one if any
     train_config: str = "configs/smollm2-135m.yaml"
     train_args: str = ""  # extra LightningCLI arguments, e.g. "--trainer.max_steps=100"
     out: str | None = None  # default reports/<date>
@@ -72,7 +72,8 @@ class ReportConfig:
 
 HELP = {
     "model": "LM: the embedded alias, a .gguf, a local folder or a hub id",
-    "sae": "reuse this SAE folder instead of training one",
+    "sae": "an SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post); 'train' trains one with "
+           "--train-config; default: the model's shipped SAE, else train one",
     "train_config": "LightningCLI config used when training the SAE",
     "train_args": "extra LightningCLI arguments, e.g. '--trainer.max_steps=100'",
     "out": "report folder (default: reports/<today>)",
@@ -92,6 +93,18 @@ HELP = {
     "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
     "linear_act_strength": "Linear-AcT grid: λ",
 }
+
+
+def which_sae(cfg: ReportConfig) -> str | Path:
+    """cfg.sae as given; 'train' or no shipped SAE for the model: train one."""
+    from sae.pretrained import releases
+
+    if cfg.sae and cfg.sae != "train":
+        return cfg.sae
+    shipped = releases().get(cfg.model, [])
+    if cfg.sae is None and shipped:
+        return f"{cfg.model}/{shipped[0]}"
+    return train_sae(cfg)
 
 
 def train_sae(cfg: ReportConfig) -> Path:
@@ -153,9 +166,9 @@ def run(cfg: ReportConfig) -> Path:
     out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
     out.mkdir(parents=True, exist_ok=True)
     timings, start = {}, time.perf_counter()
-    sae_dir = Path(cfg.sae) if cfg.sae else train_sae(cfg)
-    timings["sae"] = time.perf_counter() - start
+    sae_dir = which_sae(cfg)
     sae = TopKSAE.load(sae_dir)
+    timings["sae"] = time.perf_counter() - start
     model, tok = load_lm(cfg.model)
     hook = sae.cfg.hook_point
 
@@ -212,7 +225,7 @@ def run(cfg: ReportConfig) -> Path:
     t = time.perf_counter()
     rows = benchmark.run(model, tok, methods, bcfg, judges, out)
     timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t
-    logs = sorted(sae_dir.parent.parent.glob("csv/version_*/metrics.csv"))
+    logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
     curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
     write_report(out, cfg, bcfg, sae, rows, describe(chosen, by_id), records, curves, timings)
     return out / "report.md"

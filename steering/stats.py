@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from sae.data import hash_fraction
+from sae.data import DEV_FRACTION, DEV_SALT, hash_fraction
 
 
 @dataclass
@@ -71,8 +71,8 @@ def ratio_ci(base, other, level: float = 0.95, draws: int = 2000, seed: int = 0)
     return Estimate(float(value), float(lo), float(hi), len(b))
 
 
-def split_prompts(prompts: Sequence[str], dev_fraction: float = 0.25,
-                  salt: str = "saesteer-dev") -> tuple[list[str], list[str]]:
+def split_prompts(prompts: Sequence[str], dev_fraction: float = DEV_FRACTION,
+                  salt: str = DEV_SALT) -> tuple[list[str], list[str]]:
     """(dev, test): a prompt is dev when the hash of salt + its text falls below dev_fraction. Disjoint by
     construction (duplicates land on the same side), stable under adding or removing other prompts."""
     if not 0 < dev_fraction < 1:

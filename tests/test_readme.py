@@ -33,6 +33,9 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     torch.manual_seed(0)
     TopKSAE(SAEConfig(d_in=32, d_sae=128, k=4, hook_point="blocks.15.resid_post", model_name="smollm2-135m")).save(
         tmp_path / "runs/smollm2-135m/sae/blocks.15.resid_post")
+    # the shipped SAE is SmolLM2's (d_in 576): the tiny stand-in model gets a tiny stand-in SAE
+    monkeypatch.setattr(TopKSAE, "pretrained", classmethod(
+        lambda cls, *a, **k: cls.load(tmp_path / "runs/smollm2-135m/sae/blocks.15.resid_post")))
     code = blocks("python")
     assert len(code) >= 5
     namespace: dict = {}
