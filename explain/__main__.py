@@ -15,7 +15,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m explain", description="Explain every feature of a Top-K SAE: MI "
                                 "words, logit-lens tokens, top-activating contexts, frequency, histogram.",
                                 formatter_class=HelpFormatter)
-    p.add_argument("--sae", required=True, help="SAE folder (sae_weights.safetensors + cfg.json)")
+    p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--corpus", default="wikitext2-valid", help="bundled alias, local file or hub dataset")
     p.add_argument("--corpus-config", help="a hub dataset's subset, e.g. wikitext-2-raw-v1")

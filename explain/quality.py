@@ -109,7 +109,7 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--explanations", required=True, help="JSONL from `python -m explain`")
-    p.add_argument("--sae", required=True, help="the SAE folder those explanations describe")
+    p.add_argument("--sae", required=True, help="the SAE (folder or pretrained name) those explanations describe")
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
     p.add_argument("--corpus", default="wikitext2-test", help="held out: not the corpus the explanations saw")
     p.add_argument("--windows", type=int, default=512, help="held-out windows")

@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from sae.data import DATA_DIR, in_part, is_dev_prompt
+from sae.data import BUNDLED, DATA_DIR, in_part, is_dev_prompt, local_path
 from sae.files import atomic_file, write_text
 
 ADVBENCH = DATA_DIR / "jailbreak" / "advbench_harmful_behaviors.csv"
@@ -177,7 +177,7 @@ class MixtureSource:
 
 def read_mixture(path: str | Path) -> tuple[list[MixtureSource], dict]:
     """(sources, options) of a mixture YAML; relative paths are read from the project root."""
-    path = Path(path)
+    path = local_path(str(path))
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict) or not isinstance(spec.get("sources"), list) or not spec["sources"]:
         raise ValueError(f"{path}: a mixture YAML needs a non-empty `sources:` list (see configs/corpus/).")
@@ -194,22 +194,15 @@ def read_mixture(path: str | Path) -> tuple[list[MixtureSource], dict]:
                              "(remove the source instead of giving it 0).")
         if src.not_in not in (None, "benchmark-test-prompts"):
             raise ValueError(f"{path}: source {src.name!r}: not_in must be 'benchmark-test-prompts' or absent")
-        if not (Path(src.path).exists() or src.path in _aliases()):
-            local = DATA_DIR.parent / src.path
-            if not local.exists():
-                raise FileNotFoundError(f"{path}: source {src.name!r}: {src.path} does not exist"
-                                        + (" (make it with `python -m sae.corpus generate`)"
-                                           if "generated" in src.path else ""))
-            src.path = str(local)
+        local = local_path(src.path)
+        if not local.exists():
+            raise FileNotFoundError(f"{path}: source {src.name!r}: {src.path} does not exist"
+                                    + (" (make it with `python -m sae.corpus generate`)"
+                                       if "generated" in src.path else ""))
+        src.path = src.path if src.path in BUNDLED else str(local)
         sources.append(src)
     options = {"seed": spec.get("seed", 0), "stopping_strategy": spec.get("stopping_strategy", "all_exhausted")}
     return sources, options
-
-
-def _aliases() -> set[str]:
-    from sae.data import BUNDLED
-
-    return set(BUNDLED)
 
 
 def _benchmark_test_statements() -> set[str]:

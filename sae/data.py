@@ -36,7 +36,7 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
                       config: str | None = None) -> Dataset | IterableDataset:
     """A `datasets` dataset from a bundled alias ('wikitext2-valid'), a local file/folder or a hub name
     (streamed by default, so nothing is downloaded up front; `config` picks a hub dataset's subset)."""
-    path = BUNDLED.get(source, Path(source))
+    path = local_path(source)
     if is_mixture(path):
         from sae.corpus import load_mixture
 
@@ -47,6 +47,18 @@ def load_text_dataset(source: str, split: str = "train", streaming: bool | None 
             check_local_file(Path(f))
         return load_dataset(_local_builder(path), data_files=files, split="train", streaming=bool(streaming))
     return load_dataset(source, config, split=split, streaming=True if streaming is None else streaming)
+
+
+def local_path(source: str) -> Path:
+    """A bundled alias's file; else the path as given; else, if it exists there, the path under the project
+    root (so the shipped configs' relative paths work from any working directory). A hub name comes back
+    unchanged (and does not exist locally)."""
+    if source in BUNDLED:
+        return BUNDLED[source]
+    path = Path(source)
+    if not path.exists() and not path.is_absolute() and (DATA_DIR.parent / path).exists():
+        return DATA_DIR.parent / path
+    return path
 
 
 def is_mixture(path: Path) -> bool:
@@ -105,7 +117,7 @@ def check_local_file(path: Path) -> None:
 def source_fingerprint(source: str) -> str | None:
     """sha256 of a local source's bytes (a file, or a folder's readable files in name order), so a cache
     keyed by it notices an edited file; None for a hub dataset (identified by its name, config and split)."""
-    path = BUNDLED.get(source, Path(source))
+    path = local_path(source)
     if is_mixture(path):
         from sae.corpus import mixture_fingerprint
 

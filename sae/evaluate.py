@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from sae.capture import inlier_mask, keep_mask, pool, run_with_hooks
 from sae.data import DATA_DIR, TextSource, in_part
 from sae.files import atomic_file, write_text
 from sae.hooks import HookPoint
-from sae.metrics import SAEStats, evaluate_batch
+from sae.metrics import SAEStats, evaluate_saes
 from sae.model import TopKSAE
 
 POOLINGS = ("mean", "max")
@@ -224,16 +225,14 @@ def unit_scores(train: dict[str, np.ndarray], test: dict[str, np.ndarray], tasks
 def reconstruction(model, tokenizer, saes: Sequence[TopKSAE], cfg: EvalConfig) -> list[dict[str, float]]:
     """Per SAE: FVU, L0, dead fraction, CE recovered with the SAE at inlier tokens and at all tokens."""
     windows = TextSource("wikitext2-test", ctx_len=cfg.ctx_len, seed=cfg.seed).load(tokenizer, cfg.val_windows)
-    out = []
-    for sae in saes:
-        row = {}
-        for tag, factor in (("", cfg.outlier_factor), ("_all_tokens", None)):
-            stats = {sae.cfg.hook_point: SAEStats(sae.d_sae)}
-            for i in range(0, len(windows), 8):
-                evaluate_batch(model, windows[i : i + 8], {sae.cfg.hook_point: sae}, stats, factor)
-            row.update({f"{k}{tag}": v for k, v in stats[sae.cfg.hook_point].compute().items()})
-        out.append(row)
-    return out
+    rows: list[dict[str, float]] = [{} for _ in saes]
+    for tag, factor in (("", cfg.outlier_factor), ("_all_tokens", None)):
+        stats = [SAEStats(sae.d_sae) for sae in saes]
+        for i in range(0, len(windows), 8):
+            evaluate_saes(model, windows[i : i + 8], [(s.cfg.hook_point, s) for s in saes], stats, factor)
+        for row, st in zip(rows, stats):
+            row.update({f"{k}{tag}": v for k, v in st.compute().items()})
+    return rows
 
 
 # --- the whole evaluation -----------------------------------------------------------------------------------
@@ -287,30 +286,36 @@ def markdown(rows: list[dict], columns: Sequence[str] = HEADLINE) -> str:
     return "\n".join(lines + ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]) + "\n"
 
 
+def series(name: str) -> str:
+    """SAEs whose names differ only in their k (k8, k16 …; topk-k32, batchtopk-k32 …) form one line."""
+    return re.sub(r"k\d+", "k*", name)
+
+
 def pareto_plot(rows: list[dict], path: str | Path) -> Path:
-    """FVU, CE recovered and k=1 sparse-probing accuracy against L0, one point per SAE."""
+    """FVU, CE recovered and k=1 sparse-probing accuracy against L0: one line per series of SAEs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     saes = sorted((r for r in rows if r["kind"] == "SAE"), key=lambda r: r["l0"])
+    probe = lambda r: float(np.mean([r[f"probe_{t}_k1"] for t in ("toxic", "harmful", "group")]))
     panels = [("fvu", "FVU (lower is better)"), ("ce_recovered", "CE-loss recovered"),
-              ("probe_mean_k1", "sparse probing, k=1 (mean of tasks)")]
+              ("probe", "sparse probing, k=1 (mean of 3 tasks)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, label) in zip(axes, panels):
-        ys = [np.mean([r[f"probe_{t}_k1"] for t in ("toxic", "harmful", "group")]) if key == "probe_mean_k1"
-              else r[key] for r in saes]
-        ax.plot([r["l0"] for r in saes], ys, "o-")
-        for r, y in zip(saes, ys):
-            ax.annotate(r["name"], (r["l0"], y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if key == "probe_mean_k1":  # the references: residual dimensions and MLP neurons
+        for name in dict.fromkeys(series(r["name"]) for r in saes):
+            group = [r for r in saes if series(r["name"]) == name]
+            ys = [probe(r) if key == "probe" else r[key] for r in group]
+            ax.plot([r["l0"] for r in group], ys, "o-" if len(group) > 1 else "s", label=name)
+            for r, y in zip(group, ys):
+                ax.annotate(r["name"], (r["l0"], y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if key == "probe":  # the references: residual dimensions and MLP neurons
             for r, style in zip((r for r in rows if r["kind"] != "SAE"), ("--", ":")):
-                ax.axhline(np.mean([r[f"probe_{t}_k1"] for t in ("toxic", "harmful", "group")]), ls=style, lw=1,
-                           color="gray", label=r["kind"])
-            ax.legend(fontsize=7)
+                ax.axhline(probe(r), ls=style, lw=1, color="gray", label=r["kind"])
         ax.set_xscale("log", base=2)
         ax.set(xlabel="L0 (active latents per token)", ylabel=label)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")

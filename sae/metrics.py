@@ -5,11 +5,13 @@ real activations, 0 when it is no better than zero-ablating the hook point.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sae.capture import inlier_mask
 from sae.hooks import hooked
@@ -76,9 +78,17 @@ class SAEStats:
 @torch.no_grad()
 def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAEStats],
                    outlier_factor: float | None = None) -> None:
-    """Update `stats[hook]` with reconstruction and spliced-LM numbers on windows `ids` (B, S), unpadded.
-    Tokens the training excluded as outliers (norm > outlier_factor × median) are neither scored nor
-    spliced: there the LM sees its clean activations in every run."""
+    """Update `stats[hook]` with reconstruction and spliced-LM numbers on windows `ids` (B, S), unpadded."""
+    evaluate_saes(model, ids, list(saes.items()), [stats[h] for h in saes], outlier_factor)
+
+
+@torch.no_grad()
+def evaluate_saes(model, ids: torch.Tensor, saes: Sequence[tuple[str, nn.Module]], stats: Sequence[SAEStats],
+                  outlier_factor: float | None = None) -> None:
+    """Update stats[i] for the SAE saes[i] = (hook, sae); several SAEs may share a hook point. One clean pass,
+    one zero-ablated pass per hook point and one spliced pass per SAE. Tokens the training excluded as outliers
+    (norm > outlier_factor × median) are neither scored nor spliced: there the LM sees its clean activations in
+    every run."""
     captured: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -86,20 +96,23 @@ def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAESta
             captured[name] = x
         return fn
 
+    hooks = list(dict.fromkeys(h for h, _ in saes))
     with ExitStack() as stack:
-        for h in saes:
+        for h in hooks:
             stack.enter_context(hooked(model, h, keep(h)))
         clean = model(ids, use_cache=False).logits
     clean_ce = token_ce(clean, ids)
-    for hook, sae in saes.items():
-        x = captured[hook]
-        keep = inlier_mask(x, outlier_factor)  # (B, S)
+    masks, zero_ce = {}, {}
+    for h in hooks:
+        masks[h] = inlier_mask(captured[h], outlier_factor)  # (B, S)
+        with hooked(model, h, lambda t, keep=masks[h]: torch.where(keep[..., None], 0.0, t)):
+            zero_ce[h] = token_ce(model(ids, use_cache=False).logits, ids)
+    for (hook, sae), st in zip(saes, stats):
+        x, keep = captured[hook], masks[hook]
         xk = x[keep]
         out = sae(xk)
-        stats[hook].add_recon(xk, out.recon, out.indices, out.values)
+        st.add_recon(xk, out.recon, out.indices, out.values)
         splice = lambda t, sae=sae, keep=keep: torch.where(keep[..., None], sae(t).recon.to(t.dtype), t)
         with hooked(model, hook, splice):
             spliced = model(ids, use_cache=False).logits
-        with hooked(model, hook, lambda t, keep=keep: torch.where(keep[..., None], 0.0, t)):
-            zero = model(ids, use_cache=False).logits
-        stats[hook].add_losses(clean_ce, token_ce(spliced, ids), token_ce(zero, ids), kl_per_token(clean, spliced))
+        st.add_losses(clean_ce, token_ce(spliced, ids), zero_ce[hook], kl_per_token(clean, spliced))

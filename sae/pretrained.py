@@ -25,8 +25,7 @@ def releases() -> dict[str, list[str]]:
 def is_release_name(name: str) -> bool:
     """'release/hook_point' with no such local path: a name, not a folder."""
     parts = name.split("/")
-    return len(parts) == 2 and parts[0] in releases() or (len(parts) == 2 and not name.startswith((".", "/")) and
-                                                          parts[1].startswith("blocks."))
+    return len(parts) == 2 and (parts[0] in releases() or parts[1].startswith("blocks."))
 
 
 def release_folder(name: str) -> Path:
@@ -39,7 +38,8 @@ def release_folder(name: str) -> Path:
     return PRETRAINED_DIR / release / hook
 
 
-def ship(sae_dir: str | Path, release: str, config: str | Path, full_eval: str | Path | None = None) -> Path:
+def ship(sae_dir: str | Path, release: str, config: str | Path, full_eval: str | Path | None = None,
+         train_args: str = "") -> Path:
     """Write data/pretrained/<release>/<hook>/ from a trained SAE: weights in bfloat16, cfg.json, the training
     config, the full evaluation row (if given: an eval.json from `python -m sae.evaluate`) and a quick-slice
     evaluation of the shipped bf16 weights, which `tests/test_pretrained.py` reproduces."""
@@ -64,7 +64,8 @@ def ship(sae_dir: str | Path, release: str, config: str | Path, full_eval: str |
             if not f.name.startswith("."):
                 f.rename(tmp / f.name)
         shutil.rmtree(tmp / "weights")
-        shutil.copyfile(config, tmp / "train.yaml")
+        command = f"# trained with: python train.py fit --config {config} {train_args}".rstrip()
+        (tmp / "train.yaml").write_text(command + "\n" + Path(config).read_text())
         shipped = TopKSAE.load(tmp, dtype=torch.float32)  # exactly what `pretrained` will return
         quick = evaluate({f"{release}/{hook}": shipped}, model, tok, EvalConfig.quick(), references=False)
         (tmp / "eval_quick.json").write_text(json.dumps({"config": "EvalConfig.quick()", "rows": quick}, indent=2))
@@ -85,8 +86,9 @@ def main(argv=None) -> None:
     ap.add_argument("--release", default="smollm2-135m")
     ap.add_argument("--config", required=True, help="the training config it came from")
     ap.add_argument("--eval", default=None, help="eval.json of the sweep (`python -m sae.evaluate`)")
+    ap.add_argument("--train-args", default="", help="the command-line overrides it was trained with")
     args = ap.parse_args(argv)
-    print(ship(args.sae, args.release, args.config, args.eval))
+    print(ship(args.sae, args.release, args.config, args.eval, args.train_args))
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(prog="python -m steering.jailbreak", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
-    p.add_argument("--sae", required=True, help="SAE folder (sae_weights.safetensors + cfg.json)")
+    p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
     p.add_argument("--features", default="refusal:8",
                    help="'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' "
                         "(AdvBench vs benign instructions), 'ids:1,2,3', or 'words:refuse,sorry' (needs "
