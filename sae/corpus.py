@@ -13,7 +13,7 @@ Two parts:
                               each source filtered to its training part. `TextSource` reads a mixture YAML
                               like any other path.
 
-    python -m sae.corpus generate --out data/generated/smollm2-135m     # ≈ 40 min on 2 CPU cores
+    python -m sae.corpus generate --out data/generated/smollm2-135m     # ≈ 43 min on 2 CPU cores (make corpus)
     python -m sae.corpus stats configs/corpus/smollm2-135m.yaml          # documents and tokens per source
 """
 from __future__ import annotations
