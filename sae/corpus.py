@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from sae.data import BUNDLED, DATA_DIR, in_part, is_dev_prompt, local_path
+from sae.data import BUNDLED, DATA_DIR, in_part, is_dev_prompt, local_path, read_jsonl
 from sae.files import atomic_file, write_text
 
 ADVBENCH = DATA_DIR / "jailbreak" / "advbench_harmful_behaviors.csv"
@@ -43,17 +43,18 @@ PROVENANCE = "provenance.json"
 
 
 # --- what the model is asked ----------------------------------------------------------------------------
-def requests(part: str = "train") -> list[tuple[str, str]]:
-    """[(kind, user message)]: AdvBench goals ('harmful') and Alpaca instructions ('benign') in `part`."""
+def requests(part: str | None = "train") -> list[tuple[str, str]]:
+    """[(kind, user message)]: AdvBench goals ('harmful') and Alpaca instructions ('benign') in `part` (None:
+    all)."""
     with open(ADVBENCH, newline="") as f:
         harmful = [row["goal"] for row in csv.DictReader(f)]
-    benign = [json.loads(line)["instruction"] for line in ALPACA.read_text().splitlines() if line.strip()]
+    benign = [r["instruction"] for r in read_jsonl(ALPACA)]
     return [("harmful", g) for g in harmful if in_part(g, part)] + [("benign", b) for b in benign if in_part(b, part)]
 
 
 def list_prompts() -> list[str]:
     """ToxiGen list prompts (hate and neutral) on the benchmark's dev side: never one it reports on."""
-    rows = [json.loads(line) for line in TOXIGEN_PROMPTS.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(TOXIGEN_PROMPTS)
     return [r["prompt"] for r in rows if is_dev_prompt(r["prompt"])]
 
 
@@ -136,7 +137,7 @@ def generate_responses(out: str | Path, cfg: GenerationConfig | None = None) -> 
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{new_tokens / (time.perf_counter() - start):.0f}")
     bar.close()
-    rows = [json.loads(line) for line in partial.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(partial)
     gguf = embedded_gguf() if cfg.model_name == EMBEDDED else None
     provenance = {
         "what": "the model's own sampled responses to the training part of AdvBench goals and Alpaca instructions "
@@ -206,7 +207,7 @@ def read_mixture(path: str | Path) -> tuple[list[MixtureSource], dict]:
 
 
 def _benchmark_test_statements() -> set[str]:
-    rows = [json.loads(line) for line in TOXIGEN_PROMPTS.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(TOXIGEN_PROMPTS)
     return {s.strip(" -") for r in rows if not is_dev_prompt(r["prompt"]) for s in r["prompt"].split("\n")} - {""}
 
 

@@ -85,6 +85,11 @@ def in_part(text: str, part: str | None) -> bool:
     return part is None or (hash_fraction(text, "saesteer-held-out") < HELD_OUT) == (part == "test")
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The rows of a JSON Lines file (blank lines skipped)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def is_dev_prompt(prompt: str) -> bool:
     """The steering benchmark's dev side (strengths are chosen there; every reported number is on the rest)."""
     return hash_fraction(prompt, DEV_SALT) < DEV_FRACTION

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import re
@@ -37,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from sae.capture import inlier_mask, keep_mask, pool, run_with_hooks
-from sae.data import DATA_DIR, TextSource, in_part
+from sae.data import DATA_DIR, TextSource, in_part, read_jsonl
 from sae.files import atomic_file, write_text
 from sae.hooks import HookPoint
 from sae.metrics import SAEStats, evaluate_saes
@@ -75,10 +74,6 @@ class Task:
     test: tuple[list[str], np.ndarray]
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _split(rows: Sequence[tuple[str, int]], cfg: EvalConfig) -> tuple[tuple[list[str], np.ndarray], ...]:
     """Training and held-out parts, each balanced to at most cfg.*_per_class per label (seeded)."""
     out = []
@@ -94,16 +89,15 @@ def _split(rows: Sequence[tuple[str, int]], cfg: EvalConfig) -> tuple[tuple[list
 
 
 def tasks(tokenizer, cfg: EvalConfig) -> list[Task]:
-    tweets = [(r["text"], r["label"]) for r in _jsonl(DATA_DIR / "toxicity" / "davidson_balanced.jsonl")]
-    with open(DATA_DIR / "jailbreak" / "advbench_harmful_behaviors.csv", newline="") as f:
-        harmful = [r["goal"] for r in csv.DictReader(f)]
-    benign = [r["instruction"] for r in _jsonl(DATA_DIR / "jailbreak" / "benign_instructions.jsonl")]
+    from sae.corpus import requests as all_requests
+
+    tweets = [(r["text"], r["label"]) for r in read_jsonl(DATA_DIR / "toxicity" / "davidson_balanced.jsonl")]
     # the split is by the request's text; the probe reads it in the chat template, as the model sees requests
     chat = lambda p: tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                    add_generation_prompt=True)
-    requests = _split([(p, 1) for p in harmful] + [(p, 0) for p in benign], cfg)
+    requests = _split([(p, int(kind == "harmful")) for kind, p in all_requests(None)], cfg)
     requests = tuple(([chat(p) for p in texts], y) for texts, y in requests)
-    statements = _jsonl(DATA_DIR / "toxicity" / "toxigen_sentences.jsonl")
+    statements = read_jsonl(DATA_DIR / "toxicity" / "toxigen_sentences.jsonl")
     groups = sorted({r["group"] for r in statements})
     return [Task("toxic", ["non-toxic", "toxic"], *_split(tweets, cfg)),
             Task("harmful", ["harmless", "harmful"], *requests),

@@ -116,14 +116,13 @@ def _digest(text: str) -> str:
 def test_held_out_text_never_reaches_the_default_training_mixture():
     """By hashing: no held-out tweet, ToxiGen statement, AdvBench goal or Alpaca instruction, and no ToxiGen
     prompt the benchmark reports on, is (or is inside) a training document of the default mixture."""
-    from sae.data import DATA_DIR
-    from sae.evaluate import _jsonl
+    from sae.data import DATA_DIR, read_jsonl
 
     sources, _ = read_mixture(DEFAULT_MIXTURE)
     docs = [t for s in sources for t in source_documents(s)["text"]]
     hashes = {_digest(t) for t in docs}
-    held_out = [r["text"] for r in _jsonl(DATA_DIR / "toxicity" / "davidson.jsonl") if in_part(r["text"], "test")]
-    held_out += [r["text"] for r in _jsonl(DATA_DIR / "toxicity" / "toxigen_sentences.jsonl")
+    held_out = [r["text"] for r in read_jsonl(DATA_DIR / "toxicity" / "davidson.jsonl") if in_part(r["text"], "test")]
+    held_out += [r["text"] for r in read_jsonl(DATA_DIR / "toxicity" / "toxigen_sentences.jsonl")
                  if in_part(r["text"], "test")]
     assert len(held_out) > 4000
     assert not hashes & {_digest(t) for t in held_out}
