@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: setup train test browser bench bench-sae report clean corpus sweep
+.PHONY: setup train test browser bench bench-sae report clean corpus sweep sweep-architectures
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -33,6 +33,17 @@ sweep: $(STAMP)
 		--model.save_dir runs/release/k$$k || exit 1; done
 	$(PY) -m sae.evaluate $(foreach k,$(SWEEP_K),runs/release/k$(k)/blocks.15.resid_post) --out reports/sae-sweep
 
+# TopK, BatchTopK and Matryoshka at k = 16, 32, 64 on the same mixture (reuses the TopK runs of `make sweep`).
+ARCH_K := 16 32 64
+sweep-architectures: $(STAMP)
+	for a in batchtopk matryoshka; do for k in $(ARCH_K); do [ -f runs/release/$$a-k$$k/blocks.15.resid_post/cfg.json ] \
+		|| $(PY) train.py fit --config configs/smollm2-135m-release.yaml --model.architecture $$a --model.k $$k \
+		--model.save_dir runs/release/$$a-k$$k || exit 1; done; done
+	for k in $(ARCH_K); do [ -f runs/release/k$$k/blocks.15.resid_post/cfg.json ] || $(PY) train.py fit \
+		--config configs/smollm2-135m-release.yaml --model.k $$k --model.save_dir runs/release/k$$k || exit 1; done
+	$(PY) -m sae.evaluate $(foreach a,k batchtopk-k matryoshka-k,$(foreach k,$(ARCH_K),runs/release/$(a)$(k)/blocks.15.resid_post)) \
+		--out reports/sae-architectures
+
 # The feature-browser test drives Debian's chromium through Playwright (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -59,7 +70,8 @@ clean:
 	touch $@
 
 bench-sae: .venv-bench/.installed
-	.venv-bench/bin/python bench/sae_step.py
+	.venv-bench/bin/python bench/sae_step.py --dtype float32
+	.venv-bench/bin/python bench/sae_step.py --dtype bfloat16
 
 # End to end on the embedded model: train (or SAE=path to reuse) → explain → browser → AURA → every method.
 report: $(STAMP)

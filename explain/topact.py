@@ -68,7 +68,7 @@ def collect_stats(model, sae: TopKSAE, windows: torch.Tensor, top_n: int = 10, b
     tokens (norm > outlier_factor × median, as excluded from training) get no activations."""
     if len(windows) == 0:
         raise ValueError("No windows to collect feature statistics from")
-    n_feat, (n_win, S), k = sae.d_sae, windows.shape, sae.cfg.k
+    n_feat, (n_win, S), k = sae.d_sae, windows.shape, sae.width
     hook = sae.cfg.hook_point
     device = next(model.parameters()).device
     best = (torch.zeros(n_feat, top_n), torch.zeros(n_feat, top_n, dtype=torch.long),

@@ -1,20 +1,22 @@
-"""Read Top-K SAE checkpoint folders: ours, SAELens (architecture 'topk') and EleutherAI sparsify."""
+"""Read SAE checkpoint folders: ours (TopK, BatchTopK, Matryoshka), SAELens TopK and EleutherAI sparsify."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from sae.model import CONFIG, WEIGHTS, SAEConfig, TopKSAE
+from sae.files import output_dir
+from sae.model import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig, TopKSAE
 
 SPARSIFY_WEIGHTS = "sae.safetensors"
 
 
 def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
-    """(config, {W_enc (d,n), b_enc (n), W_dec (n,d), b_dec (d)}) such that
-    z = TopK(ReLU((x − b_dec) W_enc + b_enc)) and x̂ = z W_dec + b_dec on raw activations."""
+    """(config, {W_enc (d,n), b_enc (n), W_dec (n,d), b_dec (d)[, threshold (n)]}) such that
+    z = TopK(ReLU((x − b_dec) W_enc + b_enc)) (BatchTopK: the entries above threshold) and x̂ = z W_dec + b_dec
+    on raw activations."""
     old = folder.with_name(f".{folder.name}.old")
     if not folder.exists() and (old / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is missing, but an interrupted save left the previous SAE in {old}: "
@@ -58,12 +60,14 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
                          '"architecture": "topk" (with "k") if this is a Top-K SAE.')
     arch = cfg["architecture"]
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
-    if arch != "topk" or k is None:
-        raise ValueError(f"Only Top-K SAEs can be loaded; this checkpoint is architecture={arch!r}, k={k}")
+    if arch not in ARCHITECTURES or k is None:
+        raise ValueError(f"Only {', '.join(ARCHITECTURES)} SAEs (with their k) can be loaded; this checkpoint is "
+                         f"architecture={arch!r}, k={k}. (A SAELens JumpReLU export of ours: load the folder it "
+                         "was exported from.)")
     if cfg.get("normalize_activations", "none") not in ("none", None):
         raise ValueError(f"SAELens normalize_activations={cfg['normalize_activations']!r} is not folded into "
                          "the weights; fold it in SAELens first (sae.fold_activation_norm_scaling_factor).")
-    state = {k_: w[k_] for k_ in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    state = {k_: w[k_] for k_ in ("W_enc", "b_enc", "W_dec", "b_dec", *(("threshold",) if arch != "topk" else ()))}
     if not cfg.get("apply_b_dec_to_input", True):  # encoder sees x, not x − b_dec: move b_dec into b_enc
         state["b_enc"] = state["b_enc"] + state["b_dec"] @ state["W_enc"]
     d_in, d_sae = state["W_enc"].shape
@@ -87,3 +91,47 @@ def _sparsify(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEC
     d_in, d_sae = W_enc.shape
     config = SAEConfig(d_in=d_in, d_sae=d_sae, k=int(cfg["k"]), hook_point=cfg.get("hook_point", folder.name))
     return config, {"W_enc": W_enc, "b_enc": w["encoder.bias"], "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
+
+
+def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
+    """Write `sae` as a folder that SAELens ≥ 6 loads with `SAE.load_from_disk` (raw activations in, the same
+    feature values out): TopK as 'topk'; BatchTopK and Matryoshka as 'jumprelu' with their threshold θ on every
+    latent (their inference rule z = pre·[pre > θ]; SAELens applies it to all latents, ours to each token's top
+    max_l0, which differ only on tokens `capped_fraction` counts)."""
+    state = {k: v.contiguous().cpu() for k, v in sae.folded_state().items()}
+    topk = sae.cfg.architecture == "topk"
+    cfg = {"architecture": "topk" if topk else "jumprelu", "d_in": sae.d_in, "d_sae": sae.d_sae,
+           "dtype": str(state["W_dec"].dtype).removeprefix("torch."), "device": "cpu", "apply_b_dec_to_input": True,
+           "normalize_activations": "none", "reshape_activations": "none",
+           **({"k": sae.cfg.k} if topk else {}),
+           "metadata": {"model_name": sae.cfg.model_name, "hook_name": sae.cfg.hook_point,
+                        "sae_lens_version": "6.0.0", "exported_by": "saesteer", "architecture": sae.cfg.architecture,
+                        "k": sae.cfg.k}}
+    if not topk:
+        state["threshold"] = state["threshold"].to(state["W_dec"].dtype)
+    with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:
+        save_file(state, tmp / WEIGHTS)
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+    return Path(folder)
+
+
+def main() -> None:
+    """python -m sae.checkpoints export-saelens SAE OUT: an SAE folder or release name → a SAELens folder."""
+    import argparse
+
+    from sae.cli import HelpFormatter
+
+    ap = argparse.ArgumentParser(prog="python -m sae.checkpoints", description=export_saelens.__doc__,
+                                 formatter_class=HelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("export-saelens", help="write an SAE in SAELens' format")
+    ex.add_argument("sae", help="an SAE folder (ours, SAELens TopK or sparsify) or a pretrained name")
+    ex.add_argument("out", help="the folder to write (refused if it holds other files)")
+    args = ap.parse_args()
+    print(f"wrote {export_saelens(TopKSAE.load(args.sae), args.out)}")
+
+
+if __name__ == "__main__":
+    from sae.cli import run_cli
+
+    run_cli(main)

@@ -252,8 +252,9 @@ def evaluate(saes: dict[str, TopKSAE], model, tokenizer, cfg: EvalConfig | None 
         pools = {part: {t.name: {p: v.numpy() for p, v in latent_pools(
             sae, *data[t.name][part].tokens[sae.cfg.hook_point], len(getattr(t, part)[0])).items()} for t in ts}
             for part in ("train", "test")}
-        rows.append({"name": name, "kind": "SAE", "hook_point": sae.cfg.hook_point, "d_sae": sae.d_sae,
-                     "k": sae.cfg.k, **rec, **unit_scores(pools["train"], pools["test"], ts, cfg, "")})
+        rows.append({"name": name, "kind": "SAE", "architecture": sae.cfg.architecture,
+                     "hook_point": sae.cfg.hook_point, "d_sae": sae.d_sae, "k": sae.cfg.k, **rec,
+                     **unit_scores(pools["train"], pools["test"], ts, cfg, "")})
     if references:
         for kind, hook in refs.items():
             pools = {part: {t.name: {p: data[t.name][part].units[p][hook].numpy() for p in POOLINGS} for t in ts}
@@ -270,8 +271,9 @@ def evaluate(saes: dict[str, TopKSAE], model, tokenizer, cfg: EvalConfig | None 
 
 
 # --- output -------------------------------------------------------------------------------------------------
-HEADLINE = ["name", "k", "l0", "fvu", "ce_recovered", "ce_recovered_all_tokens", "dead_frac", "probe_toxic_k1",
-            "probe_harmful_k1", "probe_group_k1", "probe_toxic_k5", "probe_group_k5", "auroc_toxic", "auroc_harmful"]
+HEADLINE = ["name", "architecture", "k", "l0", "fvu", "ce_recovered", "ce_recovered_all_tokens", "dead_frac",
+            "probe_toxic_k1", "probe_harmful_k1", "probe_group_k1", "probe_toxic_k5", "probe_group_k5", "auroc_toxic",
+            "auroc_harmful"]
 
 
 def markdown(rows: list[dict], columns: Sequence[str] = HEADLINE) -> str:
@@ -280,9 +282,11 @@ def markdown(rows: list[dict], columns: Sequence[str] = HEADLINE) -> str:
     return "\n".join(lines + ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]) + "\n"
 
 
-def series(name: str) -> str:
-    """SAEs whose names differ only in their k (k8, k16 …; topk-k32, batchtopk-k32 …) form one line."""
-    return re.sub(r"k\d+", "k*", name)
+def series(row: dict) -> str:
+    """SAEs of one architecture whose names differ only in their k (k8, k16 …; batchtopk-k32 …) form one line."""
+    name = re.sub(r"k\d+", "k*", row["name"])
+    arch = row.get("architecture", "topk")
+    return name if name.startswith(arch) else f"{arch} {name}"
 
 
 def pareto_plot(rows: list[dict], path: str | Path) -> Path:
@@ -298,8 +302,8 @@ def pareto_plot(rows: list[dict], path: str | Path) -> Path:
               ("probe", "sparse probing, k=1 (mean of 3 tasks)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, label) in zip(axes, panels):
-        for name in dict.fromkeys(series(r["name"]) for r in saes):
-            group = [r for r in saes if series(r["name"]) == name]
+        for name in dict.fromkeys(series(r) for r in saes):
+            group = [r for r in saes if series(r) == name]
             ys = [probe(r) if key == "probe" else r[key] for r in group]
             ax.plot([r["l0"] for r in group], ys, "o-" if len(group) > 1 else "s", label=name)
             for r, y in zip(group, ys):

@@ -30,28 +30,51 @@ from torch import nn
 from sae.files import output_dir
 
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
+DENSE_ENCODER_GRAD: bool | None = None  # W_enc's gradient: None = dense on GPUs, CSR on CPU; tests force each
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
 
 
 @dataclass
 class SAEConfig:
+    """`k`: latents per token (TopK), or on average over a batch (BatchTopK, Matryoshka). `max_l0`: the most
+    latents one token may use under BatchTopK/Matryoshka (default 4k; a fixed-width code keeps every consumer
+    sparse). `matryoshka_widths`: the nested prefix sizes, ending at d_sae (default d_sae/64, /16, /4, 1)."""
     d_in: int
     d_sae: int
     k: int = 32
     hook_point: str = ""
     model_name: str = ""
     dtype: str = "float32"
+    architecture: str = "topk"
+    max_l0: int | None = None
+    matryoshka_widths: list[int] | None = None
 
     def __post_init__(self):
         if self.d_in <= 0 or self.d_sae <= 0:
             raise ValueError(f"d_in and d_sae must be positive, got d_in={self.d_in}, d_sae={self.d_sae}")
         if not 0 < self.k <= self.d_sae:
             raise ValueError(f"k must be in 1..d_sae ({self.d_sae}), got k={self.k}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"Unknown SAE architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
+        if self.architecture == "topk":
+            return
+        self.max_l0 = self.max_l0 or min(self.d_sae, 4 * self.k)
+        if not self.k <= self.max_l0 <= self.d_sae:
+            raise ValueError(f"max_l0 must be in k..d_sae ({self.k}..{self.d_sae}), got {self.max_l0}")
+        if self.architecture == "matryoshka":
+            w = self.matryoshka_widths or sorted({max(1, self.d_sae // f) for f in (64, 16, 4, 1)})
+            if list(w) != sorted(set(w)) or w[0] < 1 or w[-1] != self.d_sae:
+                raise ValueError(f"matryoshka_widths must rise strictly and end at d_sae={self.d_sae}, got {w}; "
+                                 f"e.g. {[self.d_sae // 16, self.d_sae // 4, self.d_sae]}")
+            self.matryoshka_widths = [int(v) for v in w]
 
     def to_saelens(self) -> dict:
-        """cfg.json in SAELens' key names (plus ours)."""
-        return {**asdict(self), "architecture": "topk", "hook_name": self.hook_point,
-                "activation_fn_kwargs": {"k": self.k}, "normalize_activations": "none", "apply_b_dec_to_input": True}
+        """cfg.json: ours, in SAELens' key names where they exist (`sae.export` writes what SAELens loads)."""
+        return {**asdict(self), "hook_name": self.hook_point, "activation_fn_kwargs": {"k": self.k},
+                "normalize_activations": "none", "apply_b_dec_to_input": True}
 
 
 class EncoderOutput(NamedTuple):
@@ -68,13 +91,18 @@ class ForwardOutput(NamedTuple):
     mse: torch.Tensor  # mean squared error in normalised units
     fvu: torch.Tensor  # ‖x − x̂‖² / ‖x − mean(x)‖²
     auxk: torch.Tensor  # AuxK loss (0 when nothing is dead)
+    loss: torch.Tensor  # the reconstruction loss training minimises: the FVU (Matryoshka: over its prefixes)
 
 
-def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int) -> torch.Tensor:
-    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n). CSR on CPU (≈25× faster than dense here)."""
+def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int, dense: bool | None = None
+                ) -> torch.Tensor:
+    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n). CSR on CPU (≈25× faster than dense here); a
+    dense scatter + matmul on GPUs (`dense=None` picks by device; the tests force both branches)."""
     B, K = idx.shape
-    if xc.is_cuda or xc.dtype != torch.float32:
+    if dense if dense is not None else xc.is_cuda:
         return xc.T @ torch.zeros(B, n, dtype=g.dtype, device=g.device).scatter_add_(1, idx, g)
+    if xc.dtype != torch.float32:  # MKL's CSR product has no bf16 kernel; fp32 costs one cast of (B, d)
+        return _grad_w_enc(xc.float(), idx, g.float(), n, dense=False).to(xc.dtype)
     flat = idx.flatten()
     order = flat.argsort()
     crow = torch.zeros(n + 1, dtype=torch.long, device=idx.device)
@@ -111,7 +139,7 @@ class _TopKEncode(torch.autograd.Function):
         g = g * active  # ReLU: no gradient where the pre-activation was ≤ 0
         n = W_enc.shape[1]
         grad_b_enc = torch.zeros(n, dtype=g.dtype, device=g.device).index_add_(0, idx.flatten(), g.flatten())
-        grad_W_enc = _grad_w_enc(xc, idx, g, n)
+        grad_W_enc = _grad_w_enc(xc, idx, g, n, DENSE_ENCODER_GRAD)
         grad_b_dec = -(W_enc @ grad_b_enc)
         grad_x = None
         if ctx.needs_input_grad[0]:
@@ -151,12 +179,24 @@ class TopKSAE(nn.Module):
                              f"got {tuple(x.shape)}; train or load an SAE for this hook point.")
         return (x.to(self.W_enc.dtype) * self.scale.to(self.W_enc.dtype)).reshape(-1, self.d_in)
 
-    def encode(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0) -> EncoderOutput:
-        """x: (..., d) raw → (values, indices) each (B, k), B = prod(...)."""
+    @property
+    def width(self) -> int:
+        """Columns of the sparse code: k (BatchTopK and Matryoshka: max_l0, zero-padded)."""
+        return self.cfg.k
+
+    def encode(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
+               batch: bool = False) -> EncoderOutput:
+        """x: (..., d) raw → (values, indices) each (B, width), B = prod(...). `batch`: select over the whole
+        batch as in training (BatchTopK); TopK selects per token either way."""
         xn = self._check(x)
         k_aux = min(k_aux, int(dead.sum())) if dead is not None else 0
-        return EncoderOutput(*_TopKEncode.apply(xn, self.W_enc, self.b_enc, self.b_dec, self.cfg.k,
-                                                dead if k_aux > 0 else None, k_aux))
+        enc = EncoderOutput(*_TopKEncode.apply(xn, self.W_enc, self.b_enc, self.b_dec, self.width,
+                                               dead if k_aux > 0 else None, k_aux))
+        return self.select(enc, batch)
+
+    def select(self, enc: EncoderOutput, batch: bool) -> EncoderOutput:
+        """Which of the per-token candidates stay active (TopK: all k)."""
+        return enc
 
     def decode(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """(B, k) values and indices → (B, d) reconstruction in raw units."""
@@ -168,9 +208,11 @@ class TopKSAE(nn.Module):
         dense = torch.zeros(enc.values.shape[0], self.d_sae, dtype=enc.values.dtype, device=enc.values.device)
         return dense.scatter_(1, enc.indices, enc.values).reshape(*x.shape[:-1], self.d_sae)
 
-    def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0) -> ForwardOutput:
+    def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
+                batch: bool = False) -> ForwardOutput:
+        """Reconstruct x; `dead`/`k_aux` add the AuxK loss, `batch` selects as in training (see `encode`)."""
         xn = self._check(x)
-        enc = self.encode(x, dead, k_aux)
+        enc = self.encode(x, dead, k_aux, batch)
         recon_n = sparse_decode(enc.values, enc.indices, self.W_dec) + self.b_dec
         err = xn - recon_n
         total_var = (xn - xn.mean(0)).pow(2).sum()
@@ -181,7 +223,13 @@ class TopKSAE(nn.Module):
             e_hat = sparse_decode(enc.aux_values, enc.aux_indices, self.W_dec)
             auxk = (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum()
         recon = (recon_n / self.scale).reshape(x.shape)
-        return ForwardOutput(recon, enc.values, enc.indices, err.pow(2).mean(), fvu, auxk)
+        loss = self.reconstruction_loss(xn, enc, fvu, total_var)
+        return ForwardOutput(recon, enc.values, enc.indices, err.pow(2).mean(), fvu, auxk, loss)
+
+    def reconstruction_loss(self, xn: torch.Tensor, enc: EncoderOutput, fvu: torch.Tensor,
+                            total_var: torch.Tensor) -> torch.Tensor:
+        """What training minimises besides AuxK: the FVU (Matryoshka adds its prefixes)."""
+        return fvu
 
     # --- training-time constraints -------------------------------------------------------------
     @torch.no_grad()
@@ -207,7 +255,11 @@ class TopKSAE(nn.Module):
         """Weights that take raw activations: the input scale folded into both biases."""
         s = self.scale.to(self.b_dec.dtype)
         return {"W_enc": self.W_enc.detach(), "b_enc": (self.b_enc / s).detach(),
-                "W_dec": self.W_dec.detach(), "b_dec": (self.b_dec / s).detach()}
+                "W_dec": self.W_dec.detach(), "b_dec": (self.b_dec / s).detach(), **self.extra_state(s)}
+
+    def extra_state(self, scale: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Further saved tensors in raw units (BatchTopK: its threshold)."""
+        return {}
 
     def is_finite(self) -> bool:
         """No NaN/inf in the weights (the folded ones included: a zero scale would make them inf)."""
@@ -237,8 +289,9 @@ class TopKSAE(nn.Module):
             folder, dtype = release_folder(str(folder)), dtype or torch.float32
         cfg, state = read_checkpoint(Path(folder))
         dtype = dtype or state["W_dec"].dtype
-        sae = cls(cfg, device=device, dtype=dtype)
-        sae.load_state_dict({**{k: v.to(dtype) for k, v in state.items()}, "scale": torch.ones(())}, strict=True)
+        sae = sae_class(cfg.architecture)(cfg, device=device, dtype=dtype)
+        state = {k: v.to(torch.float32 if k == "threshold" else dtype) for k, v in state.items()}
+        sae.load_state_dict({**state, "scale": torch.ones(())}, strict=True)
         return sae
 
     @classmethod
@@ -251,6 +304,14 @@ class TopKSAE(nn.Module):
     def config_from_dict(d: dict) -> SAEConfig:
         names = {f.name for f in fields(SAEConfig)}
         return SAEConfig(**{k: v for k, v in d.items() if k in names})
+
+
+def sae_class(architecture: str) -> type[TopKSAE]:
+    """The class that trains and encodes `architecture` (each lives in its own file beside this one)."""
+    from sae.batchtopk import BatchTopKSAE
+    from sae.matryoshka import MatryoshkaSAE
+
+    return {"topk": TopKSAE, "batchtopk": BatchTopKSAE, "matryoshka": MatryoshkaSAE}[architecture]
 
 
 def feature_ids(features: Sequence[int], d_sae: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""SAEModule: Lightning training of one Top-K SAE per hook point (MSE + AuxK, Adam with warm-up)."""
+"""SAEModule: Lightning training of one SAE per hook point (TopK, BatchTopK or Matryoshka; FVU + AuxK, Adam
+with warm-up)."""
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ from sae.datamodule import distributed
 from sae.hooks import HookPoint
 from sae.lm import cached_lm, resolve_model_name
 from sae.metrics import SAEStats, evaluate_batch
-from sae.model import SAEConfig, TopKSAE
+from sae.model import SAEConfig, TopKSAE, sae_class
 
 
 def _key(hook: str) -> str:
@@ -27,6 +28,9 @@ class SAEModule(L.LightningModule):
         expansion_factor: int = 8,
         d_sae: int | None = None,
         k: int = 32,
+        architecture: str = "topk",
+        max_l0: int | None = None,
+        matryoshka_widths: list[int] | None = None,
         lr: float | None = None,
         warmup_steps: int = 100,
         k_aux: int | None = None,
@@ -44,8 +48,9 @@ class SAEModule(L.LightningModule):
         for hook in self.hook_points:
             d = HookPoint.parse(hook).width(model)
             n = d_sae or d * expansion_factor
-            cfg = SAEConfig(d_in=d, d_sae=n, k=k, hook_point=hook, model_name=resolve_model_name(model_name))
-            self.saes[_key(hook)] = TopKSAE(cfg)
+            cfg = SAEConfig(d_in=d, d_sae=n, k=k, hook_point=hook, model_name=resolve_model_name(model_name),
+                            architecture=architecture, max_l0=max_l0, matryoshka_widths=matryoshka_widths)
+            self.saes[_key(hook)] = sae_class(architecture)(cfg)
             self.register_buffer(f"since_fired_{len(self.saes) - 1}", torch.zeros(n, dtype=torch.long))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         n = next(iter(self.saes.values())).d_sae
@@ -75,8 +80,8 @@ class SAEModule(L.LightningModule):
         for i, hook in enumerate(self.hook_points):
             sae, x = self.sae(hook), batch[hook]
             dead = self._since_fired(i) >= self.hparams.dead_tokens
-            out = sae(x, dead=dead, k_aux=self.hparams.k_aux or sae.d_in // 2)
-            loss = loss + out.fvu + self.hparams.aux_coef * out.auxk
+            out = sae(x, dead=dead, k_aux=self.hparams.k_aux or sae.d_in // 2, batch=True)
+            loss = loss + out.loss + self.hparams.aux_coef * out.auxk
             self._update_fired(i, out.indices[out.values > 0], x.shape[0])
             self.log_dict({f"train/{hook}/mse": out.mse, f"train/{hook}/fvu": out.fvu,
                            f"train/{hook}/auxk": out.auxk, f"train/{hook}/l0": (out.values > 0).sum(1).float().mean(),

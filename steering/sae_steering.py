@@ -98,16 +98,18 @@ class Calibrate(_Directions):
 
 class FeatureEdit(Intervention):
     """Scale chosen SAE features' activations by (1 + alpha) through the SAE's own encoder, keeping the
-    reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]."""
+    reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The encoder is the SAE's: each token's top k, and
+    for BatchTopK/Matryoshka SAEs (k = max_l0) only those above the SAE's `threshold`."""
 
     scalars = ("k", "alpha", "outlier_factor", "model_name")
 
     def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
                  b_dec: torch.Tensor, features: torch.Tensor, k: float, alpha: float = 1.0,
-                 outlier_factor: float | None = 10.0, model_name: str | None = None):
+                 outlier_factor: float | None = 10.0, model_name: str | None = None,
+                 threshold: torch.Tensor | None = None):
         super().__init__(hook_point)
-        for name, t in dict(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=b_dec).items():
-            self.register_buffer(name, finite(name, torch.as_tensor(t, dtype=torch.float32)))
+        for name, t in dict(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=b_dec, threshold=threshold).items():
+            self.register_buffer(name, None if t is None else finite(name, torch.as_tensor(t, dtype=torch.float32)))
         ids = feature_ids(torch.as_tensor(features).flatten().tolist(), self.W_dec.shape[0])
         self.register_buffer("features", torch.tensor(ids, dtype=torch.long))
         self.k, self.alpha = int(k), finite("FeatureEdit alpha", alpha)
@@ -119,13 +121,15 @@ class FeatureEdit(Intervention):
                  outlier_factor: float | None = 10.0) -> FeatureEdit:
         st = sae.folded_state()
         return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"],
-                   torch.tensor(feature_ids(features, sae.d_sae)), sae.cfg.k, alpha, outlier_factor,
-                   sae.cfg.model_name or None)
+                   torch.tensor(feature_ids(features, sae.d_sae)), sae.width, alpha, outlier_factor,
+                   sae.cfg.model_name or None, st.get("threshold"))
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
         pre = torch.relu((xf - self.b_dec) @ self.W_enc + self.b_enc)
         vals, idx = pre.topk(self.k, dim=-1)
+        if self.threshold is not None:
+            vals = vals * (vals > self.threshold[idx])
         chosen = torch.isin(idx, self.features)
         delta = (self.alpha * vals * chosen).unsqueeze(-1) * self.W_dec[idx]  # (..., k, d)
         return _inliers_only(x, (xf + delta.sum(-2)).to(x.dtype), self.outlier_factor)

@@ -45,8 +45,12 @@ def test_sparse_decode_equals_dense():
     assert torch.allclose(sparse_decode(vals, idx, sae.W_dec), dense, atol=1e-6)
 
 
+@pytest.mark.parametrize("branch", ["csr", "dense"])  # dense: the branch GPUs take, run here on CPU
 @pytest.mark.parametrize("with_dead", [False, True])
-def test_sparse_backward_equals_autograd(with_dead):
+def test_sparse_backward_equals_autograd(with_dead, branch, monkeypatch):
+    from sae import model as sae_model
+
+    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
     sae, ref = make_sae(), make_sae()
     x = torch.randn(32, 16) * 2
     dead = torch.zeros(64, dtype=torch.bool)

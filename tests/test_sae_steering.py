@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sae.model import SAEConfig, TopKSAE
+from sae.model import SAEConfig, TopKSAE, sae_class
 from steering.intervention import Scale, load_interventions, save_interventions, steer
 from steering.sae_steering import Amplify, Calibrate, FeatureEdit, feature_directions
 from tests.conftest import make_tiny
@@ -9,11 +9,13 @@ from tests.conftest import make_tiny
 HOOK = "blocks.1.resid_post"
 
 
-def tiny_sae(d=32, n=64, k=4, seed=0):
+def tiny_sae(d=32, n=64, k=4, seed=0, architecture="topk"):
     torch.manual_seed(seed)
-    sae = TopKSAE(SAEConfig(d_in=d, d_sae=n, k=k, hook_point=HOOK))
+    sae = sae_class(architecture)(SAEConfig(d_in=d, d_sae=n, k=k, hook_point=HOOK, architecture=architecture))
     with torch.no_grad():
         sae.b_enc.fill_(0.1)
+        if architecture != "topk":
+            sae.threshold.fill_(1.0)  # as if estimated: per token, the active latents are those above 1
     return sae
 
 
@@ -53,18 +55,21 @@ def test_from_sae_uses_decoder_rows_and_checks_ids():
         Amplify.from_sae(sae, [1, 64], alpha=1.0)
 
 
-def test_feature_edit_keeps_error_term():
-    sae = tiny_sae()
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_feature_edit_keeps_error_term(architecture, tmp_path):
+    sae = tiny_sae(architecture=architecture)
     x = torch.randn(10, 32) * 2
-    enc = sae.encode(x)
-    feats = enc.indices[0, :2].tolist()
-    out = FeatureEdit.from_sae(sae, feats, alpha=1.0).apply(x)
-    dense = torch.zeros(10, 64).scatter(1, enc.indices, enc.values)
+    dense = sae.feature_acts(x)  # the SAE's own encoding (BatchTopK: the threshold rule)
+    feats = dense[0].nonzero().flatten()[:2].tolist()
+    edit = FeatureEdit.from_sae(sae, feats, alpha=1.0)
+    out = edit.apply(x)
     chosen = torch.zeros(64, dtype=torch.bool)
     chosen[feats] = True
     expected = x + (dense * chosen) @ sae.W_dec  # doubling the chosen activations adds them once more
     assert torch.allclose(out, expected, atol=1e-4)
     assert torch.equal(FeatureEdit.from_sae(sae, feats, alpha=0.0).apply(x), x)
+    save_interventions(tmp_path / "edit.safetensors", [edit])
+    assert torch.equal(load_interventions(tmp_path / "edit.safetensors")[0].apply(x), out)
 
 
 def recorder(store, key, width=32):

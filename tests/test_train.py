@@ -38,16 +38,24 @@ def first_batch_fvu(sae, dm):
         return sae(x).fvu.item()
 
 
-def test_training_lowers_fvu(tmp_path, tiny_lm_dir):
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "matryoshka"])
+def test_training_lowers_fvu(tmp_path, tiny_lm_dir, architecture):
     torch.manual_seed(0)
-    dm, m = data(tiny_lm_dir, cache_dir=str(tmp_path / "cache"), epochs=6), module(tiny_lm_dir)
+    dm = data(tiny_lm_dir, cache_dir=str(tmp_path / "cache"), epochs=6)
+    m = module(tiny_lm_dir, architecture=architecture, save_dir=str(tmp_path / "out"))
     dm.prepare_data()
     m.sae(HOOK).init_from_data(next(dm.batches())[HOOK])
     before = first_batch_fvu(m.sae(HOOK), dm)
     trainer(tmp_path, max_epochs=1).fit(m, dm)
-    after = first_batch_fvu(m.sae(HOOK), dm)
+    after = first_batch_fvu(m.sae(HOOK).eval(), dm)
     assert before > 0.5 and after < 0.25, (before, after)
     assert torch.allclose(m.sae(HOOK).W_dec.norm(dim=1), torch.ones(128), atol=1e-5)
+    saved = TopKSAE.load(tmp_path / "out" / HOOK)
+    assert saved.cfg.architecture == architecture and type(saved) is type(m.sae(HOOK))
+    if architecture != "topk":  # the threshold was estimated: inference L0 near the k training averaged
+        x = next(dm.batches())[HOOK]
+        assert saved.threshold.min() > 0
+        assert (saved.feature_acts(x) > 0).sum(-1).float().mean().item() == pytest.approx(8, rel=0.2)
 
 
 def test_resume_equals_uninterrupted(tmp_path, tiny_lm_dir):
