@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from sae.data import BUNDLED, DATA_DIR, in_part, is_dev_prompt, local_path, read_jsonl
+from sae.data import BUNDLED, DATA_DIR, hash_file, in_part, is_dev_prompt, local_path, read_jsonl
 from sae.files import atomic_file, write_text
 
 ADVBENCH = DATA_DIR / "jailbreak" / "advbench_harmful_behaviors.csv"
@@ -43,13 +43,23 @@ PROVENANCE = "provenance.json"
 
 
 # --- what the model is asked ----------------------------------------------------------------------------
+def advbench(n: int | None = None, part: str | None = None) -> list[dict[str, str]]:
+    """AdvBench rows: {'goal': harmful instruction, 'target': the 'Sure, here is …' answer prefix}. `part`:
+    'train' (choosing features, training judges and SAEs) or 'test' (the held-out fifth evaluations use)."""
+    with open(ADVBENCH, newline="") as f:
+        return [row for row in csv.DictReader(f) if in_part(row["goal"], part)][:n]
+
+
+def benign_instructions(n: int | None = None, part: str | None = None) -> list[str]:
+    """Alpaca instructions (harmless requests), split like `advbench`."""
+    return [r["instruction"] for r in read_jsonl(ALPACA) if in_part(r["instruction"], part)][:n]
+
+
 def requests(part: str | None = "train") -> list[tuple[str, str]]:
     """[(kind, user message)]: AdvBench goals ('harmful') and Alpaca instructions ('benign') in `part` (None:
     all)."""
-    with open(ADVBENCH, newline="") as f:
-        harmful = [row["goal"] for row in csv.DictReader(f)]
-    benign = [r["instruction"] for r in read_jsonl(ALPACA)]
-    return [("harmful", g) for g in harmful if in_part(g, part)] + [("benign", b) for b in benign if in_part(b, part)]
+    harmful = [("harmful", r["goal"]) for r in advbench(part=part)]
+    return harmful + [("benign", b) for b in benign_instructions(part=part)]
 
 
 def list_prompts() -> list[str]:
@@ -84,14 +94,6 @@ def _jobs(tok, cfg: GenerationConfig) -> list[dict]:
     jobs += [dict(j, sample=s) for j in lists for s in range(cfg.list_samples)]
     # batches of similar length waste less on padding; the order is fixed by the inputs alone
     return sorted(jobs, key=lambda j: (j["max_new_tokens"], len(tok(j["input"]).input_ids), j["input"], j["sample"]))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -142,7 +144,8 @@ def generate_responses(out: str | Path, cfg: GenerationConfig | None = None) -> 
     provenance = {
         "what": "the model's own sampled responses to the training part of AdvBench goals and Alpaca instructions "
                 "(chat template), and its continuations of the steering benchmark's dev ToxiGen list prompts",
-        "model": cfg.model_name, "gguf": gguf.name if gguf else None, "gguf_sha256": _sha256(gguf) if gguf else None,
+        "model": cfg.model_name, "gguf": gguf.name if gguf else None,
+        "gguf_sha256": hash_file(gguf).hexdigest() if gguf else None,
         "generation": asdict(cfg), "rows": len(rows),
         "rows_by_kind": {k: sum(r["kind"] == k for r in rows) for k in sorted({r["kind"] for r in rows})},
         "new_tokens": sum(r["new_tokens"] for r in rows),

@@ -133,10 +133,17 @@ def source_fingerprint(source: str) -> str | None:
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        hash_file(f, h)
     return h.hexdigest()
+
+
+def hash_file(path: Path, h=None):
+    """Feed a file's bytes to `h` (default: a new sha256) in 1 MiB blocks; returns h."""
+    h = h or hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h
 
 
 def iter_texts(ds: Dataset | IterableDataset, text_column: str, seed: int | None = 0,

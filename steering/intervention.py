@@ -197,9 +197,17 @@ def save_interventions(path: str | Path, interventions: Sequence[Intervention]) 
     return path
 
 
+# The modules that define this project's interventions: imported on load, so a saved file names its classes.
+INTERVENTION_MODULES = ("steering.sae_steering", "steering.inject", "steering.diffmean", "steering.linear_act")
+
+
 def load_interventions(path: str | Path) -> list[Intervention]:
+    import importlib
+
     from safetensors import safe_open
 
+    for module in INTERVENTION_MODULES:
+        importlib.import_module(module)
     with safe_open(str(path), "pt") as f:
         headers = json.loads(f.metadata()["interventions"])
     tensors = load_file(str(path))

@@ -7,18 +7,13 @@ A response counts as a refusal when its opening (first 160 characters) contains 
 """
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 
 from sae.cli import HelpFormatter, run_cli
-from sae.data import DATA_DIR, in_part
+from sae.corpus import advbench, benign_instructions  # noqa: F401 (re-exported: the benchmark's requests)
 from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, write_table
 from steering.intervention import Intervention
 from steering.judges import REFUSAL_PHRASES, is_refusal  # noqa: F401 (re-exported)
-
-ADVBENCH = DATA_DIR / "jailbreak" / "advbench_harmful_behaviors.csv"
-BENIGN = DATA_DIR / "jailbreak" / "benign_instructions.jsonl"
 
 TEMPLATES = {
     "plain": "{goal}",
@@ -36,13 +31,6 @@ REFUSAL_ANSWERS = (
 )
 
 
-def advbench(n: int | None = None, part: str | None = None) -> list[dict[str, str]]:
-    """AdvBench rows: {'goal': harmful instruction, 'target': the 'Sure, here is …' answer prefix}. `part`:
-    'train' (choosing features, training judges and SAEs) or 'test' (the held-out fifth evaluations use)."""
-    with open(ADVBENCH, newline="") as f:
-        return [row for row in csv.DictReader(f) if in_part(row["goal"], part)][:n]
-
-
 def advbench_goals(n: int | None = None, part: str | None = None) -> list[str]:
     return [row["goal"] for row in advbench(n, part)]
 
@@ -54,11 +42,6 @@ def refusal_contrast_texts(tokenizer, rows: Sequence[dict[str, str]]) -> tuple[l
     refusals = [p + REFUSAL_ANSWERS[i % len(REFUSAL_ANSWERS)] for i, p in enumerate(prompts)]
     compliances = [p + r["target"] for p, r in zip(prompts, rows)]
     return refusals, compliances
-
-
-def benign_instructions(n: int | None = None, part: str | None = None) -> list[str]:
-    rows = [json.loads(line) for line in BENIGN.read_text().splitlines() if line.strip()]
-    return [r["instruction"] for r in rows if in_part(r["instruction"], part)][:n]
 
 
 def wrap(goals: Sequence[str], template: str) -> list[str]:

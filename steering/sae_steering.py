@@ -7,6 +7,9 @@
                 (1 + α), decode only the change: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The SAE's
                 reconstruction error stays in X, so information the SAE misses is untouched.
 
+`preserve_norm=True` (Amplify, Calibrate) rescales each edited token back to its original norm, as the MI
+paper's operator does (`steering/inject.py`): the direction changes, the scale the next layers see does not.
+
 Amplify/Calibrate use S itself (projections X·S), as the formulas are written; FeatureEdit uses the
 SAE's encoder (its biases, the top-k competition), so a feature that is not among the top k at a token is
 not edited there.
@@ -36,12 +39,18 @@ def _inliers_only(x: torch.Tensor, edited: torch.Tensor, factor: float | None) -
     return edited if factor is None else torch.where(inlier_mask(x, factor)[..., None], edited, x)
 
 
+def rescale_to(x: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """edited · ‖x‖ / ‖edited‖ per token: keep the edit's direction at the original norm."""
+    return edited * (x.norm(dim=-1, keepdim=True) / edited.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+
 class _Directions(Intervention):
     """Shared by Amplify and Calibrate: S as a buffer, width checked against the hook point."""
 
     def __init__(self, hook_point: str, S: torch.Tensor, outlier_factor: float | None = 10.0,
-                 model_name: str | None = None):
+                 model_name: str | None = None, preserve_norm: bool = False):
         super().__init__(hook_point)
+        self.preserve_norm = bool(preserve_norm)
         S = torch.as_tensor(S, dtype=torch.float32)
         if S.ndim != 2:
             raise ValueError(f"S must be (d, n_features), got shape {tuple(S.shape)}")
@@ -51,7 +60,10 @@ class _Directions(Intervention):
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         S = self.S.to(x)
-        return _inliers_only(x, self.edit(x, torch.relu(x @ S), S), self.outlier_factor)
+        edited = self.edit(x, torch.relu(x @ S), S)
+        if self.preserve_norm:
+            edited = rescale_to(x.float(), edited.float()).to(x.dtype)
+        return _inliers_only(x, edited, self.outlier_factor)
 
     def edit(self, x: torch.Tensor, proj: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
         """x (..., d), proj = ReLU(x S) (..., |F|), S (d, |F|) → x'."""
@@ -71,11 +83,11 @@ class _Directions(Intervention):
 class Amplify(_Directions):
     """X' = X + α · ReLU(X S) Sᵀ."""
 
-    scalars = ("alpha", "outlier_factor", "model_name")
+    scalars = ("alpha", "outlier_factor", "model_name", "preserve_norm")
 
     def __init__(self, hook_point: str, S: torch.Tensor, alpha: float = 1.0, outlier_factor: float | None = 10.0,
-                 model_name: str | None = None):
-        super().__init__(hook_point, S, outlier_factor, model_name)
+                 model_name: str | None = None, preserve_norm: bool = False):
+        super().__init__(hook_point, S, outlier_factor, model_name, preserve_norm)
         self.alpha = finite("Amplify alpha", alpha)
 
     def edit(self, x, proj, S):
@@ -85,11 +97,11 @@ class Amplify(_Directions):
 class Calibrate(_Directions):
     """X' = X − ReLU(X S) Sᵀ + β · s̄."""
 
-    scalars = ("beta", "outlier_factor", "model_name")
+    scalars = ("beta", "outlier_factor", "model_name", "preserve_norm")
 
     def __init__(self, hook_point: str, S: torch.Tensor, beta: float = 0.0, outlier_factor: float | None = 10.0,
-                 model_name: str | None = None):
-        super().__init__(hook_point, S, outlier_factor, model_name)
+                 model_name: str | None = None, preserve_norm: bool = False):
+        super().__init__(hook_point, S, outlier_factor, model_name, preserve_norm)
         self.beta = finite("Calibrate beta", beta)
 
     def edit(self, x, proj, S):

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from sae.model import SAEConfig, TopKSAE, sae_class
+from steering.inject import Inject
 from steering.intervention import Scale, load_interventions, save_interventions, steer
 from steering.sae_steering import Amplify, Calibrate, FeatureEdit, feature_directions
 from tests.conftest import make_tiny
@@ -101,7 +102,9 @@ def test_composition_follows_list_order():
 
 @pytest.mark.parametrize("make", [lambda s: Amplify.from_sae(s, [1, 2, 3], alpha=4.0),
                                   lambda s: Calibrate.from_sae(s, [1, 2, 3], beta=6.0),
-                                  lambda s: FeatureEdit.from_sae(s, [1, 2, 3], alpha=3.0)])
+                                  lambda s: FeatureEdit.from_sae(s, [1, 2, 3], alpha=3.0),
+                                  lambda s: Inject.from_sae(s, [1, 2, 3], m=6.0),
+                                  lambda s: Amplify.from_sae(s, [1, 2, 3], alpha=4.0, preserve_norm=True)])
 def test_cached_equals_uncached_and_batch(make, tmp_path):
     model, sae = make_tiny("llama", d=32), tiny_sae()
     iv = make(sae)
@@ -134,3 +137,51 @@ def test_outlier_tokens_are_left_alone():
     out = Amplify(HOOK, S, alpha=1.0).apply(x)
     assert torch.allclose(out[0, :3, 0], 2 * x[0, :3, 0]) and out[0, 3, 0] == 500.0
     assert Amplify(HOOK, S, alpha=1.0, outlier_factor=None).apply(x)[0, 3, 0] == 1000.0
+
+
+def test_inject_brings_an_absent_feature_to_m_and_keeps_the_norm():
+    # W_enc starts as W_decᵀ: unit-norm encoder columns, so D = W_enc[:, f] has unit gain. k = d_sae: the
+    # encoder's top-k does not hide the feature, so the SAE's activation is its ReLU'd pre-activation.
+    sae = tiny_sae(k=64)
+    f, m = 5, 3.0
+    w, b = sae.W_enc[:, f].detach(), sae.b_enc[f].detach()
+    x = torch.randn(4, 32) * 2
+    x = x - (((x - sae.b_dec.detach()) @ w + b) / w.dot(w))[:, None] * w  # the feature sits at h = 0
+    assert torch.allclose((x - sae.b_dec) @ w + b, torch.zeros(4), atol=1e-5)
+    raw = Inject.from_sae(sae, [f], m=m, preserve_norm=False, outlier_factor=None).apply(x)
+    assert torch.allclose((raw - sae.b_dec) @ w + b, torch.full((4,), m), atol=1e-4)  # the encoder reads m
+    assert torch.allclose(sae.feature_acts(raw)[:, f], torch.full((4,), m), atol=1e-4)
+    kept = Inject.from_sae(sae, [f], m=m, outlier_factor=None).apply(x)  # the paper's default: norm restored
+    assert torch.allclose(kept.norm(dim=-1), x.norm(dim=-1), atol=1e-4)
+    assert not torch.allclose(kept, x)
+
+
+def test_inject_formula_by_hand_and_saturated_features_untouched(tmp_path):
+    # d = 2, two features reading the axes, no biases; x = (1, 0): h = (1, 0) → v = ReLU(2 − ReLU(h)) = (1, 2)
+    eye = torch.eye(2)
+    iv = Inject(HOOK, eye, torch.zeros(2), torch.zeros(2), eye, m=2.0, preserve_norm=False, outlier_factor=None)
+    x = torch.tensor([[1.0, 0.0], [5.0, 7.0]])  # the second token already has both features above m
+    expected_first = torch.tensor([1.0, 0.0]) + 2.0 * torch.tensor([1 / 3, 2 / 3])
+    out = iv.apply(x)
+    assert torch.allclose(out[0], expected_first) and torch.equal(out[1], x[1])
+    decoder = Inject.from_sae(tiny_sae(), [1, 2], m=4.0, directions="decoder")
+    assert torch.equal(decoder.D, tiny_sae().W_dec.detach()[[1, 2]].T)
+    save_interventions(tmp_path / "inject.safetensors", [decoder])
+    loaded = load_interventions(tmp_path / "inject.safetensors")[0]
+    assert (loaded.m, loaded.directions, loaded.preserve_norm) == (4.0, "decoder", True)
+    z = torch.randn(3, 32)
+    assert torch.equal(loaded.apply(z), decoder.apply(z))
+    with pytest.raises(ValueError, match="directions must be one of"):
+        Inject.from_sae(tiny_sae(), [1], directions="rows")
+
+
+@pytest.mark.parametrize("cls,kw", [(Amplify, {"alpha": 3.0}), (Calibrate, {"beta": 8.0})])
+def test_preserve_norm_keeps_each_tokens_norm(cls, kw, tmp_path):
+    sae, x = tiny_sae(), torch.randn(6, 32) * 2
+    plain = cls.from_sae(sae, [1, 2, 3], outlier_factor=None, **kw)
+    kept = cls.from_sae(sae, [1, 2, 3], outlier_factor=None, preserve_norm=True, **kw)
+    out, ref = kept.apply(x), plain.apply(x)
+    assert torch.allclose(out.norm(dim=-1), x.norm(dim=-1), atol=1e-4)
+    assert torch.allclose(out, ref * (x.norm(dim=-1) / ref.norm(dim=-1))[:, None], atol=1e-5)  # same direction
+    save_interventions(tmp_path / "kept.safetensors", [kept])
+    assert load_interventions(tmp_path / "kept.safetensors")[0].preserve_norm is True
