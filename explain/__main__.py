@@ -23,7 +23,11 @@ def main(argv=None) -> None:
     p.add_argument("--windows", type=int, default=512, help="corpus windows for top contexts and frequencies")
     p.add_argument("--ctx-len", type=int, default=64, help="tokens per window")
     p.add_argument("--words", type=int, default=5000, help="vocabulary: the N most frequent English words")
+    p.add_argument("--mi", nargs="+", default=["decoder-bayes"],
+                   help="MI variants, DIRECTIONS-SCORE[-cased] with DIRECTIONS decoder|encoder and SCORE bayes|paper; "
+                        "the first fills mi_words, all fill mi_variants")
     p.add_argument("--tau", type=float, help="MI softmax temperature > 0 (default: std of the scores)")
+    p.add_argument("--tau-c", type=float, help="the paper score's temperature over features (default: --tau's)")
     p.add_argument("--p-c", default="uniform", choices=["uniform", "frequency"], help="prior over features in MI")
     p.add_argument("--top-m", type=int, default=10, help="MI words kept per feature")
     p.add_argument("--top-contexts", type=int, default=10, help="top-activating contexts kept per feature")
@@ -34,8 +38,8 @@ def main(argv=None) -> None:
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
     windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len,
                          config=args.corpus_config).load(tok, args.windows)
-    cfg = ExplainConfig(words=args.words, tau=args.tau, p_c=args.p_c, top_m=args.top_m,
-                        top_contexts=args.top_contexts)
+    cfg = ExplainConfig(words=args.words, mi=tuple(args.mi), tau=args.tau, tau_c=args.tau_c, p_c=args.p_c,
+                        top_m=args.top_m, top_contexts=args.top_contexts)
     start = time.perf_counter()
     path = write_jsonl(explain_features(model, tok, sae, windows, cfg, cache_dir=args.cache_dir), args.out)
     print(f"explained {sae.d_sae} features on {windows.numel()} tokens in {time.perf_counter() - start:.1f} s "

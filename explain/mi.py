@@ -1,10 +1,19 @@
 """Explain SAE features by mutual information between features C and vocabulary words W.
 
-    s(w, c)   = e_w · W_c / τ       W_c: feature c's decoder direction through the LM's final norm
-    p(w | c)  = softmax_w s(w, c)
+    s(w, c)   = e_w · W_c           W_c: feature c's direction (decoder row, or encoder column) through the LM's
+                                    final norm; e_w: the word's mean unembedding row (explain.vocab)
+    p(w | c)  = softmax_w s(w, c) / τ
     p(c)      = uniform (or the features' firing frequencies)
     p(w)      = Σ_c p(c) · p(w | c)
     I(C; W)   = Σ_c p(c) Σ_w p(w | c) · log(p(w | c) / p(w))
+
+Two ways to rank a feature's words (`score`):
+    bayes     p(w | c) · log(p(w | c) / p(w))        the word's contribution to I(C; W) (our default)
+    paper     p(w | c) · log p(c | w),  p(c | w) = softmax_c (log p(c) + s(w, c) / τ_c)
+              the MI paper's released code (Wu et al. 2025, `MI_explainer.py`: a softmax over words and one
+              over features, each with its own temperature). Both factors are ≤ 1 and log p(c|w) ≤ 0, so the
+              score is ≤ 0 and words the feature barely points at (p(w|c) → 0) score near the top; it
+              recovers planted words only where p(c|w) ≈ 1 for them (tests/test_explain_mi.py shows where).
 
 τ defaults to the standard deviation of the scores e_w · W_c (over the first chunk of features and all
 words), which makes the softmax scale-free: neither one-hot (τ → 0) nor uniform (τ → ∞).
@@ -19,6 +28,8 @@ import math
 from collections.abc import Callable
 
 import torch
+
+SCORES = ("bayes", "paper")
 
 
 def _conditional(dirs: torch.Tensor, E: torch.Tensor, tau: float) -> torch.Tensor:
@@ -43,11 +54,16 @@ def mi_explain(
     chunk: int = 2048,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     keep_bytes: int = 2**30,
+    score: str = "bayes",
+    tau_c: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """directions (n_features, d), E (n_words, d) → (scores, word ids), each (n_features, top_m).
 
-    `transform` maps a chunk of directions into the unembedding's input space (the final norm). The first
-    pass's log p(w|c) is kept for the second when it fits in `keep_bytes`, else recomputed."""
+    `transform` maps a chunk of directions into the unembedding's input space (the final norm). `score`:
+    'bayes' or 'paper' (module docstring); `tau_c`: the paper's temperature over features (default τ). The
+    first pass's scores are kept for the second when they fit in `keep_bytes`, else recomputed."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     if E.shape[0] == 0:
         raise ValueError("Empty vocabulary: the MI explainer needs at least one word")
     if directions.shape[1] != E.shape[1]:
@@ -55,23 +71,33 @@ def mi_explain(
                          "the SAE and the model do not match")
     n = directions.shape[0]
     tau = auto_tau(directions, E, transform) if tau is None else tau
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite temperature, got {tau}")
+    tau_c = tau if tau_c is None else tau_c
+    for name, t in (("tau", tau), ("tau_c", tau_c)):
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"{name} must be a positive finite temperature, got {t}")
     p_c = torch.full((n,), 1 / n) if p_c is None else p_c.float() / p_c.float().sum()
     E = E.float()
-    prep = lambda i: (transform or (lambda x: x))(directions[i : i + chunk].float())
+    raw = lambda i: (transform or (lambda x: x))(directions[i : i + chunk].float()) @ E.T  # s(w, c)
     keep = n * E.shape[0] * 4 <= keep_bytes
     kept = []
-    log_pw = torch.full((E.shape[0],), -torch.inf)  # log p(w) = logsumexp_c (log p(c) + log p(w|c))
+    # Normalisers over features, per word: log p(w) = LSE_c (log p(c) + log p(w|c)) for 'bayes';
+    # LSE_c (log p(c) + s(w, c)/τ_c) for 'paper'.
+    lse = torch.full((E.shape[0],), -torch.inf)
     for i in range(0, n, chunk):
-        lp = _conditional(prep(i), E, tau)
-        log_pw = torch.logaddexp(log_pw, (lp + p_c[i : i + chunk, None].log()).logsumexp(0))
+        s = raw(i)
+        log_prior = p_c[i : i + chunk, None].log()
+        per_c = s.div(tau).log_softmax(-1) if score == "bayes" else s / tau_c
+        lse = torch.logaddexp(lse, (per_c + log_prior).logsumexp(0))
         if keep:
-            kept.append(lp)
+            kept.append(s)
     scores, words = [], []
     for j, i in enumerate(range(0, n, chunk)):
-        lp = kept[j] if keep else _conditional(prep(i), E, tau)
-        contrib = lp.exp() * (lp - log_pw)  # p(w|c) · log(p(w|c) / p(w))
+        s = kept[j] if keep else raw(i)
+        lp = s.div(tau).log_softmax(-1)  # log p(w|c)
+        if score == "bayes":
+            contrib = lp.exp() * (lp - lse)  # p(w|c) · log(p(w|c) / p(w))
+        else:
+            contrib = lp.exp() * (p_c[i : i + chunk, None].log() + s / tau_c - lse)  # p(w|c) · log p(c|w)
         top = contrib.topk(min(top_m, E.shape[0]), dim=-1)
         scores.append(top.values)
         words.append(top.indices)

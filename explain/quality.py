@@ -20,16 +20,7 @@ from sklearn.metrics import roc_auc_score
 from explain.topact import FeatureStats
 from sae.cli import HelpFormatter, run_cli
 from sae.embed import load_embedder
-
-
-def explanation_words(record: dict, method: str, m: int = 5) -> list[str]:
-    if method == "mi":
-        return [w for w, _ in record["mi_words"][:m]]
-    if method == "topact":
-        return [t.strip() for t, _ in record["topact_tokens"][:m] if t.strip()]
-    if method == "logit_lens":
-        return [t.strip() for t in record["logit_tokens"]["pos"][:m] if t.strip()]
-    raise ValueError(f"method must be mi, topact or logit_lens, got {method!r}")
+from steering.features import explanation_words  # the record format's reader, shared with feature selection
 
 
 def _context_text(stats: FeatureStats, window: int, peak: int, tokenizer, left: int = 24, right: int = 8) -> str:

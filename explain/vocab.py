@@ -1,7 +1,10 @@
 """A fixed vocabulary of real words and their embeddings in the LM's output (unembedding) space.
 
-e_w = mean of the unembedding rows of the word's sub-tokens, tokenised with a leading space (the form a
-word takes mid-sentence). Embeddings are cached per (model, word list) on disk when `cache_dir` is given.
+Two vocabularies: `word_list` (the most frequent lowercase English words, wordfreq) and `cased_word_list`
+(the most frequent word forms of a corpus as written: 'Paris', 'NASA', "don't", 'well-known'; the MI paper
+keeps case too). e_w = mean of the unembedding rows of the word's sub-tokens, tokenised with a leading space
+(the form a word takes mid-sentence), so words of several tokens are kept. Embeddings are cached per (model,
+word list) on disk when `cache_dir` is given.
 """
 from __future__ import annotations
 
@@ -32,6 +35,26 @@ def word_list(n: int = 5000, min_len: int = 1) -> list[str]:
             if len(words) == n:
                 break
     return words
+
+
+_CASED = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
+
+
+def cased_word_list(n: int = 5000, corpus: str = "wikitext2-valid") -> list[str]:
+    """The n most frequent word forms of `corpus` (a bundled alias or a text file) as written, case kept,
+    inner apostrophes and hyphens kept (WikiText's ' @-@ ' is read as '-', its <unk> dropped)."""
+    from collections import Counter
+
+    from sae.data import local_path
+
+    if n <= 0:
+        raise ValueError(f"The vocabulary needs at least one word; got n={n}")
+    text = local_path(corpus).read_text(encoding="utf-8").replace(" @-@ ", "-").replace("<unk>", " ")
+    counts = Counter(w for w in _CASED.findall(text) if len(w) > 1 or w in ("a", "A", "I"))  # not 's of "John 's"
+    return [w for w, _ in counts.most_common(n)]
+
+
+VOCABULARIES = {"lower": word_list, "cased": cased_word_list}
 
 
 def unembedding(model) -> torch.Tensor:

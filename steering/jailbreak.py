@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from sae.lm import EMBEDDED, load_lm
     from sae.model import TopKSAE
-    from steering.features import by_explanation, by_id, contrastive, describe, load_explanations
+    from steering.features import by_concept, by_explanation, by_id, contrastive, describe, load_explanations
+    from steering.inject import Inject
     from steering.sae_steering import Amplify, Calibrate
 
     p = argparse.ArgumentParser(prog="python -m steering.jailbreak", description=__doc__, formatter_class=HelpFormatter)
@@ -104,11 +105,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
     p.add_argument("--features", default="refusal:8",
                    help="'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' "
-                        "(AdvBench vs benign instructions), 'ids:1,2,3', or 'words:refuse,sorry' (needs "
-                        "--explanations). Selection uses AdvBench rows 200-400, disjoint from the eval prompts.")
+                        "(AdvBench vs benign instructions), 'ids:1,2,3', 'words:refuse,sorry' or 'concept:N' "
+                        "(the N features whose explanations read most like --concept: the MI paper's pipeline; "
+                        "both need --explanations). Contrasts use the training part of AdvBench, never the "
+                        "evaluation prompts.")
     p.add_argument("--explanations", help="explanations JSONL from `python -m explain`")
+    p.add_argument("--concept", default="refusal, cannot, apologize, harmful, illegal",
+                   help="what the chosen features' explanations should say (concept:N)")
+    p.add_argument("--explanation-method", default="mi",
+                   help="explanation words for concept:N: mi, mi:<variant>, topact or logit_lens")
     p.add_argument("--amplify", type=float, nargs="*", default=[], help="α values to sweep")
     p.add_argument("--calibrate", type=float, nargs="*", default=[], help="β values to sweep")
+    p.add_argument("--inject", type=float, nargs="*", default=[],
+                   help="m values to sweep for the paper's operator (Inject, encoder directions, norm kept)")
     p.add_argument("--n-harmful", type=int, default=50, help="AdvBench prompts per template")
     p.add_argument("--n-benign", type=int, default=50, help="benign instructions for over-refusal")
     p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per greedy answer")
@@ -132,12 +141,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if explanations is None:
             raise SystemExit("--features words:... needs --explanations")
         chosen = by_explanation(explanations, spec.split(","))
+    elif how == "concept":
+        if explanations is None:
+            raise SystemExit("--features concept:N needs --explanations")
+        chosen = by_concept(explanations, args.concept, top=int(spec or 8), method=args.explanation_method,
+                            verbose=False)
     else:
-        raise SystemExit(f"--features must be contrastive:N, ids:... or words:..., got {args.features!r}")
+        raise SystemExit(f"--features must be refusal:N, contrastive:N, ids:..., words:... or concept:N, got "
+                         f"{args.features!r}")
     print(describe(chosen, explanations))
     settings: dict[str, list[Intervention]] = {"original": []}
     settings |= {f"amplify a={a:g}": [Amplify.from_sae(sae, chosen.features, alpha=a)] for a in args.amplify}
     settings |= {f"calibrate b={b:g}": [Calibrate.from_sae(sae, chosen.features, beta=b)] for b in args.calibrate}
+    settings |= {f"inject m={m:g}": [Inject.from_sae(sae, chosen.features, m=m)] for m in args.inject}
     refusal_sweep(model, tok, settings, args.out, n_harmful=args.n_harmful, n_benign=args.n_benign,
                   max_new_tokens=args.max_new_tokens)
     print(open(f"{args.out}/refusal.md").read())
