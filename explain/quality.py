@@ -32,6 +32,12 @@ def embedding_auroc(records: dict[int, dict], stats: FeatureStats, tokenizer, me
                     features: list[int], seed: int = 0) -> float:
     """Mean over `features` of AUROC(similarity(explanation, context)): held-out top contexts (label 1) vs
     contexts from windows where the feature never fires (label 0), as many of each."""
+    return float(np.mean(list(embedding_aurocs(records, stats, tokenizer, method, embedder, features, seed).values())))
+
+
+def embedding_aurocs(records: dict[int, dict], stats: FeatureStats, tokenizer, method: str, embedder,
+                     features: list[int], seed: int = 0) -> dict[int, float]:
+    """{feature: its embedding AUROC} for the features that can be scored (see `embedding_auroc`)."""
     rng = random.Random(seed)
     S, k = stats.windows.shape[1], stats.code_indices.shape[1]
     fired_idx = torch.where(stats.code_values.float() > 0, stats.code_indices.long(), -1).view(-1, S * k)
@@ -45,17 +51,17 @@ def embedding_auroc(records: dict[int, dict], stats: FeatureStats, tokenizer, me
         neg = [(w, rng.randrange(S)) for w in rng.sample(inactive, min(len(pos), len(inactive)))]
         texts += [" ".join(explanation_words(records[f], method))]
         texts += [_context_text(stats, w, p, tokenizer) for w, p in pos + neg]
-        groups.append((len(pos), len(neg)))
+        groups.append((f, len(pos), len(neg)))
     if not groups:
         raise ValueError("No feature had 3 or more top contexts and 3 windows without it on the held-out "
                          "corpus; use more windows")
     emb = torch.as_tensor(embedder.encode(texts, batch_size=64, normalize_embeddings=True))
-    aucs, i = [], 0
-    for n_pos, n_neg in groups:
+    aucs, i = {}, 0
+    for f, n_pos, n_neg in groups:
         sims = (emb[i + 1 : i + 1 + n_pos + n_neg] @ emb[i]).numpy()
-        aucs.append(roc_auc_score(np.r_[np.ones(n_pos), np.zeros(n_neg)], sims))
+        aucs[f] = float(roc_auc_score(np.r_[np.ones(n_pos), np.zeros(n_neg)], sims))
         i += 1 + n_pos + n_neg
-    return float(np.mean(aucs))
+    return aucs
 
 
 def vocabulary_stats(records: list[dict], method: str, frequent: set[str], m: int = 5) -> dict[str, float]:
