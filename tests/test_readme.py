@@ -36,6 +36,14 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     # the shipped SAE is SmolLM2's (d_in 576): the tiny stand-in model gets a tiny stand-in SAE
     monkeypatch.setattr(TopKSAE, "pretrained", classmethod(
         lambda cls, *a, **k: cls.load(tmp_path / "runs/smollm2-135m/sae/blocks.15.resid_post")))
+    # the explanations the README's pipeline snippet reads, written by the real explainer
+    from explain.explanations import ExplainConfig, explain_features, write_jsonl
+    from sae.data import TextSource
+
+    model, tok = sae.lm.load_lm()
+    windows = TextSource("wikitext2-valid", ctx_len=32).load(tok, 16)
+    write_jsonl(explain_features(model, tok, TopKSAE.pretrained(), windows, ExplainConfig(words=300, top_m=5)),
+                tmp_path / "runs/smollm2-135m/explanations.jsonl")
     code = blocks("python")
     assert len(code) >= 5
     namespace: dict = {}
