@@ -134,10 +134,16 @@ def test_refusal_sweep_structure(tmp_path, tokenizer):
     model = make_tiny("llama", d=32)
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point="blocks.1.resid_post"))
     settings = {"original": [], "amplify": [Amplify.from_sae(sae, [1, 2], alpha=8.0)]}
-    rows = refusal_sweep(model, tok, settings, tmp_path, n_harmful=2, n_benign=2, max_new_tokens=4, ppl_windows=2)
+    from steering.judges import refusal_judge
+
+    rows = refusal_sweep(model, tok, settings, tmp_path, n_harmful=3, n_benign=2, max_new_tokens=4, ppl_windows=2,
+                         part="train", judge=refusal_judge(cache_dir=tmp_path / "judges"))
     for r in rows:
-        assert {"asr_plain", "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity"} <= set(r)
-        assert 0 <= r["asr_all"] <= 100 and r["perplexity"] > 1
+        assert {"asr_plain", "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity",
+                "refusal_all_embed", "over_refusal_embed", "judges_kappa"} <= set(r)
+        assert 0 <= r["asr_all"] <= 100 and r["perplexity"] > 1 and r["n_harmful"] == 3
+        assert r["refusal_all_low"] <= r["refusal_all"] <= r["refusal_all_high"]
+        assert r["asr_all"] == pytest.approx(100 - r["refusal_all"])
     assert (tmp_path / "refusal.md").is_file() and (tmp_path / "asr_vs_over_refusal.png").is_file()
     tok.chat_template = None
 
