@@ -3,6 +3,10 @@
 
     python -m explain.browse build explanations.jsonl --out site/
     python -m explain.browse serve site/ [--port 8000]
+    python -m explain.browse serve site/ --live [--sae smollm2-135m/blocks.15.resid_post] [--model NAME]
+
+`--live` adds test-your-text, a steer panel and nearest features (explain/live.py: one model in memory, a
+JSON API, localhost only unless --host is given); without it the pages hide those parts.
 
 The index holds every feature's id, density and top words (client-side search and sorting); each feature's
 full record sits in a shard file loaded only when its page opens. Corpus text is only ever inserted with
@@ -93,9 +97,26 @@ def main(argv=None) -> None:
     s = sub.add_parser("serve", help="serve a built site on localhost", formatter_class=fmt)
     s.add_argument("site", help="folder written by `build`")
     s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    s.add_argument("--live", action="store_true", help="load the model and SAE: test your text, steer from the page")
+    s.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post", help="with --live: SAE folder or name")
+    s.add_argument("--model", help="with --live: default the model named in the SAE's cfg.json")
+    s.add_argument("--host", help="bind address (default 127.0.0.1); giving it is what allows a non-loopback one")
     args = p.parse_args(argv)
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
+    elif args.live:
+        from explain.live import LiveModel, serve_live
+        from sae.lm import EMBEDDED, load_lm
+        from sae.model import TopKSAE
+
+        sae = TopKSAE.load(args.sae)
+        name = args.model or sae.cfg.model_name or EMBEDDED
+        model, tok = load_lm(name)
+        server = serve_live(args.site, LiveModel(model, tok, sae, name=name), args.host or "127.0.0.1", args.port,
+                            allow_remote=args.host is not None)
+        print(f"serving {args.site} live ({name}, {args.sae}) on http://{args.host or '127.0.0.1'}:{args.port}/",
+              flush=True)
+        server.run()
     else:
         server = serve(args.site, args.port)
         host, port = server.server_address[:2]

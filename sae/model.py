@@ -1,4 +1,5 @@
-"""Top-K sparse autoencoder (Gao et al. 2024, "Scaling and evaluating sparse autoencoders").
+"""Top-K sparse autoencoder (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"); BatchTopK and
+Matryoshka subclass it in sae/batchtopk.py and sae/matryoshka.py (`sae_class` picks by cfg.architecture).
 
     x_n   = x · s                                   s: input scale, so that E‖x_n‖² = d
     z     = TopK(ReLU((x_n − b_dec) W_enc + b_enc))  k non-zeros per token, kept as (values, indices)
@@ -279,12 +280,14 @@ class TopKSAE(nn.Module):
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
              dtype: torch.dtype | None = None) -> TopKSAE:
-        """Load a folder written by `save`, by SAELens (TopK) or by EleutherAI sparsify, or a pretrained SAE by
-        name ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights (default: as
+        """Load a folder written by `save` (any architecture: a BatchTopKSAE or MatryoshkaSAE comes back for
+        those), by SAELens (TopK) or by EleutherAI sparsify, or a pretrained SAE by name
+        ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights (default: as
         stored; pretrained SAEs are stored in bfloat16 and loaded as float32)."""
         from sae.checkpoints import read_checkpoint
         from sae.pretrained import is_release_name, release_folder
 
+        source = str(folder)
         if not Path(folder).exists() and is_release_name(str(folder)):
             folder, dtype = release_folder(str(folder)), dtype or torch.float32
         cfg, state = read_checkpoint(Path(folder))
@@ -292,6 +295,7 @@ class TopKSAE(nn.Module):
         sae = sae_class(cfg.architecture)(cfg, device=device, dtype=dtype)
         state = {k: v.to(torch.float32 if k == "threshold" else dtype) for k, v in state.items()}
         sae.load_state_dict({**state, "scale": torch.ones(())}, strict=True)
+        sae.source = source  # what it was loaded from (a folder or a release name), for reproducible snippets
         return sae
 
     @classmethod

@@ -10,6 +10,12 @@ window.showFeature = function (rec) {
   text(document.getElementById("title"), "feature #" + rec.feature);
   const mi = document.getElementById("mi");
   for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
+  const variants = document.getElementById("mi-variants");
+  for (const [name, words] of Object.entries(rec.mi_variants || {})) {
+    const row = make("div", "variant"); row.appendChild(make("span", "muted", name + ": "));
+    for (const [w] of words) row.appendChild(make("span", "chip", w));
+    variants.appendChild(row);
+  }
   for (const t of rec.logit_tokens.pos) document.getElementById("lpos").appendChild(make("span", "chip", JSON.stringify(t)));
   for (const t of rec.logit_tokens.neg) document.getElementById("lneg").appendChild(make("span", "chip neg", JSON.stringify(t)));
   text(document.getElementById("topact"), rec.topact_tokens.map(([t, c]) => `${JSON.stringify(t)}×${c}`).join("  "));
@@ -49,3 +55,32 @@ if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
 } else {
   text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
 }
+
+// --- live: test your text, steer, nearest features --------------------------------------------------------
+if (Number.isInteger(id)) liveInit(() => {
+  const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
+  document.getElementById("tt-go").onclick = async () => {
+    const e = document.getElementById("tt-err"); err(e);
+    try {
+      const r = await api("api/activations", {text: document.getElementById("tt-text").value, feature: id});
+      renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, Math.max(...r.acts, 1e-9));
+    } catch (x) { err(e, x); }
+  };
+  document.getElementById("st-go").onclick = async () => {
+    const e = document.getElementById("st-err"); err(e);
+    const more = document.getElementById("st-more").value.split(",").map(s => s.trim()).filter(Boolean).map(Number);
+    try {
+      const r = await api("api/steer", {prompt: document.getElementById("st-prompt").value, features: [id, ...more],
+        operator: document.getElementById("st-op").value, strength: parseFloat(document.getElementById("st-strength").value),
+        positions: document.getElementById("st-pos").value, max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
+      const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);
+      renderTokens(document.getElementById("st-plain"), r.unsteered_tokens, r.unsteered_trace, max);
+      renderTokens(document.getElementById("st-steered"), r.steered_tokens, r.steered_trace, max);
+      document.getElementById("st-snippet").textContent = r.snippet;
+    } catch (x) { err(e, x); }
+  };
+  api(`api/nearest/${id}`).then(list => {
+    const box = document.getElementById("nearest");
+    for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }
+  }).catch(() => {});
+});

@@ -35,3 +35,22 @@ function render() {
 q.addEventListener("input", render); sort.addEventListener("change", render);
 const params = new URLSearchParams(location.search); if (params.get("q")) q.value = params.get("q");
 render();
+
+// --- live: the top features of every token of a typed text, each linking to its page ------------------------
+liveInit(() => {
+  document.getElementById("tt-go").onclick = async () => {
+    const e = document.getElementById("tt-err"); e.textContent = "";
+    try {
+      const r = await api("api/activations", {text: document.getElementById("tt-text").value});
+      const best = r.top.map(t => (t.length ? t[0][1] : 0));
+      renderTokens(document.getElementById("tt-out"), r.tokens, best, Math.max(...best, 1e-9));
+      const table = document.getElementById("tt-table"); table.replaceChildren();
+      r.tokens.forEach((tok, i) => {
+        const tr = mk("tr"); tr.appendChild(mk("td", "tok", JSON.stringify(tok)));
+        const td = mk("td", "words");
+        for (const [f, a] of r.top[i]) { const l = mk("a", "chip feature-link", `#${f} ${a.toFixed(2)}`); l.href = `feature.html?id=${f}`; td.appendChild(l); }
+        tr.appendChild(td); table.appendChild(tr);
+      });
+    } catch (x) { e.textContent = String(x.message || x); }
+  };
+});

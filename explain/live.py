@@ -1,0 +1,216 @@
+"""The live feature browser: the static site plus a small JSON API over one LM and one SAE in memory.
+
+    python -m explain.browse serve SITE --live [--sae smollm2-135m/blocks.15.resid_post] [--model NAME]
+
+    GET  /api/health                     {"model", "sae", "hook_point", "d_sae", "limits"}
+    POST /api/activations                {"text", "feature"?} → tokens, each token's top features, and the
+                                         activation of `feature` at every token (test your text)
+    POST /api/steer                      {"prompt", "features", "operator", "strength", "positions",
+                                         "max_new_tokens", "seed"} → unsteered and steered continuations from
+                                         the same seed, and the features' activation over the generated tokens
+    GET  /api/nearest/{feature}          the features whose decoder rows are closest in cosine
+
+One LM call runs at a time (a lock: requests queue). Request sizes are bounded (`Limits`): too long a text
+or too many new tokens gets a 422 that names the limit. The server binds 127.0.0.1; `serve_live` refuses any
+other host unless `allow_remote=True` (the CLI sets it only when --host is given).
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, Field
+
+from sae.capture import capture
+from sae.model import TopKSAE, feature_ids
+from steering.inject import Inject
+from steering.intervention import steer
+from steering.sae_steering import Amplify, Calibrate
+
+OPERATORS = ("amplify", "calibrate", "inject")
+
+
+@dataclass
+class Limits:
+    max_chars: int = 2000  # text for test-your-text and prompts
+    max_new_tokens: int = 64
+    max_features: int = 16  # features combined in one steer request
+    top_features: int = 5  # features listed per token
+
+
+class ActivationsRequest(BaseModel):
+    text: str
+    feature: int | None = None
+
+
+class SteerRequest(BaseModel):
+    prompt: str
+    features: list[int] = Field(min_length=1)
+    operator: Literal["amplify", "calibrate", "inject"] = "amplify"
+    strength: float = 4.0
+    positions: Literal["all", "prompt", "generated"] = "all"
+    max_new_tokens: int = Field(32, ge=1)
+    seed: int = 0
+
+
+class LiveModel:
+    """The LM, tokenizer and SAE behind the API, with a lock so one call runs at a time."""
+
+    def __init__(self, model, tokenizer, sae: TopKSAE, limits: Limits | None = None, name: str = ""):
+        self.model, self.tokenizer, self.sae = model.eval(), tokenizer, sae.eval()
+        self.limits, self.name, self.lock = limits or Limits(), name, threading.Lock()
+        self.hook = sae.cfg.hook_point
+        W = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)
+        self._unit_dec = W
+
+    def _check_text(self, text: str, what: str) -> None:
+        if not text.strip():
+            raise ValueError(f"{what} is empty")
+        if len(text) > self.limits.max_chars:
+            raise ValueError(f"{what} has {len(text)} characters; the limit is {self.limits.max_chars}")
+
+    def _features(self, features: list[int]) -> list[int]:
+        if len(features) > self.limits.max_features:
+            raise ValueError(f"{len(features)} features; the limit is {self.limits.max_features}")
+        return feature_ids(features, self.sae.d_sae)
+
+    @torch.no_grad()
+    def activations(self, text: str, feature: int | None = None) -> dict:
+        self._check_text(text, "text")
+        if feature is not None:
+            feature = self._features([feature])[0]
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+        with self.lock:
+            acts = self.sae.feature_acts(capture(self.model, ids, None, [self.hook]).acts[self.hook]).float()
+        top = acts.topk(min(self.limits.top_features, self.sae.d_sae), dim=-1)
+        out = {"tokens": [self.tokenizer.decode([t]) for t in ids[0].tolist()],
+               "top": [[[int(f), round(float(a), 4)] for f, a in zip(i.tolist(), v.tolist()) if a > 0]
+                       for v, i in zip(top.values, top.indices)]}
+        if feature is not None:
+            out["feature"], out["acts"] = feature, [round(float(a), 4) for a in acts[:, feature]]
+        return out
+
+    def intervention(self, features: list[int], operator: str, strength: float):
+        if operator == "amplify":
+            return Amplify.from_sae(self.sae, features, alpha=strength)
+        if operator == "calibrate":
+            return Calibrate.from_sae(self.sae, features, beta=strength)
+        return Inject.from_sae(self.sae, features, m=strength)
+
+    @torch.no_grad()
+    def steer(self, req: SteerRequest) -> dict:
+        self._check_text(req.prompt, "prompt")
+        if req.max_new_tokens > self.limits.max_new_tokens:
+            raise ValueError(f"max_new_tokens={req.max_new_tokens}; the limit is {self.limits.max_new_tokens}")
+        features = self._features(req.features)
+        iv = self.intervention(features, req.operator, req.strength)
+        enc = self.tokenizer(req.prompt, return_tensors="pt", add_special_tokens=False)
+        kw = dict(max_new_tokens=req.max_new_tokens, do_sample=True, temperature=1.0,
+                  pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        with self.lock:
+            torch.manual_seed(req.seed)
+            plain = self.model.generate(**enc, **kw)
+            torch.manual_seed(req.seed)
+            with steer(self.model, [iv], positions=req.positions):
+                steered = self.model.generate(**enc, **kw)
+            # the features' activation (as the SAE reads them, unsteered forward) over each continuation
+            traces = [self.sae.feature_acts(capture(self.model, out, None, [self.hook]).acts[self.hook])[
+                enc.input_ids.shape[1]:, features].sum(-1).float().tolist() for out in (plain, steered)]
+        n = enc.input_ids.shape[1]
+        text = lambda out: self.tokenizer.decode(out[0, n:], skip_special_tokens=True)
+        tokens = lambda out: [self.tokenizer.decode([t]) for t in out[0, n:].tolist()]
+        return {"unsteered": text(plain), "steered": text(steered),
+                "unsteered_tokens": tokens(plain), "steered_tokens": tokens(steered),
+                "unsteered_trace": [round(a, 4) for a in traces[0]], "steered_trace": [round(a, 4) for a in traces[1]],
+                "features": features, "operator": req.operator, "strength": req.strength,
+                "snippet": snippet(self.name, self.sae, features, req)}
+
+    def nearest(self, feature: int, n: int = 10) -> list[list]:
+        f = self._features([feature])[0]
+        cos = self._unit_dec @ self._unit_dec[f]
+        cos[f] = -2
+        top = cos.topk(min(n, self.sae.d_sae - 1))
+        return [[int(i), round(float(c), 4)] for c, i in zip(top.values, top.indices)]
+
+
+def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerRequest) -> str:
+    """Python that reproduces a steer request (the same operator, strength, positions and seed)."""
+    cls, arg = {"amplify": ("Amplify", "alpha"), "calibrate": ("Calibrate", "beta"), "inject": ("Inject", "m")}[
+        req.operator]
+    module = "steering.inject" if cls == "Inject" else "steering.sae_steering"
+    return "\n".join([
+        "import torch", "from sae.lm import load_lm", "from sae.model import TopKSAE",
+        "from steering.intervention import steer", f"from {module} import {cls}", "",
+        f"model, tok = load_lm({model_name!r})", f"sae = TopKSAE.load({_sae_ref(sae)!r})",
+        f"iv = {cls}.from_sae(sae, {features}, {arg}={req.strength})",
+        f"enc = tok({req.prompt!r}, return_tensors='pt', add_special_tokens=False)",
+        f"torch.manual_seed({req.seed})",
+        f"with steer(model, [iv], positions={req.positions!r}):",
+        f"    out = model.generate(**enc, max_new_tokens={req.max_new_tokens}, do_sample=True, temperature=1.0)",
+        "print(tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True))"])
+
+
+def _sae_ref(sae: TopKSAE) -> str:
+    return getattr(sae, "source", None) or f"{sae.cfg.model_name}/{sae.cfg.hook_point}"
+
+
+def make_app(site: str | Path, live: LiveModel):
+    """The FastAPI app: the API under /api, the static site everywhere else."""
+    from fastapi import FastAPI, HTTPException
+    from fastapi.staticfiles import StaticFiles
+
+    app = FastAPI(title="saesteer live browser", docs_url=None, redoc_url=None)
+
+    def call(fn, *args):
+        try:
+            return fn(*args)
+        except (ValueError, TypeError) as e:  # bad input: say what is wrong, keep serving
+            raise HTTPException(status_code=422, detail=str(e)) from None
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"model": live.name, "sae": _sae_ref(live.sae), "hook_point": live.hook, "d_sae": live.sae.d_sae,
+                "operators": list(OPERATORS), "limits": asdict(live.limits)}
+
+    @app.post("/api/activations")
+    def activations(req: ActivationsRequest) -> dict:
+        return call(live.activations, req.text, req.feature)
+
+    @app.post("/api/steer")
+    def steer_(req: SteerRequest) -> dict:
+        return call(live.steer, req)
+
+    @app.get("/api/nearest/{feature}")
+    def nearest(feature: int) -> list:
+        return call(live.nearest, feature)
+
+    app.mount("/", StaticFiles(directory=str(site), html=True), name="site")
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_live(site: str | Path, live: LiveModel, host: str = "127.0.0.1", port: int = 8000,
+               allow_remote: bool = False):
+    """A uvicorn server for the app (call .run(), or run it in a thread and set .should_exit to stop)."""
+    import uvicorn
+
+    site = Path(site)
+    if not (site / "index.html").is_file():
+        raise FileNotFoundError(f"{site} has no index.html; build it first with `python -m explain.browse build`")
+    if not is_loopback(host) and not allow_remote:
+        raise ValueError(f"Refusing to serve the live browser on {host}: it runs the model for anyone who can reach "
+                         "it. Pass --host explicitly to bind a non-loopback address.")
+    config = uvicorn.Config(make_app(site, live), host=host, port=port, log_level="warning", workers=1)
+    return uvicorn.Server(config)

@@ -1,0 +1,134 @@
+"""The live browser (explain/live.py) on a tiny model, driven through Debian's chromium."""
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from explain.browse import build
+from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from explain.live import LiveModel, serve_live
+from sae.data import TextSource
+from sae.model import SAEConfig, TopKSAE
+from tests.conftest import make_tiny
+from tests.test_browse import ARTIFACTS, CHROMIUM, EVIL
+
+HOOK = "blocks.1.resid_post"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    model = make_tiny("llama", d=32)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK, model_name="tiny"))
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=16)
+    records = explain_features(model, tokenizer, sae, windows, ExplainConfig(words=300, top_m=5, top_contexts=4))
+    folder = tmp_path_factory.mktemp("live")
+    site = build(write_jsonl(records, folder / "explanations.jsonl"), folder / "site", title="tiny SAE")
+    tokenizer.padding_side = "left"
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_live(site, LiveModel(model, tokenizer, sae, name="tiny"), port=port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", site
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def post(url, path, body):
+    return httpx.post(f"{url}{path}", json=body, timeout=60)
+
+
+def test_api_bounds_and_errors_keep_the_server_serving(live):
+    url, _ = live
+    health = httpx.get(f"{url}/api/health").json()
+    assert health["d_sae"] == 40 and health["hook_point"] == HOOK
+    too_long = post(url, "/api/activations", {"text": "word " * 1000})
+    assert too_long.status_code == 422 and "limit is 2000" in too_long.json()["detail"]
+    too_many = post(url, "/api/steer", {"prompt": "The", "features": [1], "max_new_tokens": 500})
+    assert too_many.status_code == 422 and "limit is 64" in too_many.json()["detail"]
+    assert post(url, "/api/steer", {"prompt": "The", "features": [99]}).status_code == 422  # no such feature
+    assert post(url, "/api/steer", {"prompt": "The", "features": [1], "operator": "rm -rf"}).status_code == 422
+    assert httpx.get(f"{url}/api/health").status_code == 200  # still serving
+    near = httpx.get(f"{url}/api/nearest/3").json()
+    assert len(near) == 10 and 3 not in [f for f, _ in near]
+    assert [c for _, c in near] == sorted((c for _, c in near), reverse=True)
+
+
+def test_refuses_a_non_loopback_host_unless_asked(live, tokenizer):
+    _, site = live
+    lm = LiveModel(make_tiny("llama", d=32), tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)))
+    with pytest.raises(ValueError, match="Pass --host explicitly"):
+        serve_live(site, lm, host="0.0.0.0")
+    assert serve_live(site, lm, host="0.0.0.0", allow_remote=True).config.host == "0.0.0.0"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
+def test_live_pages_in_chromium(live):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = live
+    text = "The river flows past the old mill and the town"
+    api = post(url, "/api/activations", {"text": text, "feature": 7}).json()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                    "--disable-background-networking", "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        ARTIFACTS.mkdir(exist_ok=True)
+        # index: the top features of every typed token, each a link to its page
+        page.goto(f"{url}/index.html")
+        page.wait_for_selector(".live:not([hidden])")
+        page.fill("#tt-text", text)
+        page.click("#tt-go")
+        page.wait_for_selector("#tt-table tr")
+        assert page.locator("#tt-table tr").count() == len(api["tokens"])
+        assert page.locator("#tt-table a.feature-link").count() > 0
+        page.screenshot(path=str(ARTIFACTS / "live_index.png"), full_page=True)
+        # feature page: the highlighted token is the one the API says has the feature's largest activation
+        page.goto(f"{url}/feature.html?id=7")
+        page.wait_for_selector(".live:not([hidden])")
+        page.fill("#tt-text", text)
+        page.click("#tt-go")
+        page.wait_for_selector("#tt-out .tok")
+        shown = page.locator("#tt-out .tok").evaluate_all("els => els.map(e => parseFloat(e.dataset.act))")
+        assert shown == pytest.approx(api["acts"], abs=1e-4)
+        if max(api["acts"]) > 0:
+            best = max(range(len(shown)), key=shown.__getitem__)
+            bg = page.locator("#tt-out .tok").nth(best).evaluate("e => e.style.background")
+            assert bg.startswith("rgb") and api["tokens"][best] == page.locator("#tt-out .tok").nth(best).inner_text()
+        # markup typed into the box is shown as text, never run
+        page.fill("#tt-text", EVIL)
+        page.click("#tt-go")
+        page.wait_for_function("document.querySelector('#tt-out').innerText.includes('script')")
+        assert "<script>" in page.locator("#tt-out").inner_text() and page.evaluate("window.__pwned") is None
+        # steer at strength 0: the same text as unsteered (same seed); a large Inject changes it
+        page.fill("#st-prompt", "The town")
+        page.select_option("#st-op", "amplify")
+        page.fill("#st-strength", "0")
+        page.fill("#st-n", "12")
+        page.click("#st-go")
+        page.wait_for_selector("#st-steered .tok")
+        assert page.locator("#st-plain").inner_text() == page.locator("#st-steered").inner_text()
+        page.select_option("#st-op", "inject")
+        page.fill("#st-strength", "200")
+        page.click("#st-go")
+        page.wait_for_function("document.querySelector('#st-plain').innerText !== "
+                               "document.querySelector('#st-steered').innerText")
+        snippet = page.locator("#st-snippet").text_content()
+        assert "iv = Inject.from_sae(sae, [7], m=200.0)" in snippet and "torch.manual_seed(0)" in snippet
+        assert page.locator("#nearest a").count() == 10
+        # an oversized request is refused with its reason on the page, and the page keeps working
+        page.fill("#st-n", "500")
+        page.click("#st-go")
+        page.wait_for_function("document.querySelector('#st-err').innerText.includes('limit is 64')")
+        page.screenshot(path=str(ARTIFACTS / "live_feature.png"), full_page=True)
+        browser.close()
