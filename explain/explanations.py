@@ -3,6 +3,7 @@
     {"feature": 12, "mi_words": [[word, score], ...], "mi_variants": {"decoder-bayes": [[word, score], ...], ...},
      "logit_tokens": {"pos": [...], "neg": [...]},
      "topact_tokens": [[token, count], ...], "top_contexts": [{"tokens": [...], "acts": [...], "peak": i}, ...],
+     "quantile_contexts": [{"quantile": [0.0, 0.25], "contexts": [...]}, ...],
      "frequency": 0.0123, "max_act": 4.2, "histogram": {"edges": [...], "counts": [...]}}
 
 `mi_words` holds the first MI variant of `ExplainConfig.mi`; `mi_variants` every one asked for. A variant is
@@ -66,13 +67,14 @@ class ExplainConfig:
     left: int = 12  # context tokens shown before the peak
     right: int = 4  # and after it
     hist_bins: int = 20
+    quantile_bins: int = 4  # activation quantiles to sample example contexts from
     outlier_factor: float | None = 10.0  # tokens the SAE's training left out (attention sinks) get no activation
 
     def __post_init__(self):
         if self.tau is not None and not (math.isfinite(self.tau) and self.tau > 0):
             raise ValueError(f"tau (the MI softmax temperature) must be a positive finite number, got {self.tau}; "
                              "omit it to use the standard deviation of the scores.")
-        for name in ("words", "top_m", "logit_top", "top_contexts", "hist_bins"):
+        for name in ("words", "top_m", "logit_top", "top_contexts", "hist_bins", "quantile_bins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.p_c not in ("uniform", "frequency"):
@@ -113,11 +115,12 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     """Yield one explanation record per feature (all features by default)."""
     cfg = cfg or ExplainConfig()
     features = check_features(sae, features)
+    dirs = residual_directions(model, sae)  # checks the SAE fits the model before the corpus pass
     stats = collect_stats(model, sae, windows, cfg.top_contexts, outlier_factor=cfg.outlier_factor)
     p_c = stats.frequency + 1e-9 if cfg.p_c == "frequency" else None
     mi = {v.name: mi_words(model, tokenizer, sae, v, cfg, p_c, cache_dir) for v in cfg.variants}
     with torch.no_grad():
-        pos, neg = logit_lens(residual_directions(model, sae), unembedding(model), cfg.logit_top)
+        pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [tokenizer.decode([t]) for t in ids]
     for f in features:
@@ -130,6 +133,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
             "logit_tokens": {"pos": decode(pos[f].tolist()), "neg": decode(neg[f].tolist())},
             "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
             "top_contexts": contexts(stats, f, tokenizer, cfg.left, cfg.right),
+            "quantile_contexts": quantile_contexts(stats, f, tokenizer, cfg.left, cfg.right, cfg.quantile_bins),
             "frequency": float(stats.frequency[f]),
             "max_act": float(stats.max_act[f]),
             "histogram": {"edges": torch.linspace(0, float(stats.max_act[f]), cfg.hist_bins + 1).tolist(),
@@ -152,9 +156,13 @@ def mi_words(model, tokenizer, sae: TopKSAE, variant: MIVariant, cfg: ExplainCon
     return words, scores, ids
 
 
-def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int) -> list[dict]:
+def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int,
+             where: list[tuple[float, int, int]] | None = None) -> list[dict]:
+    """Context records around (activation, window, position) triples (default: the feature's top contexts)."""
+    if where is None:
+        where = zip(stats.top_values[f].tolist(), stats.top_windows[f].tolist(), stats.top_peaks[f].tolist())
     out = []
-    for v, w, p in zip(stats.top_values[f].tolist(), stats.top_windows[f].tolist(), stats.top_peaks[f].tolist()):
+    for v, w, p in where:
         if v <= 0:
             continue
         lo, hi = max(0, p - left), min(stats.windows.shape[1], p + right + 1)
@@ -163,6 +171,13 @@ def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int) -> l
         out.append({"tokens": [tokenizer.decode([t]) for t in ids], "acts": [round(float(a), 4) for a in acts],
                     "peak": p - lo})
     return out
+
+
+def quantile_contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int, bins: int) -> list[dict]:
+    """Contexts sampled from each activation quantile of the feature (lowest first), as Neuronpedia shows."""
+    return [{"quantile": [round(i / bins, 3), round((i + 1) / bins, 3)],
+             "contexts": contexts(stats, f, tokenizer, left, right, sample)}
+            for i, sample in enumerate(stats.quantile_samples(f, bins))]
 
 
 def read_jsonl(path: str | os.PathLike) -> dict[int, dict]:

@@ -47,6 +47,31 @@ class FeatureStats:
         b = (vals / self.max_act[idx].clamp_min(1e-12) * bins).long().clamp(max=bins - 1)
         return torch.bincount(idx * bins + b, minlength=n * bins).view(n, bins)
 
+    def quantile_samples(self, feature: int, bins: int = 4, per_bin: int = 2, seed: int = 0
+                         ) -> list[list[tuple[float, int, int]]]:
+        """Neuronpedia's activation-quantile examples: the tokens where `feature` fired, split into `bins`
+        equal-count bins by activation (lowest first); `per_bin` random ones from each as (act, window, pos)."""
+        if not hasattr(self, "_by_feature"):  # one sort of every non-zero code entry, shared by all features
+            vals, idx = self.code_values.float().flatten(), self.code_indices.flatten().long()
+            keep = (vals > 0).nonzero().flatten()
+            order = idx[keep].argsort(stable=True)
+            self._by_feature = (keep[order], torch.bincount(idx[keep], minlength=self.counts.shape[0]).cumsum(0))
+        entries, ends = self._by_feature
+        lo = int(ends[feature - 1]) if feature > 0 else 0
+        mine = entries[lo : int(ends[feature])]
+        if len(mine) == 0:
+            return [[] for _ in range(bins)]
+        k = self.code_values.shape[1]
+        acts = self.code_values.float().flatten()[mine]
+        mine = mine[acts.argsort()]
+        g = torch.Generator().manual_seed(seed * 1_000_003 + feature)
+        S, out = self.windows.shape[1], []
+        for part in torch.tensor_split(mine, bins):
+            pick = part[torch.randperm(len(part), generator=g)[:per_bin]]
+            tok = pick // k
+            out.append([(float(self.code_values.flatten()[e]), int(t // S), int(t % S)) for e, t in zip(pick, tok)])
+        return out
+
     def peak_tokens(self, feature: int, top: int = 5) -> list[tuple[int, int]]:
         """TopAct's explanation: the most frequent token ids at the peaks of the top contexts."""
         ok = self.top_values[feature] > 0

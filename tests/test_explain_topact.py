@@ -84,3 +84,22 @@ def test_mlp_act_sae_is_explained_through_the_down_projection(tokenizer):
     dirs = residual_directions(model, sae)
     down = model.model.layers[0].mlp.down_proj
     assert dirs.shape == (16, 32) and torch.allclose(dirs, down(sae.W_dec.detach()), atol=1e-6)
+
+
+def test_quantile_examples_cover_the_activation_range(tokenizer):
+    from explain.explanations import ExplainConfig, explain_features
+    from sae.data import TextSource
+    from sae.model import SAEConfig, TopKSAE
+    from tests.conftest import make_tiny
+
+    torch.manual_seed(0)
+    model, sae = make_tiny("llama", d=32), TopKSAE(SAEConfig(d_in=32, d_sae=16, k=4, hook_point="blocks.1.resid_post"))
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=16)
+    rec = next(r for r in explain_features(model, tokenizer, sae, windows, ExplainConfig(words=300, quantile_bins=4))
+               if r["frequency"] > 0.05)
+    bins = rec["quantile_contexts"]
+    assert [b["quantile"] for b in bins] == [[0.0, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]]
+    peaks = [[c["acts"][c["peak"]] for c in b["contexts"]] for b in bins]
+    assert all(len(p) == 2 for p in peaks)
+    assert max(peaks[0]) <= min(peaks[-1])  # the lowest quantile's examples sit below the highest's
+    assert all(a > 0 for p in peaks for a in p)

@@ -21,7 +21,7 @@ window.showFeature = function (rec) {
   text(document.getElementById("topact"), rec.topact_tokens.map(([t, c]) => `${JSON.stringify(t)}×${c}`).join("  "));
   const box = document.getElementById("contexts");
   const max = Math.max(rec.max_act, 1e-9);
-  for (const c of rec.top_contexts) {
+  const context = (c) => {
     const div = make("div", "ctx");
     c.tokens.forEach((t, i) => {
       const s = make("span", "tok" + (i === c.peak ? " peak" : ""), t);
@@ -30,9 +30,15 @@ window.showFeature = function (rec) {
       s.title = c.acts[i].toFixed(3);
       div.appendChild(s);
     });
-    box.appendChild(div);
-  }
+    return div;
+  };
+  for (const c of rec.top_contexts) box.appendChild(context(c));
   if (!rec.top_contexts.length) box.appendChild(make("div", "muted", "never fired on the corpus"));
+  const qbox = document.getElementById("quantiles");
+  for (const q of [...(rec.quantile_contexts || [])].reverse()) {  // highest quantile first
+    qbox.appendChild(make("div", "muted", `activation quantile ${Math.round(100 * q.quantile[0])}–${Math.round(100 * q.quantile[1])}%`));
+    for (const c of q.contexts) qbox.appendChild(context(c));
+  }
   text(document.getElementById("density"), `fires on ${(100 * rec.frequency).toFixed(3)}% of tokens, max activation ${rec.max_act.toFixed(3)}`);
   const counts = rec.histogram.counts, top = Math.max(...counts, 1), W = 400, H = 90, bw = W / counts.length;
   const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
