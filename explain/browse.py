@@ -101,6 +101,8 @@ def main(argv=None) -> None:
     s.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post", help="with --live: SAE folder or name")
     s.add_argument("--model", help="with --live: default the model named in the SAE's cfg.json")
     s.add_argument("--host", help="bind address (default 127.0.0.1); giving it is what allows a non-loopback one")
+    s.add_argument("--interventions", nargs="*", default=[],
+                   help="with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply")
     args = p.parse_args(argv)
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
@@ -112,8 +114,11 @@ def main(argv=None) -> None:
         sae = TopKSAE.load(args.sae)
         name = args.model or sae.cfg.model_name or EMBEDDED
         model, tok = load_lm(name)
-        server = serve_live(args.site, LiveModel(model, tok, sae, name=name), args.host or "127.0.0.1", args.port,
-                            allow_remote=args.host is not None)
+        from steering.intervention import load_interventions
+
+        saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
+        server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), args.host or "127.0.0.1",
+                            args.port, allow_remote=args.host is not None)
         print(f"serving {args.site} live ({name}, {args.sae}) on http://{args.host or '127.0.0.1'}:{args.port}/",
               flush=True)
         server.run()

@@ -6,8 +6,10 @@
     POST /api/activations                {"text", "feature"?} → tokens, each token's top features, and the
                                          activation of `feature` at every token (test your text)
     POST /api/steer                      {"prompt", "features", "operator", "strength", "positions",
-                                         "max_new_tokens", "seed"} → unsteered and steered continuations from
-                                         the same seed, and the features' activation over the generated tokens
+                                         "max_new_tokens", "seed", "saved"?} → unsteered and steered continuations
+                                         from the same seed, and the features' activation over the generated
+                                         tokens; "saved" adds a saved intervention file (AURA, DiffMean, …)
+                                         the server was started with (--interventions)
     GET  /api/nearest/{feature}          the features whose decoder rows are closest in cosine
 
 One LM call runs at a time (a lock: requests queue). Request sizes are bounded (`Limits`): too long a text
@@ -49,7 +51,8 @@ class ActivationsRequest(BaseModel):
 
 class SteerRequest(BaseModel):
     prompt: str
-    features: list[int] = Field(min_length=1)
+    features: list[int] = []
+    saved: str | None = None  # the name of a saved intervention file the server holds
     operator: Literal["amplify", "calibrate", "inject"] = "amplify"
     strength: float = 4.0
     positions: Literal["all", "prompt", "generated"] = "all"
@@ -60,8 +63,14 @@ class SteerRequest(BaseModel):
 class LiveModel:
     """The LM, tokenizer and SAE behind the API, with a lock so one call runs at a time."""
 
-    def __init__(self, model, tokenizer, sae: TopKSAE, limits: Limits | None = None, name: str = ""):
+    def __init__(self, model, tokenizer, sae: TopKSAE, limits: Limits | None = None, name: str = "",
+                 saved: dict[str, list] | None = None):
+        """`saved`: {name: interventions} (e.g. from steering.intervention.load_interventions) the page may add."""
         self.model, self.tokenizer, self.sae = model.eval(), tokenizer, sae.eval()
+        self.saved = saved or {}
+        for ivs in self.saved.values():
+            for iv in ivs:
+                iv.check_width(model)
         self.limits, self.name, self.lock = limits or Limits(), name, threading.Lock()
         self.hook = sae.cfg.hook_point
         W = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)
@@ -106,8 +115,13 @@ class LiveModel:
         self._check_text(req.prompt, "prompt")
         if req.max_new_tokens > self.limits.max_new_tokens:
             raise ValueError(f"max_new_tokens={req.max_new_tokens}; the limit is {self.limits.max_new_tokens}")
-        features = self._features(req.features)
-        iv = self.intervention(features, req.operator, req.strength)
+        if not req.features and req.saved is None:
+            raise ValueError("Choose at least one feature, or a saved intervention file")
+        if req.saved is not None and req.saved not in self.saved:
+            raise ValueError(f"No saved interventions named {req.saved!r}; the server holds {sorted(self.saved)}")
+        features = self._features(req.features) if req.features else []
+        ivs = [self.intervention(features, req.operator, req.strength)] if features else []
+        ivs += self.saved.get(req.saved, [])
         enc = self.tokenizer(req.prompt, return_tensors="pt", add_special_tokens=False)
         kw = dict(max_new_tokens=req.max_new_tokens, do_sample=True, temperature=1.0,
                   pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
@@ -115,19 +129,20 @@ class LiveModel:
             torch.manual_seed(req.seed)
             plain = self.model.generate(**enc, **kw)
             torch.manual_seed(req.seed)
-            with steer(self.model, [iv], positions=req.positions):
+            with steer(self.model, ivs, positions=req.positions):
                 steered = self.model.generate(**enc, **kw)
             # the features' activation (as the SAE reads them, unsteered forward) over each continuation
             traces = [self.sae.feature_acts(capture(self.model, out, None, [self.hook]).acts[self.hook])[
-                enc.input_ids.shape[1]:, features].sum(-1).float().tolist() for out in (plain, steered)]
+                enc.input_ids.shape[1]:, features].sum(-1).float().tolist() if features else [] for out in
+                (plain, steered)]
         n = enc.input_ids.shape[1]
         text = lambda out: self.tokenizer.decode(out[0, n:], skip_special_tokens=True)
         tokens = lambda out: [self.tokenizer.decode([t]) for t in out[0, n:].tolist()]
         return {"unsteered": text(plain), "steered": text(steered),
                 "unsteered_tokens": tokens(plain), "steered_tokens": tokens(steered),
                 "unsteered_trace": [round(a, 4) for a in traces[0]], "steered_trace": [round(a, 4) for a in traces[1]],
-                "features": features, "operator": req.operator, "strength": req.strength,
-                "snippet": snippet(self.name, self.sae, features, req)}
+                "features": features, "operator": req.operator, "strength": req.strength, "saved": req.saved,
+                "snippet": snippet(self.name, self.sae, features, req) if features and req.saved is None else ""}
 
     def nearest(self, feature: int, n: int = 10) -> list[list]:
         f = self._features([feature])[0]
@@ -174,7 +189,7 @@ def make_app(site: str | Path, live: LiveModel):
     @app.get("/api/health")
     def health() -> dict:
         return {"model": live.name, "sae": _sae_ref(live.sae), "hook_point": live.hook, "d_sae": live.sae.d_sae,
-                "operators": list(OPERATORS), "limits": asdict(live.limits)}
+                "operators": list(OPERATORS), "limits": asdict(live.limits), "saved": sorted(live.saved)}
 
     @app.post("/api/activations")
     def activations(req: ActivationsRequest) -> dict:

@@ -13,6 +13,7 @@ from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from explain.live import LiveModel, serve_live
 from sae.data import TextSource
 from sae.model import SAEConfig, TopKSAE
+from steering.intervention import AddVector, Scale
 from tests.conftest import make_tiny
 from tests.test_browse import ARTIFACTS, CHROMIUM, EVIL
 
@@ -32,7 +33,11 @@ def live(tmp_path_factory, tokenizer):
     with socket.socket() as s:  # a free port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = serve_live(site, LiveModel(model, tokenizer, sae, name="tiny"), port=port)
+    # saved interventions the page may apply (as an AURA or DiffMean file would be): scale layer 0's MLP units
+    # and push the residual stream along a fixed direction
+    push = [Scale("blocks.0.mlp_act", torch.full((64,), 0.5)), AddVector(HOOK, torch.randn(32), coef=20.0)]
+    saved = {"push": push}
+    server = serve_live(site, LiveModel(model, tokenizer, sae, name="tiny", saved=saved), port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -59,6 +64,11 @@ def test_api_bounds_and_errors_keep_the_server_serving(live):
     assert post(url, "/api/steer", {"prompt": "The", "features": [99]}).status_code == 422  # no such feature
     assert post(url, "/api/steer", {"prompt": "The", "features": [1], "operator": "rm -rf"}).status_code == 422
     assert httpx.get(f"{url}/api/health").status_code == 200  # still serving
+    assert health["saved"] == ["push"]
+    only_saved = post(url, "/api/steer", {"prompt": "The town", "saved": "push", "max_new_tokens": 12}).json()
+    assert only_saved["steered"] != only_saved["unsteered"] and only_saved["steered_trace"] == []
+    assert post(url, "/api/steer", {"prompt": "The", "saved": "aura"}).status_code == 422
+    assert "at least one feature" in post(url, "/api/steer", {"prompt": "The"}).json()["detail"]
     near = httpx.get(f"{url}/api/nearest/3").json()
     assert len(near) == 10 and 3 not in [f for f, _ in near]
     assert [c for _, c in near] == sorted((c for _, c in near), reverse=True)
@@ -126,6 +136,14 @@ def test_live_pages_in_chromium(live):
         snippet = page.locator("#st-snippet").text_content()
         assert "iv = Inject.from_sae(sae, [7], m=200.0)" in snippet and "torch.manual_seed(0)" in snippet
         assert page.locator("#nearest a").count() == 10
+        # a saved intervention file alone, chosen on the page
+        page.uncheck("#st-self")
+        page.select_option("#st-saved", "push")
+        page.click("#st-go")
+        page.wait_for_function("document.querySelector('#st-snippet').innerText === ''")
+        assert page.locator("#st-plain").inner_text() != page.locator("#st-steered").inner_text()
+        page.check("#st-self")
+        page.select_option("#st-saved", "")
         # an oversized request is refused with its reason on the page, and the page keeps working
         page.fill("#st-n", "500")
         page.click("#st-go")

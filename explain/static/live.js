@@ -15,8 +15,8 @@ function renderTokens(box, tokens, acts, max, extra) {
   box.replaceChildren();
   tokens.forEach((t, i) => {
     const s = mk("span", "tok", t);
-    const a = acts ? acts[i] : 0;
-    s.dataset.act = a; s.title = acts ? a.toFixed(3) : "";
+    const a = acts && acts.length ? acts[i] : 0;
+    s.dataset.act = a; s.title = acts && acts.length ? a.toFixed(3) : "";
     if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * Math.min(1, a / Math.max(max, 1e-9))})`;
     if (extra) extra(s, i);
     box.appendChild(s);
