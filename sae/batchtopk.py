@@ -43,11 +43,18 @@ class BatchTopKSAE(TopKSAE):
 
     @torch.no_grad()
     def _update_threshold(self, kept: torch.Tensor) -> None:
-        if kept.numel() == 0 or not self.training:
+        if not self.training:
             return
-        t = kept.min().float()
+        # Every rank takes part in the all-reduce, even one whose batch kept nothing (it adds 0 to both sums).
+        t = kept.min().float() if kept.numel() else self.threshold.new_zeros(())
+        n = self.threshold.new_tensor(float(kept.numel() > 0))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # one θ on every rank
+            torch.distributed.all_reduce(t)
+            torch.distributed.all_reduce(n)
+        if n == 0:
+            return
         rate = THRESHOLD_LR if self.threshold[0] > 0 else 1.0
-        self.threshold.mul_(1 - rate).add_(rate * t)
+        self.threshold.mul_(1 - rate).add_(rate * t / n)
 
     def extra_state(self, scale: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"threshold": self.threshold / scale.float()}

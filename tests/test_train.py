@@ -97,6 +97,7 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_lm_dir):
            f"--data.model_name={tiny_lm_dir}", f"--data.hook_points=[{HOOK}]", "--data.ctx_len=32",
            "--data.batch_size=128", "--data.max_tokens=8000", "--data.buffer_tokens=2048",
            f"--data.cache_dir={tmp_path / 'cache'}", "--model.expansion_factor=2", "--model.k=4",
+           "--model.architecture=batchtopk",  # its threshold is all-reduced: every rank must join each step
            f"--model.save_dir={out}", f"--trainer.default_root_dir={tmp_path}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -104,6 +105,7 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_lm_dir):
     assert "world_size=2" in proc.stderr or "MEMBER: 2/2" in proc.stderr + proc.stdout
     sae = TopKSAE.load(out / HOOK)
     assert sae.d_sae == 64 and torch.isfinite(sae.W_enc).all()
+    assert sae.cfg.architecture == "batchtopk" and (sae.threshold > 0).all()
 
 
 def test_errors(tmp_path, tiny_lm_dir):
