@@ -141,3 +141,28 @@ def test_bad_architecture_configs():
         SAEConfig(D, N, K, architecture="matryoshka", matryoshka_widths=[64, 32, 256])
     with pytest.raises(ValueError, match="max_l0 must be in k..d_sae"):
         SAEConfig(D, N, K, architecture="batchtopk", max_l0=3)
+
+
+@pytest.mark.parametrize("arch", ["batchtopk", "matryoshka"])
+def test_explain_and_steer_use_the_architectures(arch, tokenizer):
+    from explain.explanations import ExplainConfig, explain_features
+    from sae.data import TextSource
+    from steering.inject import Inject
+    from steering.intervention import steer
+    from steering.sae_steering import FeatureEdit
+    from tests.conftest import make_tiny
+
+    torch.manual_seed(0)
+    model = make_tiny("llama", d=32)
+    sae = sae_class(arch)(SAEConfig(32, 64, 4, hook_point="blocks.1.resid_post", architecture=arch))
+    with torch.no_grad():
+        sae.threshold.fill_(0.05)
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=8)
+    records = list(explain_features(model, tokenizer, sae, windows, ExplainConfig(words=300, top_m=5)))
+    assert len(records) == 64 and sum(r["frequency"] > 0 for r in records) > 10
+    ids = torch.randint(3, 500, (2, 6))
+    with torch.no_grad():
+        clean = model(ids).logits
+        for iv in (FeatureEdit.from_sae(sae, [1, 2], alpha=4.0), Inject.from_sae(sae, [1, 2], m=30.0)):
+            with steer(model, [iv]):
+                assert not torch.allclose(model(ids).logits, clean)
