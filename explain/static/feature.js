@@ -72,23 +72,7 @@ if (Number.isInteger(id)) liveInit(() => {
       renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, Math.max(...r.acts, 1e-9));
     } catch (x) { err(e, x); }
   };
-  document.getElementById("st-go").onclick = async () => {
-    const e = document.getElementById("st-err"); err(e);
-    const more = document.getElementById("st-more").value.split(",").map(s => s.trim()).filter(Boolean).map(Number);
-    try {
-      const saved = document.getElementById("st-saved").value || null;
-      const self = document.getElementById("st-self").checked ? [id] : [];
-      const r = await api("api/steer", {prompt: document.getElementById("st-prompt").value, features: [...self, ...more], saved,
-        operator: document.getElementById("st-op").value, strength: parseFloat(document.getElementById("st-strength").value),
-        positions: document.getElementById("st-pos").value, max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
-      const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);  // [] when only a saved file steers
-      renderTokens(document.getElementById("st-plain"), r.unsteered_tokens, r.unsteered_trace, max);
-      renderTokens(document.getElementById("st-steered"), r.steered_tokens, r.steered_trace, max);
-      document.getElementById("st-snippet").textContent = r.snippet;
-    } catch (x) { err(e, x); }
-  };
-  const sel = document.getElementById("st-saved");
-  for (const name of LIVE.saved) { const o = mk("option", "", name); o.value = name; sel.appendChild(o); }
+  steerPanel(() => document.getElementById("st-self").checked ? [id] : []);
   api(`api/nearest/${id}`).then(list => {
     const box = document.getElementById("nearest");
     for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }

@@ -30,3 +30,24 @@ async function liveInit(onReady) {
   if (m) m.textContent = `live: ${LIVE.model}, ${LIVE.sae} (${LIVE.d_sae} features)`;
   onReady();
 }
+
+// The steer panel (feature page and steer.html): `own()` gives the page's own features, #st-more adds others.
+function steerPanel(own) {
+  const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
+  const sel = document.getElementById("st-saved");
+  for (const name of LIVE.saved) { const o = mk("option", "", name); o.value = name; sel.appendChild(o); }
+  document.getElementById("st-go").onclick = async () => {
+    const e = document.getElementById("st-err"); err(e);
+    const more = document.getElementById("st-more").value.split(",").map(s => s.trim()).filter(Boolean).map(Number);
+    try {
+      const r = await api("api/steer", {prompt: document.getElementById("st-prompt").value, features: [...own(), ...more],
+        saved: sel.value || null, operator: document.getElementById("st-op").value,
+        strength: parseFloat(document.getElementById("st-strength").value), positions: document.getElementById("st-pos").value,
+        max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
+      const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);  // [] when only a saved file steers
+      renderTokens(document.getElementById("st-plain"), r.unsteered_tokens, r.unsteered_trace, max);
+      renderTokens(document.getElementById("st-steered"), r.steered_tokens, r.steered_trace, max);
+      document.getElementById("st-snippet").textContent = r.snippet;
+    } catch (x) { err(e, x); }
+  };
+}
