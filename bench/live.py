@@ -8,16 +8,20 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
+# bench/explain.py would shadow the explain package when this runs as `python bench/live.py`
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from explain.live import LiveModel, serve_live
-from sae.lm import load_lm
-from sae.model import TopKSAE
+import httpx  # noqa: E402
+
+from explain.live import LiveModel, serve_live  # noqa: E402
+from sae.lm import load_lm  # noqa: E402
+from sae.model import TopKSAE  # noqa: E402
 
 TEXT = ("The committee met on Tuesday to discuss the new budget for the city library, which had been closed for "
         "repairs since the storm damaged its roof last spring, and several residents asked when it would reopen.")
