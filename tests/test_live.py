@@ -49,6 +49,14 @@ def live(tmp_path_factory, tokenizer):
     thread.join(timeout=10)
 
 
+def steer_on_page(page, operator: str, strength: str, prompt: str = "The town", new_tokens: str = "12") -> None:
+    page.fill("#st-prompt", prompt)
+    page.select_option("#st-op", operator)
+    page.fill("#st-strength", strength)
+    page.fill("#st-n", new_tokens)
+    page.click("#st-go")
+
+
 def post(url, path, body):
     return httpx.post(f"{url}{path}", json=body, timeout=60)
 
@@ -121,11 +129,7 @@ def test_live_pages_in_chromium(live):
         page.wait_for_function("document.querySelector('#tt-out').innerText.includes('script')")
         assert "<script>" in page.locator("#tt-out").inner_text() and page.evaluate("window.__pwned") is None
         # steer at strength 0: the same text as unsteered (same seed); a large Inject changes it
-        page.fill("#st-prompt", "The town")
-        page.select_option("#st-op", "amplify")
-        page.fill("#st-strength", "0")
-        page.fill("#st-n", "12")
-        page.click("#st-go")
+        steer_on_page(page, "amplify", "0")
         page.wait_for_selector("#st-steered .tok")
         assert page.locator("#st-plain").inner_text() == page.locator("#st-steered").inner_text()
         page.select_option("#st-op", "inject")
@@ -147,11 +151,7 @@ def test_live_pages_in_chromium(live):
         # the page that combines several features
         page.goto(f"{url}/steer.html?features=7,3")
         page.wait_for_selector(".live:not([hidden])")
-        page.fill("#st-prompt", "The town")
-        page.select_option("#st-op", "inject")
-        page.fill("#st-strength", "200")
-        page.fill("#st-n", "12")
-        page.click("#st-go")
+        steer_on_page(page, "inject", "200")
         page.wait_for_function("document.querySelector('#st-snippet').textContent.includes('[7, 3]')")
         assert page.locator("#st-plain").inner_text() != page.locator("#st-steered").inner_text()
         page.screenshot(path=str(ARTIFACTS / "live_steer.png"), full_page=True)
