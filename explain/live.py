@@ -73,8 +73,7 @@ class LiveModel:
                 iv.check_width(model)
         self.limits, self.name, self.lock = limits or Limits(), name, threading.Lock()
         self.hook = sae.cfg.hook_point
-        W = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)
-        self._unit_dec = W
+        self._unit_dec = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)  # for nearest()
 
     def _check_text(self, text: str, what: str) -> None:
         if not text.strip():
