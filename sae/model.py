@@ -73,7 +73,8 @@ class SAEConfig:
             self.matryoshka_widths = [int(v) for v in w]
 
     def to_saelens(self) -> dict:
-        """cfg.json: ours, in SAELens' key names where they exist (`sae.export` writes what SAELens loads)."""
+        """cfg.json: ours, in SAELens' key names where they exist (`sae.checkpoints.export_saelens` writes what
+        SAELens loads)."""
         return {**asdict(self), "hook_name": self.hook_point, "activation_fn_kwargs": {"k": self.k},
                 "normalize_activations": "none", "apply_b_dec_to_input": True}
 
