@@ -32,6 +32,7 @@ from sae.model import TopKSAE, feature_ids
 from steering.inject import Inject
 from steering.intervention import steer
 from steering.sae_steering import Amplify, Calibrate
+from steering.sampling import shared_noise_sampling
 
 OPERATORS = ("amplify", "calibrate", "inject")
 
@@ -121,20 +122,21 @@ class LiveModel:
         features = self._features(req.features) if req.features else []
         ivs = [self.intervention(features, req.operator, req.strength)] if features else []
         ivs += self.saved.get(req.saved, [])
-        enc = self.tokenizer(req.prompt, return_tensors="pt", add_special_tokens=False)
-        kw = dict(max_new_tokens=req.max_new_tokens, do_sample=True, temperature=1.0,
-                  pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        ids = self.tokenizer(req.prompt, return_tensors="pt", add_special_tokens=False).input_ids.repeat(2, 1)
+        n = ids.shape[1]
+        # one batch, two rows: row 0 unsteered, row 1 steered, both drawing from the same noise (a strength
+        # that changes nothing reproduces the unsteered text); half the decode steps of two generate calls
         with self.lock:
-            torch.manual_seed(req.seed)
-            plain = self.model.generate(**enc, **kw)
-            torch.manual_seed(req.seed)
-            with steer(self.model, ivs, positions=req.positions):
-                steered = self.model.generate(**enc, **kw)
+            with steer(self.model, ivs, positions=req.positions, rows=[1]):
+                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                          max_new_tokens=req.max_new_tokens, **shared_noise_sampling(req.seed),
+                                          pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
             # the features' activation (as the SAE reads them, unsteered forward) over each continuation
-            traces = [self.sae.feature_acts(capture(self.model, out, None, [self.hook]).acts[self.hook])[
-                enc.input_ids.shape[1]:, features].sum(-1).float().tolist() if features else [] for out in
-                (plain, steered)]
-        n = enc.input_ids.shape[1]
+            traces = [[], []]
+            if features:
+                acts = capture(self.model, out, None, [self.hook]).acts[self.hook]  # (2 · seq, d), row-major
+                traces = self.sae.feature_acts(acts)[:, features].sum(-1).float().view(2, -1)[:, n:].tolist()
+        plain, steered = out[:1], out[1:]
         text = lambda out: self.tokenizer.decode(out[0, n:], skip_special_tokens=True)
         tokens = lambda out: [self.tokenizer.decode([t]) for t in out[0, n:].tolist()]
         return {"unsteered": text(plain), "steered": text(steered),
@@ -157,14 +159,15 @@ def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerReques
         req.operator]
     module = "steering.inject" if cls == "Inject" else "steering.sae_steering"
     return "\n".join([
-        "import torch", "from sae.lm import load_lm", "from sae.model import TopKSAE",
-        "from steering.intervention import steer", f"from {module} import {cls}", "",
+        "from sae.lm import load_lm", "from sae.model import TopKSAE",
+        "from steering.intervention import steer", "from steering.sampling import shared_noise_sampling",
+        f"from {module} import {cls}", "",
         f"model, tok = load_lm({model_name!r})", f"sae = TopKSAE.load({_sae_ref(sae)!r})",
         f"iv = {cls}.from_sae(sae, {features}, {arg}={req.strength})",
         f"enc = tok({req.prompt!r}, return_tensors='pt', add_special_tokens=False)",
-        f"torch.manual_seed({req.seed})",
         f"with steer(model, [iv], positions={req.positions!r}):",
-        f"    out = model.generate(**enc, max_new_tokens={req.max_new_tokens}, do_sample=True, temperature=1.0)",
+        f"    out = model.generate(**enc, max_new_tokens={req.max_new_tokens},",
+        f"                         **shared_noise_sampling(seed={req.seed}))",
         "print(tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True))"])
 
 

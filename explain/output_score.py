@@ -150,12 +150,9 @@ def main(argv=None) -> None:
     rows = output_scores(model, tok, sae, words, {f: records[f]["max_act"] for f in features},
                          m_factor=args.m_factor, new_tokens=args.new_tokens)
     stats = collect_stats(model, sae, TextSource(args.corpus, ctx_len=64).load(tok, args.windows), top_n=10)
-    embedder = load_embedder()
-    for m in methods:
-        aurocs = embedding_aurocs(records, stats, tok, m, embedder, features)
-        for r in rows:
-            if r["method"] == m:
-                r["input_auroc"] = aurocs.get(r["feature"])
+    aurocs = embedding_aurocs(records, stats, tok, methods, load_embedder(), features)
+    for r in rows:
+        r["input_auroc"] = aurocs[r["method"]].get(r["feature"])
     table = summarise(rows, ("logprob_gain", "similarity", "input_auroc"))
     write_table(rows, args.out, "per_feature")
     write_table(table, args.out, "output_score")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,16 +33,18 @@ def embedding_auroc(records: dict[int, dict], stats: FeatureStats, tokenizer, me
                     features: list[int], seed: int = 0) -> float:
     """Mean over `features` of AUROC(similarity(explanation, context)): held-out top contexts (label 1) vs
     contexts from windows where the feature never fires (label 0), as many of each."""
-    return float(np.mean(list(embedding_aurocs(records, stats, tokenizer, method, embedder, features, seed).values())))
+    aucs = embedding_aurocs(records, stats, tokenizer, [method], embedder, features, seed)[method]
+    return float(np.mean(list(aucs.values())))
 
 
-def embedding_aurocs(records: dict[int, dict], stats: FeatureStats, tokenizer, method: str, embedder,
-                     features: list[int], seed: int = 0) -> dict[int, float]:
-    """{feature: its embedding AUROC} for the features that can be scored (see `embedding_auroc`)."""
+def embedding_aurocs(records: dict[int, dict], stats: FeatureStats, tokenizer, methods: Sequence[str], embedder,
+                     features: list[int], seed: int = 0) -> dict[str, dict[int, float]]:
+    """{method: {feature: its embedding AUROC}} for the features that can be scored (see `embedding_auroc`).
+    Every method is scored on the same contexts, embedded once."""
     rng = random.Random(seed)
     S, k = stats.windows.shape[1], stats.code_indices.shape[1]
     fired_idx = torch.where(stats.code_values.float() > 0, stats.code_indices.long(), -1).view(-1, S * k)
-    texts, groups = [], []
+    contexts, groups = [], []
     for f in features:
         pos = [(int(w), int(p)) for v, w, p in zip(stats.top_values[f], stats.top_windows[f], stats.top_peaks[f])
                if v > 0]
@@ -49,19 +52,22 @@ def embedding_aurocs(records: dict[int, dict], stats: FeatureStats, tokenizer, m
         if len(pos) < 3 or len(inactive) < 3:
             continue  # too rare or too dense on this corpus to score
         neg = [(w, rng.randrange(S)) for w in rng.sample(inactive, min(len(pos), len(inactive)))]
-        texts += [" ".join(explanation_words(records[f], method))]
-        texts += [_context_text(stats, w, p, tokenizer) for w, p in pos + neg]
+        contexts += [_context_text(stats, w, p, tokenizer) for w, p in pos + neg]
         groups.append((f, len(pos), len(neg)))
     if not groups:
         raise ValueError("No feature had 3 or more top contexts and 3 windows without it on the held-out "
                          "corpus; use more windows")
-    emb = torch.as_tensor(embedder.encode(texts, batch_size=64, normalize_embeddings=True))
-    aucs, i = {}, 0
-    for f, n_pos, n_neg in groups:
-        sims = (emb[i + 1 : i + 1 + n_pos + n_neg] @ emb[i]).numpy()
-        aucs[f] = float(roc_auc_score(np.r_[np.ones(n_pos), np.zeros(n_neg)], sims))
-        i += 1 + n_pos + n_neg
-    return aucs
+    explanations = [" ".join(explanation_words(records[f], m)) for m in methods for f, _, _ in groups]
+    emb = torch.as_tensor(embedder.encode(contexts + explanations, batch_size=64, normalize_embeddings=True))
+    ctx, expl = emb[: len(contexts)], emb[len(contexts) :].view(len(methods), len(groups), -1)
+    out = {m: {} for m in methods}
+    i = 0
+    for g, (f, n_pos, n_neg) in enumerate(groups):
+        labels = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+        for j, m in enumerate(methods):
+            out[m][f] = float(roc_auc_score(labels, (ctx[i : i + n_pos + n_neg] @ expl[j, g]).numpy()))
+        i += n_pos + n_neg
+    return out
 
 
 def vocabulary_stats(records: list[dict], method: str, frequent: set[str], m: int = 5) -> dict[str, float]:
@@ -84,10 +90,11 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
 
     embedder = embedder or load_embedder()
     frequent = set(top_n_list("en", 100))
+    methods = ("mi", "topact", "logit_lens")
+    aucs = embedding_aurocs(records, stats, tokenizer, methods, embedder, features)
     rows = []
-    for method in ("mi", "topact", "logit_lens"):
-        row = {"method": method,
-               "embedding_auroc": embedding_auroc(records, stats, tokenizer, method, embedder, features)}
+    for method in methods:
+        row = {"method": method, "embedding_auroc": float(np.mean(list(aucs[method].values())))}
         row.update(vocabulary_stats(list(records.values()), method, frequent))
         rows.append(row)
     return rows

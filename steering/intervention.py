@@ -125,25 +125,42 @@ class _Positions:
         return is_prompt if mode == "prompt" else ~is_prompt
 
 
-def _edit(iv: Intervention, state: _Positions, mode: str):
-    if mode == "all":
+def _edit(iv: Intervention, state: _Positions, mode: str, rows: Sequence[int] | None):
+    if mode == "all" and rows is None:
         return iv.apply
 
-    def fn(x: torch.Tensor) -> torch.Tensor | None:
-        mask = state.mask(x.shape[1], mode, x.device)
+    def fn(x: torch.Tensor) -> torch.Tensor | None:  # x: (batch, seq, d)
+        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        if mode != "all":
+            mask &= state.mask(x.shape[1], mode, x.device)[None, :]
+        if rows is not None:
+            mask &= _row_mask(rows, x.shape[0], x.device)[:, None]
         if not mask.any():
             return None
-        return torch.where(mask[None, :, None], iv.apply(x), x)
+        return torch.where(mask[..., None], iv.apply(x), x)
 
     return fn
 
 
+def _row_mask(rows: Sequence[int], batch: int, device) -> torch.Tensor:
+    if any(not 0 <= r < batch for r in rows):
+        raise ValueError(f"steer(rows={list(rows)}) names rows outside this batch of {batch}")
+    mask = torch.zeros(batch, dtype=torch.bool, device=device)
+    mask[list(rows)] = True
+    return mask
+
+
 @contextmanager
-def steer(model: nn.Module, interventions: Sequence[Intervention], positions: str = "all") -> Iterator[nn.Module]:
+def steer(model: nn.Module, interventions: Sequence[Intervention], positions: str = "all",
+          rows: Sequence[int] | None = None) -> Iterator[nn.Module]:
     """Apply `interventions` (in list order at each hook point) on every forward inside the block. Blocks
-    nest: an inner block's exit restores exactly what it found (the outer block keeps steering)."""
+    nest: an inner block's exit restores exactly what it found (the outer block keeps steering). `rows`:
+    steer only these rows of each batch (the others run unsteered), so a steered and an unsteered
+    continuation can share one batch and one random stream."""
     if positions not in POSITIONS:
         raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
+    if rows is not None:
+        rows = [int(r) for r in rows]
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise TypeError(f"steer takes Intervention objects, got {type(iv).__name__}")
@@ -166,7 +183,7 @@ def steer(model: nn.Module, interventions: Sequence[Intervention], positions: st
     try:  # each handle is kept the moment it exists, so a failing hook point leaves nothing behind
         handles.append(model.register_forward_pre_hook(state.on_forward, with_kwargs=True))
         for iv in interventions:
-            handles.append(add_hook(model, iv.hook_point, _edit(iv, state, positions)))
+            handles.append(add_hook(model, iv.hook_point, _edit(iv, state, positions, rows)))
         model.generate = generate
         yield model
     finally:

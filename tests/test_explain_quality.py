@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from explain.quality import _context_text, embedding_auroc, explanation_words, load_embedder, vocabulary_stats
+from explain.quality import (
+    _context_text,
+    embedding_auroc,
+    embedding_aurocs,
+    explanation_words,
+    load_embedder,
+    vocabulary_stats,
+)
 from explain.topact import collect_stats
 from sae.data import TextSource
 from sae.model import SAEConfig, TopKSAE
@@ -41,3 +48,12 @@ def test_embedding_auroc_rewards_matching_explanations(tokenizer):
     good = embedding_auroc(own, stats, tokenizer, "mi", embedder, feats)
     bad = embedding_auroc(shifted, stats, tokenizer, "mi", embedder, feats)
     assert 0 <= bad < good <= 1
+    # several methods at once: each scored as on its own, the contexts embedded once (one encode call)
+    both = {f: {**own[f], "topact_tokens": shifted[f]["mi_words"]} for f in feats}
+    calls = []
+    counting = type("Counting", (), {"encode": lambda self, texts, **kw: calls.append(len(texts))
+                                     or embedder.encode(texts, **kw)})()
+    aucs = embedding_aurocs(both, stats, tokenizer, ["mi", "topact"], counting, feats)
+    assert len(calls) == 1
+    assert sum(aucs["mi"].values()) / len(aucs["mi"]) == pytest.approx(good, abs=1e-6)
+    assert sum(aucs["topact"].values()) / len(aucs["topact"]) == pytest.approx(bad, abs=1e-6)

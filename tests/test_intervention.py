@@ -79,6 +79,42 @@ def test_left_padded_batch_equals_one_by_one(model, positions):
         assert torch.equal(row[: len(single)], single) and (row[len(single):] == 2).all()
 
 
+@pytest.mark.parametrize("positions", ["all", "generated"])
+def test_rows_steer_only_the_chosen_rows(model, positions):
+    ids = torch.randint(3, 500, (1, 6))
+    with steer(model, interventions(), positions=positions):
+        steered = greedy(model, ids)
+    with steer(model, interventions(), positions=positions, rows=[1]):
+        both = greedy(model, ids.repeat(2, 1))
+    plain = greedy(model, ids)
+    assert not torch.equal(steered, plain)
+    assert torch.equal(both[0], plain[0]) and torch.equal(both[1], steered[0])
+    with pytest.raises(ValueError, match="outside this batch of 2"), steer(model, interventions(), rows=[2]):
+        greedy(model, ids.repeat(2, 1))
+
+
+def test_shared_noise_sampling_samples_the_softmax_and_pairs_rows(model):
+    from steering.sampling import SharedNoiseSampling, shared_noise_sampling
+
+    # Gumbel-max draws from softmax(logits / T): frequencies over 20k draws within 0.015 of the probabilities
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]])
+    for t in (1.0, 0.5):
+        proc = SharedNoiseSampling(seed=3, temperature=t)
+        draws = torch.stack([proc(None, logits).argmax(-1)[0] for _ in range(20_000)])
+        freq = torch.bincount(draws, minlength=5).double() / len(draws)
+        assert freq[4] == 0 and torch.allclose(freq, (logits[0].double() / t).softmax(-1), atol=0.015)
+    # the same seed gives the same text; rows with equal prompts stay equal; the batch size does not matter
+    ids = torch.randint(3, 500, (1, 6))
+    gen = lambda x, seed: model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=12,
+                                         pad_token_id=2, **shared_noise_sampling(seed))
+    one, again, other = gen(ids, 0), gen(ids, 0), gen(ids, 1)
+    pair = gen(ids.repeat(2, 1), 0)
+    assert torch.equal(one, again) and not torch.equal(one, other)
+    assert torch.equal(pair[0], one[0]) and torch.equal(pair[1], one[0])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        SharedNoiseSampling(temperature=0)
+
+
 def test_hooks_removed_after_exception(model):
     ids = torch.randint(3, 500, (1, 5))
     with torch.no_grad():
