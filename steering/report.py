@@ -10,9 +10,11 @@ DiffMean / SAE-feature fits on the *train* part of the labelled data → judges 
 method's strength chosen on dev prompts → every row evaluated on test prompts with 95 % CIs.
 
 Rows: original, prompting, DiffMean (add, ablate), Linear-AcT, AURA, Det0, DAMP, SAE amplification, SAE
-calibration, AURA + the best SAE row, prompting + the best activation row ("best": lowest dev rate).
+calibration, SAE inject, AURA + the best SAE row, prompting + the best activation row ("best": lowest dev rate).
 SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic tweets): amplification
 weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed).
+SAE inject is the MI paper's pipeline: the features whose explanations read like `inject_concept`
+(`features.by_concept`) brought to magnitude m by `Inject` (grid over m).
 """
 from __future__ import annotations
 
@@ -68,6 +70,9 @@ class ReportConfig:
     calibrate_beta: float = 0.0
     diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    inject_concept: str = "respectful, polite, kind, friendly, peaceful"
+    inject_features: int = 8
+    inject_m: list[float] = field(default_factory=lambda: [2.5, 5.0, 10.0])
 
 
 HELP = {
@@ -92,6 +97,9 @@ HELP = {
     "calibrate_features": "SAE calibration grid: features removed", "calibrate_beta": "SAE calibration β",
     "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
     "linear_act_strength": "Linear-AcT grid: λ",
+    "inject_concept": "SAE inject (the MI paper's operator) acts on the features whose MI explanations read most "
+                      "like this", "inject_features": "features SAE inject acts on",
+    "inject_m": "SAE inject grid: m, the magnitude each feature is brought to",
 }
 
 
@@ -156,7 +164,8 @@ def run(cfg: ReportConfig) -> Path:
     from steering.aura import collect_pooled, damp, default_hook_points, det0, scores_from_responses
     from steering.diffmean import DiffMean, mean_activation
     from steering.evaluate import profanity_scorer
-    from steering.features import describe, for_removal
+    from steering.features import by_concept, describe, for_removal
+    from steering.inject import Inject
     from steering.judges import refusal_judge, toxicity_judge
     from steering.labelled import load_labelled
     from steering.linear_act import LinearAcT, with_strength
@@ -194,6 +203,7 @@ def run(cfg: ReportConfig) -> Path:
     r = mean_activation(model, tok, toxic, hook) - mean_activation(model, tok, clean, hook)
     chosen = for_removal(model, tok, sae, toxic, clean, n=max(cfg.amplify_features, *cfg.calibrate_features))
     by_id = {rec["feature"]: rec for rec in records}
+    polite = by_concept(by_id, cfg.inject_concept, top=cfg.inject_features)
     timings["fits: AURA, Linear-AcT, DiffMean, SAE features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -218,6 +228,7 @@ def run(cfg: ReportConfig) -> Path:
           cfg.amplify_alpha, family="sae"),
         M("SAE calibration", lambda n: [Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)],
           cfg.calibrate_features, family="sae"),
+        M("SAE inject", lambda m: [Inject.from_sae(sae, polite.features, m=m)], cfg.inject_m, family="sae"),
     ]
     bcfg = benchmark.BenchConfig.quick() if cfg.quick else benchmark.BenchConfig(
         cfg.dev_prompts, cfg.test_prompts, cfg.dev_samples, cfg.test_samples, cfg.max_new_tokens, cfg.n_harmful,
@@ -227,7 +238,8 @@ def run(cfg: ReportConfig) -> Path:
     timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t
     logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
     curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
-    write_report(out, cfg, bcfg, sae, rows, describe(chosen, by_id), records, curves, timings)
+    write_report(out, cfg, bcfg, sae, rows, describe(chosen, by_id) + "\n\n" + describe(polite, by_id), records,
+                 curves, timings)
     return out / "report.md"
 
 

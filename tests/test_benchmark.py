@@ -2,6 +2,8 @@
 benchmark that chooses strengths on dev prompts only."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,17 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
     stats = (tmp_path / "stats.md").read_text()
     assert "minimum detectable reduction" in stats and "profanity: lexical judge" in stats
     assert (tmp_path / "toxicity_vs_perplexity.png").stat().st_size > 1000
+    # a rerun in the same folder resumes: every text and perplexity comes from <out>/cache, nothing is generated
+    def boom(*a, **kw):
+        raise AssertionError("recomputed a cached value")
+
+    monkeypatch.setattr(benchmark, "generate", boom)
+    monkeypatch.setattr(benchmark, "perplexity", boom)
+    again = benchmark.run(model, tok, methods, cfg, judges, tmp_path)
+    assert json.dumps(again) == json.dumps(rows)
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*.json")]
+    answers = [e for e in entries if e["kind"] == "answers"]
+    assert answers and all(len(e["value"]["benign"]) == cfg.n_benign for e in answers)
+    # the key follows the interventions' tensors, not just their names
+    key = lambda v: benchmark.setting_key(model, [DiffMean("blocks.1.resid_post", v, "add", 1.0)], None)
+    assert key(r) == key(r.clone()) == key(2 * r) != key(r.roll(1))  # DiffMean keeps the unit direction

@@ -8,7 +8,7 @@ from steering.report import COLUMNS, main
 from tests.conftest import make_tiny, make_tokenizer
 
 ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "Linear-AcT", "AURA", "Det0", "DAMP",
-        "SAE amplification", "SAE calibration"]
+        "SAE amplification", "SAE calibration", "SAE inject"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     main(["--model", chat_lm_dir, "--train-config", str(config), "--train-args", train_args, "--out", str(out),
           "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
           "--judge-per-class", "60", "--quick", "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8",
-          "--amplify-alpha", "-0.5", "-1", "--calibrate-features", "1", "2", "--linear-act-strength", "0.5"])
+          "--amplify-alpha", "-0.5", "-1", "--calibrate-features", "1", "2", "--linear-act-strength", "0.5",
+          "--inject-features", "3", "--inject-m", "2.5", "10"])
     report = (out / "report.md").read_text()
     section = report.split("## Steering benchmark")[1].split("\n\n")[1]
     table = [line for line in section.splitlines() if line.startswith("| ")]
