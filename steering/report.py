@@ -37,6 +37,9 @@ from sae.model import TopKSAE
 COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% toxic (profanity)", "fewer × (profanity)",
            "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL")
 
+ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "Linear-AcT", "AURA", "Det0", "DAMP",
+        "SAE amplification", "SAE calibration", "SAE inject")  # then the combined rows
+
 
 @dataclass
 class ReportConfig:
@@ -73,6 +76,7 @@ class ReportConfig:
     inject_concept: str = "respectful, polite, kind, friendly, peaceful"
     inject_features: int = 8
     inject_m: list[float] = field(default_factory=lambda: [2.5, 5.0, 10.0])
+    rows: list[str] = field(default_factory=list)  # run only these rows (and the original); empty: every row
 
 
 HELP = {
@@ -100,6 +104,8 @@ HELP = {
     "inject_concept": "SAE inject (the MI paper's operator) acts on the features whose MI explanations read most "
                       "like this", "inject_features": "features SAE inject acts on",
     "inject_m": "SAE inject grid: m, the magnitude each feature is brought to",
+    "rows": "run only these rows, by name (e.g. 'AURA' 'SAE inject'; the original always runs, and the combined "
+            "rows join when their parts run); default: every row",
 }
 
 
@@ -172,6 +178,9 @@ def run(cfg: ReportConfig) -> Path:
     from steering.prompting import Prompting
     from steering.sae_steering import Amplify, Calibrate
 
+    unknown = sorted(set(cfg.rows) - set(ROWS))
+    if unknown:
+        raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
     out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
     out.mkdir(parents=True, exist_ok=True)
     timings, start = {}, time.perf_counter()
@@ -230,6 +239,8 @@ def run(cfg: ReportConfig) -> Path:
           cfg.calibrate_features, family="sae"),
         M("SAE inject", lambda m: [Inject.from_sae(sae, polite.features, m=m)], cfg.inject_m, family="sae"),
     ]
+    assert tuple(m.name for m in methods) == ROWS
+    methods = [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
     bcfg = benchmark.BenchConfig.quick() if cfg.quick else benchmark.BenchConfig(
         cfg.dev_prompts, cfg.test_prompts, cfg.dev_samples, cfg.test_samples, cfg.max_new_tokens, cfg.n_harmful,
         cfg.n_benign, cfg.ppl_windows, cfg.ppl_budget, cfg.seed)
@@ -302,7 +313,7 @@ def main(argv=None) -> None:
     for f in fields(ReportConfig):
         default = f.default_factory() if f.default is MISSING else f.default
         if isinstance(default, list):
-            kind = float if isinstance(default[0], float) else int
+            kind = {"list[float]": float, "list[int]": int, "list[str]": str}[f.type]
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, nargs="*", default=default, help=HELP[f.name])
         elif isinstance(default, bool):
             p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=HELP[f.name])

@@ -55,3 +55,9 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     assert (out / "site" / "index.html").is_file() and (out / "explanations.jsonl").is_file()
     assert re.search(r"held-out AUROC [\d.]+ on \d+ texts", report) and "minimum detectable reduction" in report
     assert "Strength rule" in report and "## Feature examples" in report and (out / "selection.csv").is_file()
+
+
+def test_unknown_row_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"--rows \['Foo'\]: no such row; the rows are \['original'"):
+        main(["--rows", "AURA", "Foo", "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
