@@ -34,7 +34,7 @@ sweep: $(STAMP)
 	$(PY) -m sae.evaluate $(foreach k,$(SWEEP_K),runs/release/k$(k)/blocks.15.resid_post) --out reports/sae-sweep
 
 # TopK, BatchTopK and Matryoshka at k = 16, 32, 64 on the same mixture (reuses the TopK runs of `make sweep`; skips
-# runs that exist). About 2.5 hours on 2 CPU cores, Matryoshka k = 64 alone over 35 min.
+# runs that exist). About 2.5 hours on 2 CPU cores, Matryoshka k = 64 alone about 40 min.
 ARCH_K := 16 32 64
 sweep-architectures: $(STAMP)
 	for a in batchtopk matryoshka; do for k in $(ARCH_K); do [ -f runs/release/$$a-k$$k/blocks.15.resid_post/cfg.json ] \
