@@ -19,12 +19,14 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py fit --config configs/smollm2-135m.yaml
 
-# The model's own chat responses for the training mixture (bundled in data/generated/; about 55 min on 2 cores):
-# 3 answers per request and the list continuations, then a 4th answer per request.
+# The model's own chat responses for the training mixture (bundled in data/generated/; about 70 min on 2 cores):
+# 3 answers per request and the list continuations, then a 4th and a 5th answer per request.
 corpus: $(STAMP)
 	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m
 	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-more --samples 1 --first-sample 3 \
 		--list-samples 0 --seed 1000
+	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-fifth --samples 1 --first-sample 4 \
+		--list-samples 0 --seed 2000
 
 # The L0 sweep on the full mixture and its SAEBench-style evaluation (about an hour on 2 cores).
 SWEEP_K := 8 16 32 64 128

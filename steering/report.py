@@ -11,7 +11,8 @@ method's strength chosen on dev prompts → every row evaluated on test prompts 
 
 Rows: original, prompting, DiffMean (add, ablate), Linear-AcT, AURA, Det0, DAMP, SAE amplification, SAE
 calibration, SAE inject, AURA + the best SAE row, prompting + the best activation row ("best": lowest dev rate).
-SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic tweets): amplification
+SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic texts, `--contrast`: tweets,
+the model's own continuations of dev prompts, or both; DiffMean's direction comes from the same texts): amplification
 weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed).
 SAE inject is the MI paper's pipeline: the features whose explanations read like `inject_concept`
 (`features.by_concept`) brought to magnitude m by `Inject` (grid over m).
@@ -25,6 +26,7 @@ import json
 import math
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -73,6 +75,7 @@ class ReportConfig:
     calibrate_beta: float = 0.0
     diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    contrast: str = "tweets"  # the texts DiffMean and the SAE rows' features are fitted on: tweets | own | both
     inject_concept: str = "respectful, polite, kind, friendly, peaceful"
     inject_features: int = 8
     inject_m: list[float] = field(default_factory=lambda: [2.5, 5.0, 10.0])
@@ -101,6 +104,9 @@ HELP = {
     "calibrate_features": "SAE calibration grid: features removed", "calibrate_beta": "SAE calibration β",
     "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
     "linear_act_strength": "Linear-AcT grid: λ",
+    "contrast": "toxic vs non-toxic texts the DiffMean direction and the SAE rows' features are fitted on: 'tweets' "
+                "(Davidson, train part), 'own' (the model's own continuations of dev ToxiGen list prompts, labelled "
+                "by the MiniLM judge) or 'both'",
     "inject_concept": "SAE inject (the MI paper's operator) acts on the features whose MI explanations read most "
                       "like this", "inject_features": "features SAE inject acts on",
     "inject_m": "SAE inject grid: m, the magnitude each feature is brought to",
@@ -161,23 +167,109 @@ def training_curves(metrics_csv: Path, out: Path) -> Path | None:
     return save_figure(fig, out, dpi=110)
 
 
+class Fits:
+    """What the rows are built from, each fitted on the train part of the labelled data the first time a row
+    asks for it (so `--rows` pays only for what its rows use), its time recorded in `timings`."""
+
+    def __init__(self, cfg: ReportConfig, model, tok, sae: TopKSAE, records: list[dict], out: Path):
+        self.cfg, self.model, self.tok, self.sae, self.records, self.out = cfg, model, tok, sae, records, out
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, name: str, fn):
+        t = time.perf_counter()
+        value = fn()
+        self.timings[f"fit: {name}"] = time.perf_counter() - t
+        return value
+
+    @cached_property
+    def tweets(self) -> tuple[list[str], list[int]]:
+        from steering.labelled import load_labelled
+
+        return load_labelled("davidson", max_per_class=self.cfg.aura_per_class, seed=self.cfg.seed, part="train")
+
+    @cached_property
+    def contrast(self) -> tuple[list[str], list[str]]:
+        """(toxic, non-toxic) texts for DiffMean and the SAE features, by cfg.contrast."""
+        from steering.judges import toxicity_judge
+        from steering.labelled import own_continuations
+
+        parts = {"tweets": [self.tweets], "own": [], "both": [self.tweets]}[self.cfg.contrast]
+        if self.cfg.contrast in ("own", "both"):
+            parts.append(own_continuations(toxicity_judge(self.cfg.judge_per_class)))
+        texts = [x for t, _ in parts for x in t]
+        labels = [label for _, ys in parts for label in ys]
+        return [x for x, y in zip(texts, labels) if y == 1], [x for x, y in zip(texts, labels) if y == 0]
+
+    @cached_property
+    def pooled(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every MLP unit's response to each tweet, max- (AURA) and mean-pooled (Linear-AcT)."""
+        from steering.aura import collect_pooled, default_hook_points
+
+        units = default_hook_points(self.model)
+        return self._timed("unit responses (AURA, Linear-AcT)", lambda: collect_pooled(
+            self.model, self.tok, self.tweets[0], units, ("max", "mean")))
+
+    @cached_property
+    def aura_scores(self):
+        from steering.aura import scores_from_responses
+
+        scores = scores_from_responses(self.pooled["max"], torch.tensor(self.tweets[1]))
+        scores.save(self.out / "aura_scores.safetensors")
+        return scores
+
+    @cached_property
+    def linear_act(self):
+        from steering.linear_act import LinearAcT
+
+        is_toxic = torch.tensor(self.tweets[1]).bool()
+        pooled = self.pooled["mean"]
+        return LinearAcT.from_responses({h: r[is_toxic] for h, r in pooled.items()},
+                                        {h: r[~is_toxic] for h, r in pooled.items()})
+
+    @cached_property
+    def diff(self) -> torch.Tensor:
+        """(d,) mean activation on toxic − on non-toxic tweets at the SAE's hook point."""
+        from steering.diffmean import mean_activation
+
+        toxic, clean = self.contrast
+        hook = self.sae.cfg.hook_point
+        return self._timed("DiffMean direction", lambda: mean_activation(self.model, self.tok, toxic, hook)
+                           - mean_activation(self.model, self.tok, clean, hook))
+
+    @cached_property
+    def toxic_features(self):
+        from steering.features import for_removal
+
+        n = max(self.cfg.amplify_features, *self.cfg.calibrate_features)
+        return self._timed("SAE toxicity features", lambda: for_removal(self.model, self.tok, self.sae,
+                                                                        *self.contrast, n=n))
+
+    @cached_property
+    def concept_features(self):
+        from steering.features import by_concept
+
+        by_id = {rec["feature"]: rec for rec in self.records}
+        return by_concept(by_id, self.cfg.inject_concept, top=self.cfg.inject_features)
+
+
 def run(cfg: ReportConfig) -> Path:
     from explain.browse import build
     from explain.explanations import ExplainConfig, explain_features, write_jsonl
     from sae.data import TextSource
     from steering import benchmark
     from steering.aura import aura as aura_ivs
-    from steering.aura import collect_pooled, damp, default_hook_points, det0, scores_from_responses
-    from steering.diffmean import DiffMean, mean_activation
+    from steering.aura import damp, det0
+    from steering.diffmean import DiffMean
     from steering.evaluate import profanity_scorer
-    from steering.features import by_concept, describe, for_removal
+    from steering.features import describe
     from steering.inject import Inject
     from steering.judges import refusal_judge, toxicity_judge
-    from steering.labelled import load_labelled
-    from steering.linear_act import LinearAcT, with_strength
+    from steering.linear_act import with_strength
     from steering.prompting import Prompting
     from steering.sae_steering import Amplify, Calibrate
 
+    if cfg.contrast not in ("tweets", "own", "both"):
+        raise ValueError(f"--contrast {cfg.contrast!r}: choose 'tweets', 'own' or 'both'")
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
@@ -197,23 +289,7 @@ def run(cfg: ReportConfig) -> Path:
     build(out / "explanations.jsonl", out / "site", title=f"{cfg.model} {hook}")
     timings["explain + browser"] = time.perf_counter() - t
 
-    t = time.perf_counter()  # everything fitted here sees only the train part of the labelled data
-    texts, labels = load_labelled("davidson", max_per_class=cfg.aura_per_class, seed=cfg.seed, part="train")
-    toxic = [x for x, y in zip(texts, labels) if y == 1]
-    clean = [x for x, y in zip(texts, labels) if y == 0]
-    units = default_hook_points(model)
-    responses = collect_pooled(model, tok, texts, units, ("max", "mean"))  # AURA: max; Linear-AcT: mean
-    scores = scores_from_responses(responses["max"], torch.tensor(labels))
-    scores.save(out / "aura_scores.safetensors")
-    pooled = responses["mean"]
-    is_toxic = torch.tensor(labels).bool()
-    act = LinearAcT.from_responses({h: r[is_toxic] for h, r in pooled.items()},
-                                   {h: r[~is_toxic] for h, r in pooled.items()})
-    r = mean_activation(model, tok, toxic, hook) - mean_activation(model, tok, clean, hook)
-    chosen = for_removal(model, tok, sae, toxic, clean, n=max(cfg.amplify_features, *cfg.calibrate_features))
-    by_id = {rec["feature"]: rec for rec in records}
-    polite = by_concept(by_id, cfg.inject_concept, top=cfg.inject_features)
-    timings["fits: AURA, Linear-AcT, DiffMean, SAE features"] = time.perf_counter() - t
+    fits = Fits(cfg, model, tok, sae, records, out)  # each fitted on first use: only what the chosen rows need
 
     t = time.perf_counter()
     tox_judge, ref_judge = toxicity_judge(cfg.judge_per_class), refusal_judge()
@@ -222,22 +298,23 @@ def run(cfg: ReportConfig) -> Path:
                                "profanity: alt-profanity-check (lexical), probability > 0.5"])
     timings["judges"] = time.perf_counter() - t
 
-    feats, norm = chosen.features, float(r.norm())
     M = benchmark.Method
     methods = [
         M("original", family="none"),
         M("prompting", prompting=Prompting(), family="prompt"),
-        M("DiffMean add", lambda c: [DiffMean(hook, r, "add", c * norm)], cfg.diffmean_coef),
-        M("DiffMean ablate", lambda _: [DiffMean(hook, r, "ablate")]),
-        M("Linear-AcT", lambda lam: with_strength(act, lam), cfg.linear_act_strength),
-        M("AURA", lambda _: aura_ivs(scores)),
-        M("Det0", lambda k: det0(scores, k), cfg.det0_k),
-        M("DAMP", lambda k: damp(scores, k, cfg.damp_alpha), cfg.damp_k),
-        M("SAE amplification", lambda a: [Amplify.from_sae(sae, feats[: cfg.amplify_features], alpha=a)],
-          cfg.amplify_alpha, family="sae"),
-        M("SAE calibration", lambda n: [Calibrate.from_sae(sae, feats[:n], beta=cfg.calibrate_beta)],
-          cfg.calibrate_features, family="sae"),
-        M("SAE inject", lambda m: [Inject.from_sae(sae, polite.features, m=m)], cfg.inject_m, family="sae"),
+        M("DiffMean add", lambda c: [DiffMean(hook, fits.diff, "add", c * float(fits.diff.norm()))], cfg.diffmean_coef),
+        M("DiffMean ablate", lambda _: [DiffMean(hook, fits.diff, "ablate")]),
+        M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
+        M("AURA", lambda _: aura_ivs(fits.aura_scores)),
+        M("Det0", lambda k: det0(fits.aura_scores, k), cfg.det0_k),
+        M("DAMP", lambda k: damp(fits.aura_scores, k, cfg.damp_alpha), cfg.damp_k),
+        M("SAE amplification", lambda a: [Amplify.from_sae(sae, fits.toxic_features.features[: cfg.amplify_features],
+                                                           alpha=a)], cfg.amplify_alpha, family="sae"),
+        M("SAE calibration", lambda n: [Calibrate.from_sae(sae, fits.toxic_features.features[:n],
+                                                           beta=cfg.calibrate_beta)], cfg.calibrate_features,
+          family="sae"),
+        M("SAE inject", lambda m: [Inject.from_sae(sae, fits.concept_features.features, m=m)], cfg.inject_m,
+          family="sae"),
     ]
     assert tuple(m.name for m in methods) == ROWS
     methods = [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
@@ -246,11 +323,14 @@ def run(cfg: ReportConfig) -> Path:
         cfg.n_benign, cfg.ppl_windows, cfg.ppl_budget, cfg.seed)
     t = time.perf_counter()
     rows = benchmark.run(model, tok, methods, bcfg, judges, out)
-    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t
+    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t - sum(fits.timings.values())
+    timings |= fits.timings
     logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
     curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
-    write_report(out, cfg, bcfg, sae, rows, describe(chosen, by_id) + "\n\n" + describe(polite, by_id), records,
-                 curves, timings)
+    by_id = {rec["feature"]: rec for rec in records}
+    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"))
+              if f is not None]
+    write_report(out, cfg, bcfg, sae, rows, "\n\n".join(chosen) or "(no SAE row ran)", records, curves, timings)
     return out / "report.md"
 
 

@@ -116,6 +116,17 @@ def test_refusal_phrases_are_read_at_the_start_only():
     assert ag["agreement"] == 0.75 and 0 < ag["kappa"] < 1
 
 
+def test_refusal_judge_trains_only_on_answers_to_training_requests():
+    from steering.jailbreak import advbench_goals, benign_instructions
+    from steering.judges import own_answers
+
+    answers = own_answers(per_request=2)
+    requests = {q for q, _ in answers}
+    held_out = set(advbench_goals(part="test")) | set(benign_instructions(part="test"))
+    assert len(answers) > 1500 and len(requests) > 700 and not requests & held_out
+    assert not any(is_refusal(a) for _, a in answers)  # phrase-flagged answers sit in neither class
+
+
 def test_embedding_toxicity_judge_reports_its_held_out_auroc(tmp_path):
     judge = toxicity_judge(max_per_class=150, cache_dir=tmp_path)
     assert judge.held_out_auroc > 0.8 and judge.n_test > 50
@@ -123,6 +134,11 @@ def test_embedding_toxicity_judge_reports_its_held_out_auroc(tmp_path):
     assert p[1] > 0.5 > p[0]
     again = toxicity_judge(max_per_class=150, cache_dir=tmp_path)  # from the cache
     assert np.allclose(again.coef, judge.coef) and "held-out AUROC" in again.describe()
+    # the model's own continuations of dev list prompts, labelled by the judge: both classes, dev prompts only
+    from steering.labelled import own_continuations
+
+    texts, labels = own_continuations(judge)
+    assert len(texts) > 700 and 0.1 < np.mean(labels) < 0.5
 
 
 def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,7 +128,9 @@ def test_held_out_text_never_reaches_the_default_training_mixture():
     assert len(held_out) > 4000
     assert not hashes & {_digest(t) for t in held_out}
     # chat requests and list prompts live inside generated documents: check containment, not equality
-    generated = [json.loads(line) for line in open("data/generated/smollm2-135m/responses.jsonl")]
+    generated = [json.loads(line) for path in sorted(Path("data/generated").glob("*/responses.jsonl"))
+                 for line in open(path)]
+    assert len({r["sample"] for r in generated if r["kind"] == "harmful"}) == 5  # 5 answers per request
     asked = {_digest(r["prompt"]) for r in generated}
     test_requests = [p for kind, p in requests("test")]
     assert len(test_requests) > 150 and not asked & {_digest(p) for p in test_requests}

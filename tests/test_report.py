@@ -56,6 +56,18 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     assert re.search(r"held-out AUROC [\d.]+ on \d+ texts", report) and "minimum detectable reduction" in report
     assert "Strength rule" in report and "## Feature examples" in report and (out / "selection.csv").is_file()
 
+    # --rows fits only what its rows use: the SAE features, not the AURA / Linear-AcT unit responses
+    sae_dir = next((tmp_path / "run" / "sae").rglob("cfg.json")).parent
+    main(["--model", chat_lm_dir, "--sae", str(sae_dir), "--out", str(tmp_path / "only"), "--rows", "SAE calibration",
+          "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
+          "--judge-per-class", "60", "--quick", "--calibrate-features", "1", "2"])
+    only = (tmp_path / "only" / "report.md").read_text()
+    names = [r.split("|")[1].strip() for r in only.split("## Steering benchmark")[1].split("\n\n")[1].splitlines()
+             if r.startswith("| ")][1:]
+    assert names == ["original", "SAE calibration"]
+    assert "fit: SAE toxicity features" in only and "fit: unit responses" not in only
+    assert not (tmp_path / "only" / "aura_scores.safetensors").exists()
+
 
 def test_unknown_row_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"--rows \['Foo'\]: no such row; the rows are \['original'"):
