@@ -20,13 +20,16 @@ train: $(STAMP)
 	$(PY) train.py fit --config configs/smollm2-135m.yaml
 
 # The model's own chat responses for the training mixture (bundled in data/generated/; about 70 min on 2 cores):
-# 3 answers per request and the list continuations, then a 4th and a 5th answer per request.
+# 3 answers per request and the list continuations, then a 4th and a 5th answer per request, then one answer
+# per training goal in each jailbreak template (for the refusal judge, not in the SAE mixture).
 corpus: $(STAMP)
 	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m
 	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-more --samples 1 --first-sample 3 \
 		--list-samples 0 --seed 1000
 	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-fifth --samples 1 --first-sample 4 \
 		--list-samples 0 --seed 2000
+	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-jailbreak --jailbreak-templates 1 --samples 1 \
+		--max-new-tokens 64 --seed 3000
 
 # The L0 sweep on the full mixture and its SAEBench-style evaluation (about an hour on 2 cores).
 SWEEP_K := 8 16 32 64 128

@@ -131,13 +131,14 @@ JUDGE_SALT = "saesteer-refusal-judge"  # splits the requests of the judge's own 
 
 def own_answers(per_request: int = 1) -> list[tuple[str, str]]:
     """(request, answer) pairs: the embedded model's first `per_request` sampled answers to every training-part
-    AdvBench request and Alpaca instruction, less those whose opening holds a refusal phrase (this model at
+    AdvBench request (plain and in each jailbreak template: `make corpus`'s `--jailbreak-templates 1` run) and
+    Alpaca instruction, less those whose opening holds a refusal phrase (this model at
     temperature 1 almost never refuses; the phrase hits among its answers, under 1 %, are mostly openings such as
     "As an AI, I'm excited to assist", so they are left out of both classes rather than guessed)."""
     from sae.data import DATA_DIR, read_jsonl
 
     rows = [r for path in sorted(DATA_DIR.glob(OWN_ANSWERS)) for r in read_jsonl(path)]
-    rows = [r for r in rows if r["kind"] in ("harmful", "benign") and r["sample"] < per_request]
+    rows = [r for r in rows if r["kind"].split("-")[0] in ("harmful", "benign") and r["sample"] < per_request]
     return [(r["prompt"], r["response"]) for r in sorted(rows, key=lambda r: (r["prompt"], r["sample"]))
             if r["response"].strip() and not is_refusal(r["response"])]
 

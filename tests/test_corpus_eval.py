@@ -137,5 +137,22 @@ def test_held_out_text_never_reaches_the_default_training_mixture():
     assert {kind for kind, _ in requests("train")} == {"harmful", "benign"}
     lists = [r["prompt"] for r in generated if r["kind"] == "toxigen-list"]
     assert lists and all(is_dev_prompt(p) for p in lists)
-    # every generated document the mixture reads is one of these rows
-    assert {_digest(r["text"]) for r in generated} <= hashes
+    # the mixture reads every generated answer but the jailbreak-template ones (those train the refusal judge only)
+    in_mixture = [r for r in generated if not r["kind"].startswith("harmful-")]
+    assert len(in_mixture) < len(generated) and {_digest(r["text"]) for r in in_mixture} <= hashes
+
+
+def test_jailbreak_template_answers_ask_only_training_goals(tokenizer):
+    from sae.corpus import GenerationConfig, _jobs, advbench, wrap
+
+    tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}<assistant>"
+    try:
+        jobs = _jobs(tokenizer, GenerationConfig(jailbreak_templates=1, samples=1))
+    finally:
+        tokenizer.chat_template = None
+    goals = [r["goal"] for r in advbench(part="train")]
+    assert {j["kind"] for j in jobs} == {"harmful-prefix_injection", "harmful-role_play"}
+    assert len(jobs) == 2 * len(goals) and {j["prompt"] for j in jobs} == set(goals)
+    assert not {j["prompt"] for j in jobs} & {r["goal"] for r in advbench(part="test")}
+    role_play = next(j for j in jobs if j["kind"] == "harmful-role_play")
+    assert wrap([role_play["prompt"]], "role_play")[0] in role_play["input"]
