@@ -228,7 +228,7 @@ class Fits:
 
     @cached_property
     def diff(self) -> torch.Tensor:
-        """(d,) mean activation on toxic − on non-toxic tweets at the SAE's hook point."""
+        """(d,) mean activation on the toxic − on the non-toxic contrast texts at the SAE's hook point."""
         from steering.diffmean import mean_activation
 
         toxic, clean = self.contrast
