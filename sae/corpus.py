@@ -69,6 +69,12 @@ def wrap(goals: Sequence[str], template: str) -> list[str]:
     return [TEMPLATES[template].format(goal=g, goal_lower=g[0].lower() + g[1:]) for g in goals]
 
 
+def generated_rows(model: str = "smollm2-135m") -> list[dict]:
+    """Every row of every bundled generation run for `model` (data/generated/<model>*/responses.jsonl): its
+    answers to training requests, plain and templated, and its continuations of dev list prompts."""
+    return [r for path in sorted((DATA_DIR / "generated").glob(f"{model}*/{RESPONSES}")) for r in read_jsonl(path)]
+
+
 def requests(part: str | None = "train") -> list[tuple[str, str]]:
     """[(kind, user message)]: AdvBench goals ('harmful') and Alpaca instructions ('benign') in `part` (None:
     all)."""

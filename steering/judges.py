@@ -126,7 +126,6 @@ def toxicity_judge(max_per_class: int = 2000, cache_dir: str | Path | None = "ru
     return EmbeddingJudge.fit(both("train"), both("test"), "toxicity", cache_dir)
 
 
-OWN_ANSWERS = "generated/smollm2-135m*/responses.jsonl"  # under data/: the embedded model's own answers
 JUDGE_SALT = "saesteer-refusal-judge"  # splits the requests of the judge's own data 80 / 20 into train / test
 
 
@@ -136,10 +135,10 @@ def own_answers(per_request: int = 1) -> list[tuple[str, str]]:
     Alpaca instruction, less those whose opening holds a refusal phrase (this model at
     temperature 1 almost never refuses; the phrase hits among its answers, under 1 %, are mostly openings such as
     "As an AI, I'm excited to assist", so they are left out of both classes rather than guessed)."""
-    from sae.data import DATA_DIR, read_jsonl
+    from sae.corpus import generated_rows
 
-    rows = [r for path in sorted(DATA_DIR.glob(OWN_ANSWERS)) for r in read_jsonl(path)]
-    rows = [r for r in rows if r["kind"].split("-")[0] in ("harmful", "benign") and r["sample"] < per_request]
+    rows = [r for r in generated_rows()
+            if r["kind"].split("-")[0] in ("harmful", "benign") and r["sample"] < per_request]
     return [(r["prompt"], r["response"]) for r in sorted(rows, key=lambda r: (r["prompt"], r["sample"]))
             if r["response"].strip() and not is_refusal(r["response"])]
 

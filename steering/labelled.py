@@ -50,10 +50,10 @@ def own_continuations(judge, threshold: float = 0.5) -> tuple[list[str], list[in
     """The embedded model's own sampled continuations of the steering benchmark's *dev* ToxiGen list prompts
     (data/generated/, `make corpus`), labelled toxic (1) or not (0) by `judge` (a texts → P(toxic) scorer):
     the distribution the toxicity rows steer, without a test prompt in it."""
-    from sae.data import DATA_DIR, is_dev_prompt, read_jsonl
+    from sae.corpus import generated_rows
+    from sae.data import is_dev_prompt
 
-    rows = [r for path in sorted(DATA_DIR.glob("generated/smollm2-135m*/responses.jsonl")) for r in read_jsonl(path)
-            if r["kind"] == "toxigen-list" and r["response"].strip()]
+    rows = [r for r in generated_rows() if r["kind"] == "toxigen-list" and r["response"].strip()]
     if not rows:
         raise FileNotFoundError("No model continuations of ToxiGen list prompts in data/generated/; run `make corpus`")
     assert all(is_dev_prompt(r["prompt"]) for r in rows), "a continuation of a test prompt: the split changed"

@@ -4,13 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sae.corpus import load_mixture, read_mixture, requests, source_documents
+from sae.corpus import generated_rows, load_mixture, read_mixture, requests, source_documents
 from sae.data import TextSource, in_part, is_dev_prompt, source_fingerprint
 from sae.evaluate import auroc_columns, best_unit, latent_pools, probe_accuracy, top_by_mean_difference
 from sae.model import SAEConfig, TopKSAE
@@ -128,8 +127,7 @@ def test_held_out_text_never_reaches_the_default_training_mixture():
     assert len(held_out) > 4000
     assert not hashes & {_digest(t) for t in held_out}
     # chat requests and list prompts live inside generated documents: check containment, not equality
-    generated = [json.loads(line) for path in sorted(Path("data/generated").glob("*/responses.jsonl"))
-                 for line in open(path)]
+    generated = generated_rows()
     assert len({r["sample"] for r in generated if r["kind"] == "harmful"}) == 5  # 5 answers per request
     asked = {_digest(r["prompt"]) for r in generated}
     test_requests = [p for kind, p in requests("test")]
