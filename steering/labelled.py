@@ -56,6 +56,8 @@ def own_continuations(judge, threshold: float = 0.5) -> tuple[list[str], list[in
     rows = [r for r in generated_rows() if r["kind"] == "toxigen-list" and r["response"].strip()]
     if not rows:
         raise FileNotFoundError("No model continuations of ToxiGen list prompts in data/generated/; run `make corpus`")
-    assert all(is_dev_prompt(r["prompt"]) for r in rows), "a continuation of a test prompt: the split changed"
+    if not all(is_dev_prompt(r["prompt"]) for r in rows):  # a check on bundled data, kept under python -O
+        raise ValueError("data/generated/ holds a continuation of a benchmark test prompt: the dev/test split changed "
+                         "since it was generated; regenerate with `make corpus`")
     texts = [r["response"] for r in rows]
     return texts, [int(p > threshold) for p in judge(texts)]

@@ -193,8 +193,8 @@ class Fits:
         from steering.judges import toxicity_judge
         from steering.labelled import own_continuations
 
-        parts = {"tweets": [self.tweets], "own": [], "both": [self.tweets]}[self.cfg.contrast]
-        if self.cfg.contrast in ("own", "both"):
+        parts = [self.tweets] if self.cfg.contrast != "own" else []
+        if self.cfg.contrast != "tweets":
             parts.append(own_continuations(toxicity_judge(self.cfg.judge_per_class)))
         texts = [x for t, _ in parts for x in t]
         labels = [label for _, ys in parts for label in ys]
