@@ -20,22 +20,37 @@ MODES = ("add", "ablate")
 
 
 @torch.no_grad()
-def mean_activation(model, tokenizer, texts: Sequence[str], hook_point: str, batch_size: int = 16,
-                    max_length: int = 128, outlier_factor: float | None = 10.0) -> torch.Tensor:
-    """(d,) mean activation over all kept tokens of `texts` at `hook_point`."""
+def mean_activations(model, tokenizer, texts: Sequence[str], hook_points: Sequence[str], batch_size: int = 16,
+                     max_length: int = 128, outlier_factor: float | None = 10.0) -> dict[str, torch.Tensor]:
+    """{hook point: (d,) mean activation over all kept tokens of `texts`}, every hook point in one pass."""
     if not texts:
         raise ValueError("No texts given")
-    total, count = None, 0
+    totals: dict[str, torch.Tensor] = {}
+    count = 0
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                         max_length=max_length)
-        x = capture(model, enc.input_ids, enc.attention_mask, [hook_point], exclude_ids=tokenizer.all_special_ids,
-                    outlier_factor=outlier_factor).acts[hook_point].double()
-        total = x.sum(0) if total is None else total + x.sum(0)
-        count += len(x)
+        acts = capture(model, enc.input_ids, enc.attention_mask, list(hook_points),
+                       exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor).acts
+        for h, x in acts.items():
+            totals[h] = totals.get(h, 0) + x.double().sum(0)
+        count += len(next(iter(acts.values())))
     if count == 0:
         raise ValueError("The texts gave no tokens to average")
-    return (total / count).float()
+    return {h: (t / count).float() for h, t in totals.items()}
+
+
+def mean_activation(model, tokenizer, texts: Sequence[str], hook_point: str, **kw) -> torch.Tensor:
+    """(d,) mean activation over all kept tokens of `texts` at `hook_point`."""
+    return mean_activations(model, tokenizer, texts, [hook_point], **kw)[hook_point]
+
+
+def mean_differences(model, tokenizer, concept: Sequence[str], contrast: Sequence[str], hook_points: Sequence[str],
+                     **kw) -> dict[str, torch.Tensor]:
+    """{hook point: r}, r = mean activation on `concept` − on `contrast` (the DiffMean direction, unnormalised)."""
+    a = mean_activations(model, tokenizer, concept, hook_points, **kw)
+    b = mean_activations(model, tokenizer, contrast, hook_points, **kw)
+    return {h: a[h] - b[h] for h in hook_points}
 
 
 class DiffMean(Intervention):
@@ -56,8 +71,7 @@ class DiffMean(Intervention):
     @classmethod
     def from_texts(cls, model, tokenizer, concept: Sequence[str], contrast: Sequence[str], hook_point: str,
                    mode: str = "add", coef: float = 1.0, **kw) -> DiffMean:
-        r = (mean_activation(model, tokenizer, concept, hook_point, **kw)
-             - mean_activation(model, tokenizer, contrast, hook_point, **kw))
+        r = mean_differences(model, tokenizer, concept, contrast, [hook_point], **kw)[hook_point]
         return cls(hook_point, r, mode, coef)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch
 
 from sae.cli import HelpFormatter, run_cli
 from sae.files import write_text
+from sae.hooks import HookPoint
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 
@@ -74,6 +75,7 @@ class ReportConfig:
     calibrate_features: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     calibrate_beta: float = 0.0
     diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
+    diffmean_hooks: list[str] = field(default_factory=list)  # where DiffMean acts; empty: the SAE's hook point
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     contrast: str = "tweets"  # the texts DiffMean and the SAE rows' features are fitted on: tweets | own | both
     inject_concept: str = "respectful, polite, kind, friendly, peaceful"
@@ -103,6 +105,8 @@ HELP = {
     "amplify_alpha": "SAE amplification grid: α (< 0 weakens)",
     "calibrate_features": "SAE calibration grid: features removed", "calibrate_beta": "SAE calibration β",
     "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
+    "diffmean_hooks": "hook points DiffMean acts at, each with its own direction (e.g. blocks.10.resid_post "
+                      "blocks.15.resid_post); default: the SAE's hook point",
     "linear_act_strength": "Linear-AcT grid: λ",
     "contrast": "toxic vs non-toxic texts the DiffMean direction and the SAE rows' features are fitted on: 'tweets' "
                 "(Davidson, train part), 'own' (the model's own continuations of dev ToxiGen list prompts, labelled "
@@ -227,14 +231,14 @@ class Fits:
                                         {h: r[~is_toxic] for h, r in pooled.items()})
 
     @cached_property
-    def diff(self) -> torch.Tensor:
-        """(d,) mean activation on the toxic − on the non-toxic contrast texts at the SAE's hook point."""
-        from steering.diffmean import mean_activation
+    def diffs(self) -> dict[str, torch.Tensor]:
+        """{hook point: (d,) mean activation on the toxic − on the non-toxic contrast texts} at cfg.diffmean_hooks
+        (default: the SAE's hook point)."""
+        from steering.diffmean import mean_differences
 
-        toxic, clean = self.contrast
-        hook = self.sae.cfg.hook_point
-        return self._timed("DiffMean direction", lambda: mean_activation(self.model, self.tok, toxic, hook)
-                           - mean_activation(self.model, self.tok, clean, hook))
+        hooks = self.cfg.diffmean_hooks or [self.sae.cfg.hook_point]
+        return self._timed("DiffMean directions", lambda: mean_differences(self.model, self.tok, *self.contrast,
+                                                                            hooks))
 
     @cached_property
     def toxic_features(self):
@@ -273,14 +277,17 @@ def run(cfg: ReportConfig) -> Path:
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
-    out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
-    out.mkdir(parents=True, exist_ok=True)
+    hooks = [HookPoint.parse(h) for h in cfg.diffmean_hooks]  # a misspelt name fails before any work
     timings, start = {}, time.perf_counter()
     sae_dir = which_sae(cfg)
     sae = TopKSAE.load(sae_dir)
     timings["sae"] = time.perf_counter() - start
     model, tok = load_lm(cfg.model)
+    for h in hooks:  # a layer the model lacks fails here, before the report folder exists
+        h.locate(model)
     hook = sae.cfg.hook_point
+    out = Path(cfg.out or f"reports/{datetime.date.today().isoformat()}")
+    out.mkdir(parents=True, exist_ok=True)
 
     t = time.perf_counter()
     windows = TextSource(ctx_len=cfg.explain_ctx_len).load(tok, cfg.explain_windows)
@@ -302,8 +309,9 @@ def run(cfg: ReportConfig) -> Path:
     methods = [
         M("original", family="none"),
         M("prompting", prompting=Prompting(), family="prompt"),
-        M("DiffMean add", lambda c: [DiffMean(hook, fits.diff, "add", c * float(fits.diff.norm()))], cfg.diffmean_coef),
-        M("DiffMean ablate", lambda _: [DiffMean(hook, fits.diff, "ablate")]),
+        M("DiffMean add", lambda c: [DiffMean(h, r, "add", c * float(r.norm())) for h, r in fits.diffs.items()],
+          cfg.diffmean_coef),
+        M("DiffMean ablate", lambda _: [DiffMean(h, r, "ablate") for h, r in fits.diffs.items()]),
         M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
         M("AURA", lambda _: aura_ivs(fits.aura_scores)),
         M("Det0", lambda k: det0(fits.aura_scores, k), cfg.det0_k),

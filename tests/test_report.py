@@ -3,6 +3,7 @@ import math
 import re
 
 import pytest
+import torch
 
 from steering.report import COLUMNS, main
 from tests.conftest import make_tiny, make_tokenizer
@@ -72,4 +73,32 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
 def test_unknown_row_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"--rows \['Foo'\]: no such row; the rows are \['original'"):
         main(["--rows", "AURA", "Foo", "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+
+
+def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_any_output(tmp_path, chat_lm_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sae.model import SAEConfig, TopKSAE
+    from steering.diffmean import mean_activation
+    from steering.report import Fits, ReportConfig
+
+    model, tok = AutoModelForCausalLM.from_pretrained(chat_lm_dir), AutoTokenizer.from_pretrained(chat_lm_dir)
+    sae = TopKSAE(SAEConfig(32, 64, 4, hook_point="blocks.1.resid_post"))
+    cfg = ReportConfig(aura_per_class=10, diffmean_hooks=["blocks.0.resid_post", "blocks.1.resid_post"])
+    fits = Fits(cfg, model, tok, sae, [], tmp_path)
+    toxic, clean = fits.contrast
+    assert list(fits.diffs) == cfg.diffmean_hooks
+    for h, r in fits.diffs.items():
+        want = mean_activation(model, tok, toxic, h) - mean_activation(model, tok, clean, h)
+        assert r.shape == (32,) and torch.allclose(r, want, atol=1e-5)
+    assert not torch.allclose(fits.diffs["blocks.0.resid_post"], fits.diffs["blocks.1.resid_post"])
+    assert "fit: DiffMean directions" in fits.timings
+
+    sae_dir = sae.save(tmp_path / "sae")
+    with pytest.raises(ValueError, match="layer 7 is out of range"):
+        main(["--model", chat_lm_dir, "--sae", str(sae_dir), "--diffmean-hooks", "blocks.7.resid_post",
+              "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match="Unknown hook point 'block7'"):
+        main(["--diffmean-hooks", "block7", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()

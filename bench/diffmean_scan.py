@@ -1,0 +1,74 @@
+"""Where should DiffMean act, and how hard? A scan on *dev* prompts only (the steering benchmark's strength rule
+then picks from a grid on dev and reports on test, `python -m steering.report --diffmean-hooks ...`).
+
+    python bench/diffmean_scan.py --hooks 15 10 8 5,10,15,20 --coef -1 -2 -3 -4 --out reports/diffmean-scan
+
+Each hook set is a comma-separated list of layers (resid_post); each layer gets its own direction (mean activation
+on the toxic − on the non-toxic contrast texts, `--contrast` as in the report) scaled by coef × its norm. Writes
+scan.md/.csv: dev % toxic (MiniLM judge) and WikiText-2 valid perplexity per setting, and whether it is within the
+benchmark's +5 % budget. Generations are cached under <out>/cache, so a rerun resumes.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sae.cli import run_cli
+from sae.lm import EMBEDDED, load_lm
+from sae.tables import write_table
+from steering import benchmark
+from steering.diffmean import DiffMean, mean_differences
+
+
+def contrast_texts(kind: str, judge, per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    from steering.labelled import load_labelled, own_continuations
+
+    parts = [load_labelled("davidson", max_per_class=per_class, seed=seed, part="train")] if kind != "own" else []
+    if kind != "tweets":
+        parts.append(own_continuations(judge))
+    pairs = [(x, y) for texts, labels in parts for x, y in zip(texts, labels)]
+    return [x for x, y in pairs if y == 1], [x for x, y in pairs if y == 0]
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=EMBEDDED)
+    p.add_argument("--hooks", nargs="+", default=["15"], help="hook sets: comma-separated resid_post layers")
+    p.add_argument("--coef", type=float, nargs="+", default=[-1.0, -2.0, -3.0, -4.0], help="× each ‖r‖")
+    p.add_argument("--contrast", choices=("tweets", "own", "both"), default="own")
+    p.add_argument("--dev-prompts", type=int, default=80)
+    p.add_argument("--dev-samples", type=int, default=1)
+    p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="reports/diffmean-scan")
+    a = p.parse_args(argv)
+    sets = [[f"blocks.{int(layer)}.resid_post" for layer in s.split(",")] for s in a.hooks]
+
+    from steering.judges import toxicity_judge
+
+    model, tok = load_lm(a.model)
+    judge = toxicity_judge(2000)
+    cfg = benchmark.BenchConfig(dev_prompts=a.dev_prompts, dev_samples=a.dev_samples, seed=a.seed)
+    judges = benchmark.Judges({"MiniLM": judge})
+    dev, _ = benchmark.prompt_split(cfg)  # dev only: the scan never sees a test prompt
+    diffs = mean_differences(model, tok, *contrast_texts(a.contrast, judge, a.per_class, a.seed),
+                             sorted({h for s in sets for h in s}))
+    cache = benchmark.Cache(Path(a.out) / "cache")
+    base_ppl = benchmark.cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
+    base = benchmark.choose_on_dev(model, tok, benchmark.Method("original"), dev, cfg, judges, 1e9, cache)[3]
+    log = [{**base[0], "hooks": "-"}]
+    for hooks in sets:
+        name = "+".join(h.split(".")[1] for h in hooks)
+        method = benchmark.Method(f"DiffMean add @ {name}", lambda c, hooks=hooks: [
+            DiffMean(h, diffs[h], "add", c * float(diffs[h].norm())) for h in hooks], a.coef)
+        entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
+                                          cache)[3]
+        log += [{**e, "hooks": name} for e in entries]
+        write_table(log, Path(a.out), "scan")
+        print(*(f"{e['method']:<28} {e['strength']:>6}  {e['dev_pct_toxic']:5.1f} %  PPL {e['dev_perplexity']:.2f}"
+                for e in entries), sep="\n", flush=True)
+    print(f"scan written to {Path(a.out) / 'scan.md'} (dev: {len(dev)} prompts × {cfg.dev_samples})")
+
+
+if __name__ == "__main__":
+    run_cli(main)
