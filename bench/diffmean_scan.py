@@ -41,6 +41,7 @@ def main(argv=None) -> None:
     p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/diffmean-scan")
+    p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
     a = p.parse_args(argv)
     sets = [[f"blocks.{int(layer)}.resid_post" for layer in s.split(",")] for s in a.hooks]
 
@@ -64,10 +65,10 @@ def main(argv=None) -> None:
         entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
                                           cache)[3]
         log += [{**e, "hooks": name} for e in entries]
-        write_table(log, Path(a.out), "scan")
+        write_table(log, Path(a.out), a.table)
         print(*(f"{e['method']:<28} {e['strength']:>6}  {e['dev_pct_toxic']:5.1f} %  PPL {e['dev_perplexity']:.2f}"
                 for e in entries), sep="\n", flush=True)
-    print(f"scan written to {Path(a.out) / 'scan.md'} (dev: {len(dev)} prompts × {cfg.dev_samples})")
+    print(f"scan written to {Path(a.out) / a.table}.md (dev: {len(dev)} prompts × {cfg.dev_samples})")
 
 
 if __name__ == "__main__":
