@@ -23,7 +23,7 @@ def blocks(lang: str) -> list[str]:
 
 def test_python_blocks_run(tmp_path, monkeypatch):
     tiny = tmp_path / "tiny"
-    make_tiny("llama", n_layers=16, d=32, d_mlp=64).save_pretrained(tiny)
+    make_tiny("llama", n_layers=21, d=32, d_mlp=64).save_pretrained(tiny)
     tok = make_tokenizer()
     tok.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
     tok.save_pretrained(tiny)
