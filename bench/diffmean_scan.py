@@ -1,7 +1,7 @@
 """Where should DiffMean act, and how hard? A scan on *dev* prompts only (the steering benchmark's strength rule
 then picks from a grid on dev and reports on test, `python -m steering.report --diffmean-hooks ...`).
 
-    python bench/diffmean_scan.py --hooks 15 10 8 5,10,15,20 --coef -1 -2 -3 -4 --out reports/diffmean-scan
+    python bench/diffmean_scan.py --hooks 15 10 6,10,15,20 --coef -2 -3 -4 -6 --out reports/diffmean-scan
 
 Each hook set is a comma-separated list of layers (resid_post); each layer gets its own direction (mean activation
 on the toxic − on the non-toxic contrast texts, `--contrast` as in the report) scaled by coef × its norm. Writes
@@ -18,16 +18,7 @@ from sae.lm import EMBEDDED, load_lm
 from sae.tables import write_table
 from steering import benchmark
 from steering.diffmean import DiffMean, mean_differences
-
-
-def contrast_texts(kind: str, judge, per_class: int, seed: int) -> tuple[list[str], list[str]]:
-    from steering.labelled import load_labelled, own_continuations
-
-    parts = [load_labelled("davidson", max_per_class=per_class, seed=seed, part="train")] if kind != "own" else []
-    if kind != "tweets":
-        parts.append(own_continuations(judge))
-    pairs = [(x, y) for texts, labels in parts for x, y in zip(texts, labels)]
-    return [x for x, y in pairs if y == 1], [x for x, y in pairs if y == 0]
+from steering.labelled import CONTRASTS, contrast_texts, load_labelled
 
 
 def main(argv=None) -> None:
@@ -35,7 +26,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default=EMBEDDED)
     p.add_argument("--hooks", nargs="+", default=["15"], help="hook sets: comma-separated resid_post layers")
     p.add_argument("--coef", type=float, nargs="+", default=[-1.0, -2.0, -3.0, -4.0], help="× each ‖r‖")
-    p.add_argument("--contrast", choices=("tweets", "own", "both"), default="own")
+    p.add_argument("--contrast", choices=CONTRASTS, default="own")
     p.add_argument("--dev-prompts", type=int, default=80)
     p.add_argument("--dev-samples", type=int, default=1)
     p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
@@ -43,6 +34,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="reports/diffmean-scan")
     p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
     a = p.parse_args(argv)
+    if not all(layer.strip().isdigit() for s in a.hooks for layer in s.split(",")):
+        p.error(f"--hooks {' '.join(a.hooks)}: each hook set is comma-separated layer numbers, e.g. 15 or 15,20")
     sets = [[f"blocks.{int(layer)}.resid_post" for layer in s.split(",")] for s in a.hooks]
 
     from steering.judges import toxicity_judge
@@ -52,7 +45,8 @@ def main(argv=None) -> None:
     cfg = benchmark.BenchConfig(dev_prompts=a.dev_prompts, dev_samples=a.dev_samples, seed=a.seed)
     judges = benchmark.Judges({"MiniLM": judge})
     dev, _ = benchmark.prompt_split(cfg)  # dev only: the scan never sees a test prompt
-    diffs = mean_differences(model, tok, *contrast_texts(a.contrast, judge, a.per_class, a.seed),
+    tweets = load_labelled("davidson", max_per_class=a.per_class, seed=a.seed, part="train")
+    diffs = mean_differences(model, tok, *contrast_texts(a.contrast, judge, tweets),
                              sorted({h for s in sets for h in s}))
     cache = benchmark.Cache(Path(a.out) / "cache")
     base_ppl = benchmark.cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)

@@ -61,3 +61,18 @@ def own_continuations(judge, threshold: float = 0.5) -> tuple[list[str], list[in
                          "since it was generated; regenerate with `make corpus`")
     texts = [r["response"] for r in rows]
     return texts, [int(p > threshold) for p in judge(texts)]
+
+
+CONTRASTS = ("tweets", "own", "both")
+
+
+def contrast_texts(kind: str, judge=None, tweets: tuple[list[str], list[int]] | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """(toxic, non-toxic) texts that steering directions and features are fitted on: `tweets` (texts, labels; e.g.
+    the train part of Davidson), the model's own continuations of dev prompts labelled by `judge`, or both. Only
+    what `kind` uses needs to be given."""
+    if kind not in CONTRASTS:
+        raise ValueError(f"contrast {kind!r}: choose one of {', '.join(CONTRASTS)}")
+    parts = ([tweets] if kind != "own" else []) + ([own_continuations(judge)] if kind != "tweets" else [])
+    pairs = [(x, y) for texts, labels in parts for x, y in zip(texts, labels)]
+    return [x for x, y in pairs if y == 1], [x for x, y in pairs if y == 0]

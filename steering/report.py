@@ -36,6 +36,7 @@ from sae.files import write_text
 from sae.hooks import HookPoint
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
+from steering.labelled import CONTRASTS
 
 COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% toxic (profanity)", "fewer × (profanity)",
            "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL")
@@ -195,14 +196,11 @@ class Fits:
     def contrast(self) -> tuple[list[str], list[str]]:
         """(toxic, non-toxic) texts for DiffMean and the SAE features, by cfg.contrast."""
         from steering.judges import toxicity_judge
-        from steering.labelled import own_continuations
+        from steering.labelled import contrast_texts
 
-        parts = [self.tweets] if self.cfg.contrast != "own" else []
-        if self.cfg.contrast != "tweets":
-            parts.append(own_continuations(toxicity_judge(self.cfg.judge_per_class)))
-        texts = [x for t, _ in parts for x in t]
-        labels = [label for _, ys in parts for label in ys]
-        return [x for x, y in zip(texts, labels) if y == 1], [x for x, y in zip(texts, labels) if y == 0]
+        own = self.cfg.contrast != "tweets"  # the judge labels the model's own continuations: build it only then
+        return contrast_texts(self.cfg.contrast, toxicity_judge(self.cfg.judge_per_class) if own else None,
+                              self.tweets if self.cfg.contrast != "own" else None)
 
     @cached_property
     def pooled(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -272,8 +270,8 @@ def run(cfg: ReportConfig) -> Path:
     from steering.prompting import Prompting
     from steering.sae_steering import Amplify, Calibrate
 
-    if cfg.contrast not in ("tweets", "own", "both"):
-        raise ValueError(f"--contrast {cfg.contrast!r}: choose 'tweets', 'own' or 'both'")
+    if cfg.contrast not in CONTRASTS:
+        raise ValueError(f"--contrast {cfg.contrast!r}: choose one of {', '.join(CONTRASTS)}")
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")

@@ -139,6 +139,17 @@ def test_embedding_toxicity_judge_reports_its_held_out_auroc(tmp_path):
 
     texts, labels = own_continuations(judge)
     assert len(texts) > 700 and 0.1 < np.mean(labels) < 0.5
+    # the contrast sets the report and bench/diffmean_scan.py fit on
+    from steering.labelled import contrast_texts
+
+    tweets = (["you filthy idiot", "nice weather"], [1, 0])
+    toxic, clean = contrast_texts("both", judge, tweets)
+    assert toxic[0] == "you filthy idiot" and clean[0] == "nice weather"
+    assert len(toxic) == 1 + sum(labels) and len(clean) == 1 + len(labels) - sum(labels)
+    assert contrast_texts("tweets", tweets=tweets) == (["you filthy idiot"], ["nice weather"])
+    assert sorted(contrast_texts("own", judge)[0]) == sorted(t for t, y in zip(texts, labels) if y)
+    with pytest.raises(ValueError, match="choose one of tweets, own, both"):
+        contrast_texts("mine", judge, tweets)
 
 
 def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkeypatch):
