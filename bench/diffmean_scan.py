@@ -17,7 +17,7 @@ from sae.cli import run_cli
 from sae.lm import EMBEDDED, load_lm
 from sae.tables import write_table
 from steering import benchmark
-from steering.diffmean import DiffMean, mean_differences
+from steering.diffmean import add_relative, mean_differences
 from steering.labelled import CONTRASTS, contrast_texts, load_labelled
 
 
@@ -54,8 +54,8 @@ def main(argv=None) -> None:
     log = [{**base[0], "hooks": "-"}]
     for hooks in sets:
         name = "+".join(h.split(".")[1] for h in hooks)
-        method = benchmark.Method(f"DiffMean add @ {name}", lambda c, hooks=hooks: [
-            DiffMean(h, diffs[h], "add", c * float(diffs[h].norm())) for h in hooks], a.coef)
+        method = benchmark.Method(f"DiffMean add @ {name}",
+                                  lambda c, hooks=hooks: add_relative({h: diffs[h] for h in hooks}, c), a.coef)
         entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
                                           cache)[3]
         log += [{**e, "hooks": name} for e in entries]

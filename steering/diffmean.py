@@ -82,3 +82,9 @@ class DiffMean(Intervention):
 
     def check_width(self, model) -> None:
         _check(self, len(self.direction), model)
+
+
+def add_relative(diffs: dict[str, torch.Tensor], coef: float) -> list[DiffMean]:
+    """DiffMean add at every hook point of `diffs` ({hook point: unnormalised r}), each by coef × its own ‖r‖: one
+    strength that means the same at layers whose activations differ in scale."""
+    return [DiffMean(h, r, "add", coef * float(r.norm())) for h, r in diffs.items()]

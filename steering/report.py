@@ -261,7 +261,7 @@ def run(cfg: ReportConfig) -> Path:
     from steering import benchmark
     from steering.aura import aura as aura_ivs
     from steering.aura import damp, det0
-    from steering.diffmean import DiffMean
+    from steering.diffmean import DiffMean, add_relative
     from steering.evaluate import profanity_scorer
     from steering.features import describe
     from steering.inject import Inject
@@ -307,8 +307,7 @@ def run(cfg: ReportConfig) -> Path:
     methods = [
         M("original", family="none"),
         M("prompting", prompting=Prompting(), family="prompt"),
-        M("DiffMean add", lambda c: [DiffMean(h, r, "add", c * float(r.norm())) for h, r in fits.diffs.items()],
-          cfg.diffmean_coef),
+        M("DiffMean add", lambda c: add_relative(fits.diffs, c), cfg.diffmean_coef),
         M("DiffMean ablate", lambda _: [DiffMean(h, r, "ablate") for h, r in fits.diffs.items()]),
         M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
         M("AURA", lambda _: aura_ivs(fits.aura_scores)),

@@ -94,6 +94,12 @@ def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_
         assert r.shape == (32,) and torch.allclose(r, want, atol=1e-5)
     assert not torch.allclose(fits.diffs["blocks.0.resid_post"], fits.diffs["blocks.1.resid_post"])
     assert "fit: DiffMean directions" in fits.timings
+    from steering.diffmean import add_relative
+
+    ivs = add_relative(fits.diffs, -2.0)  # one DiffMean per hook, each scaled by its own ‖r‖
+    assert [iv.hook_point for iv in ivs] == cfg.diffmean_hooks
+    for iv, r in zip(ivs, fits.diffs.values()):
+        assert iv.coef == pytest.approx(-2.0 * float(r.norm())) and torch.allclose(iv.direction, r / r.norm())
 
     sae_dir = sae.save(tmp_path / "sae")
     with pytest.raises(ValueError, match="layer 7 is out of range"):
