@@ -7,18 +7,43 @@ Each hook set is a comma-separated list of layers (resid_post); each layer gets 
 on the toxic − on the non-toxic contrast texts, `--contrast` as in the report) scaled by coef × its norm. Writes
 scan.md/.csv: dev % toxic (MiniLM judge) and WikiText-2 valid perplexity per setting, and whether it is within the
 benchmark's +5 % budget. Generations are cached under <out>/cache, so a rerun resumes.
+
+`--project-off mean` / `--project-off pcs:16` first removes from each direction its component along generic text's
+mean activation / top 16 principal components (WikiText-2 valid windows, the dev perplexity's text), a try at
+keeping the push off what ordinary text uses; the strength stays in units of the unprojected ‖r‖.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import torch
+
+from sae.capture import capture
 from sae.cli import run_cli
+from sae.data import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.tables import write_table
 from steering import benchmark
 from steering.diffmean import add_relative, mean_differences
 from steering.labelled import CONTRASTS, contrast_texts, load_labelled
+
+
+def generic_basis(model, tok, hooks: list[str], how: str, windows: int = 64) -> dict[str, torch.Tensor]:
+    """{hook: (d, q) orthonormal columns} spanning generic text's mean activation ('mean') or its top q principal
+    components ('pcs:q'), from WikiText-2 valid windows."""
+    ids = TextSource(path="wikitext2-valid", ctx_len=128).load(tok, windows)
+    acts = [capture(model, ids[i : i + 16], None, hooks, exclude_ids=tok.all_special_ids, outlier_factor=10.0).acts
+            for i in range(0, len(ids), 16)]
+    out = {}
+    for h in hooks:
+        x = torch.cat([a[h] for a in acts])  # (tokens, d)
+        if how == "mean":
+            m = x.mean(0)
+            out[h] = (m / m.norm())[:, None]
+        else:
+            out[h] = torch.pca_lowrank(x, q=int(how.split(":")[1]))[2]  # centred: (d, q), orthonormal columns
+    return out
 
 
 def main(argv=None) -> None:
@@ -32,11 +57,16 @@ def main(argv=None) -> None:
     p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/diffmean-scan")
+    p.add_argument("--project-off", default=None, metavar="mean|pcs:Q",
+                   help="remove generic text's mean direction or top Q principal components from each direction")
     p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
     a = p.parse_args(argv)
     if not all(layer.strip().isdigit() for s in a.hooks for layer in s.split(",")):
         p.error(f"--hooks {' '.join(a.hooks)}: each hook set is comma-separated layer numbers, e.g. 15 or 15,20")
     sets = [[f"blocks.{int(layer)}.resid_post" for layer in s.split(",")] for s in a.hooks]
+    po = a.project_off
+    if po is not None and po != "mean" and not (po.startswith("pcs:") and po[4:].isdigit() and int(po[4:]) > 0):
+        p.error(f"--project-off {po}: use 'mean' or 'pcs:Q' with Q a positive whole number, e.g. pcs:16")
 
     from steering.judges import toxicity_judge
 
@@ -48,14 +78,18 @@ def main(argv=None) -> None:
     tweets = load_labelled("davidson", max_per_class=a.per_class, seed=a.seed, part="train")
     diffs = mean_differences(model, tok, *contrast_texts(a.contrast, judge, tweets),
                              sorted({h for s in sets for h in s}))
+    norms = {h: float(r.norm()) for h, r in diffs.items()}
+    if po is not None:
+        basis = generic_basis(model, tok, sorted(diffs), po)
+        diffs = {h: r - basis[h] @ (basis[h].T @ r) for h, r in diffs.items()}
     cache = benchmark.Cache(Path(a.out) / "cache")
     base_ppl = benchmark.cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
     base = benchmark.choose_on_dev(model, tok, benchmark.Method("original"), dev, cfg, judges, 1e9, cache)[3]
     log = [{**base[0], "hooks": "-"}]
     for hooks in sets:
-        name = "+".join(h.split(".")[1] for h in hooks)
+        name = "+".join(h.split(".")[1] for h in hooks) + (f" off {po}" if po else "")
         method = benchmark.Method(f"DiffMean add @ {name}",
-                                  lambda c, hooks=hooks: add_relative({h: diffs[h] for h in hooks}, c), a.coef)
+                                  lambda c, hooks=hooks: add_relative({h: diffs[h] for h in hooks}, c, norms), a.coef)
         entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
                                           cache)[3]
         log += [{**e, "hooks": name} for e in entries]

@@ -84,7 +84,9 @@ class DiffMean(Intervention):
         _check(self, len(self.direction), model)
 
 
-def add_relative(diffs: dict[str, torch.Tensor], coef: float) -> list[DiffMean]:
-    """DiffMean add at every hook point of `diffs` ({hook point: unnormalised r}), each by coef × its own ‖r‖: one
-    strength that means the same at layers whose activations differ in scale."""
-    return [DiffMean(h, r, "add", coef * float(r.norm())) for h, r in diffs.items()]
+def add_relative(diffs: dict[str, torch.Tensor], coef: float,
+                 norms: dict[str, float] | None = None) -> list[DiffMean]:
+    """DiffMean add at every hook point of `diffs` ({hook point: unnormalised r}), each by coef × its own ‖r‖ (or
+    × norms[hook point], e.g. the norm before r was edited): one strength that means the same at layers whose
+    activations differ in scale."""
+    return [DiffMean(h, r, "add", coef * (norms[h] if norms else float(r.norm()))) for h, r in diffs.items()]

@@ -100,6 +100,8 @@ def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_
     assert [iv.hook_point for iv in ivs] == cfg.diffmean_hooks
     for iv, r in zip(ivs, fits.diffs.values()):
         assert iv.coef == pytest.approx(-2.0 * float(r.norm())) and torch.allclose(iv.direction, r / r.norm())
+    norms = {h: 3.0 for h in fits.diffs}  # e.g. the norms before the directions were edited
+    assert [iv.coef for iv in add_relative(fits.diffs, -2.0, norms)] == pytest.approx([-6.0, -6.0])
 
     sae_dir = sae.save(tmp_path / "sae")
     with pytest.raises(ValueError, match="layer 7 is out of range"):
