@@ -42,7 +42,8 @@ def generic_basis(model, tok, hooks: list[str], how: str, windows: int = 64) -> 
             m = x.mean(0)
             out[h] = (m / m.norm())[:, None]
         else:
-            out[h] = torch.pca_lowrank(x, q=int(how.split(":")[1]))[2]  # centred: (d, q), orthonormal columns
+            q = int(how.split(":")[1])
+            out[h] = torch.linalg.svd(x - x.mean(0), full_matrices=False)[2][:q].T  # (d, q): exact, deterministic
     return out
 
 
