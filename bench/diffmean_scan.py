@@ -11,6 +11,8 @@ benchmark's +5 % budget. Generations are cached under <out>/cache, so a rerun re
 `--project-off mean` / `--project-off pcs:16` first removes from each direction its component along generic text's
 mean activation / top 16 principal components (WikiText-2 valid windows, the dev perplexity's text), a try at
 keeping the push off what ordinary text uses; the strength stays in units of the unprojected ‖r‖.
+`--plus-sae-amplify -0.75 -1` adds SAE amplification (the embedded model's shipped SAE, its 64 `for_removal`
+features on the same contrast texts, α from this list) to every setting: the grid becomes coef × α.
 """
 from __future__ import annotations
 
@@ -60,6 +62,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="reports/diffmean-scan")
     p.add_argument("--project-off", default=None, metavar="mean|pcs:Q",
                    help="remove generic text's mean direction or top Q principal components from each direction")
+    p.add_argument("--plus-sae-amplify", type=float, nargs="+", default=None, metavar="ALPHA",
+                   help="add SAE amplification of the shipped SAE's 64 toxicity features at each α (grid coef × α)")
     p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
     a = p.parse_args(argv)
     if not all(layer.strip().isdigit() for s in a.hooks for layer in s.split(",")):
@@ -68,6 +72,8 @@ def main(argv=None) -> None:
     po = a.project_off
     if po is not None and po != "mean" and not (po.startswith("pcs:") and po[4:].isdigit() and int(po[4:]) > 0):
         p.error(f"--project-off {po}: use 'mean' or 'pcs:Q' with Q a positive whole number, e.g. pcs:16")
+    if a.plus_sae_amplify and a.model != EMBEDDED:
+        p.error(f"--plus-sae-amplify uses the embedded model's shipped SAE; it cannot steer --model {a.model}")
 
     from steering.judges import toxicity_judge
 
@@ -77,20 +83,32 @@ def main(argv=None) -> None:
     judges = benchmark.Judges({"MiniLM": judge})
     dev, _ = benchmark.prompt_split(cfg)  # dev only: the scan never sees a test prompt
     tweets = load_labelled("davidson", max_per_class=a.per_class, seed=a.seed, part="train")
-    diffs = mean_differences(model, tok, *contrast_texts(a.contrast, judge, tweets),
-                             sorted({h for s in sets for h in s}))
+    toxic, clean = contrast_texts(a.contrast, judge, tweets)
+    diffs = mean_differences(model, tok, toxic, clean, sorted({h for s in sets for h in s}))
     norms = {h: float(r.norm()) for h, r in diffs.items()}
     if po is not None:
         basis = generic_basis(model, tok, sorted(diffs), po)
         diffs = {h: r - basis[h] @ (basis[h].T @ r) for h, r in diffs.items()}
+    one_set = lambda hooks, c: add_relative({h: diffs[h] for h in hooks}, c, norms)
+    grid, make = a.coef, one_set
+    if a.plus_sae_amplify:
+        from sae.model import TopKSAE
+        from steering.features import for_removal
+        from steering.sae_steering import Amplify
+
+        sae = TopKSAE.load("smollm2-135m/blocks.15.resid_post")
+        feats = for_removal(model, tok, sae, toxic, clean, n=64).features
+        grid = [(c, alpha) for c in a.coef for alpha in a.plus_sae_amplify]
+        make = lambda hooks, s: one_set(hooks, s[0]) + [Amplify.from_sae(sae, feats, alpha=s[1])]
     cache = benchmark.Cache(Path(a.out) / "cache")
     base_ppl = benchmark.cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
     base = benchmark.choose_on_dev(model, tok, benchmark.Method("original"), dev, cfg, judges, 1e9, cache)[3]
     log = [{**base[0], "hooks": "-"}]
     for hooks in sets:
         name = "+".join(h.split(".")[1] for h in hooks) + (f" off {po}" if po else "")
+        name += " + SAE amplification" if a.plus_sae_amplify else ""
         method = benchmark.Method(f"DiffMean add @ {name}",
-                                  lambda c, hooks=hooks: add_relative({h: diffs[h] for h in hooks}, c, norms), a.coef)
+                                  lambda s, hooks=hooks: make(hooks, s), grid)
         entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
                                           cache)[3]
         log += [{**e, "hooks": name} for e in entries]
