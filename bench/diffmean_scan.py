@@ -82,7 +82,8 @@ def main(argv=None) -> None:
     cfg = benchmark.BenchConfig(dev_prompts=a.dev_prompts, dev_samples=a.dev_samples, seed=a.seed)
     judges = benchmark.Judges({"MiniLM": judge})
     dev, _ = benchmark.prompt_split(cfg)  # dev only: the scan never sees a test prompt
-    tweets = load_labelled("davidson", max_per_class=a.per_class, seed=a.seed, part="train")
+    tweets = (load_labelled("davidson", max_per_class=a.per_class, seed=a.seed, part="train")
+              if a.contrast != "own" else None)  # read only when the contrast uses them
     toxic, clean = contrast_texts(a.contrast, judge, tweets)
     diffs = mean_differences(model, tok, toxic, clean, sorted({h for s in sets for h in s}))
     norms = {h: float(r.norm()) for h, r in diffs.items()}
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
         from steering.features import for_removal
         from steering.sae_steering import Amplify
 
-        sae = TopKSAE.load("smollm2-135m/blocks.15.resid_post")
+        sae = TopKSAE.load(f"{EMBEDDED}/blocks.15.resid_post")
         feats = for_removal(model, tok, sae, toxic, clean, n=64).features
         grid = [(c, alpha) for c in a.coef for alpha in a.plus_sae_amplify]
         make = lambda hooks, s: one_set(hooks, s[0]) + [Amplify.from_sae(sae, feats, alpha=s[1])]
