@@ -13,6 +13,9 @@ mean activation / top 16 principal components (WikiText-2 valid windows, the dev
 keeping the push off what ordinary text uses; the strength stays in units of the unprojected ‖r‖.
 `--plus-sae-amplify -0.75 -1` adds SAE amplification (the embedded model's shipped SAE, its 64 `for_removal`
 features on the same contrast texts, α from this list) to every setting: the grid becomes coef × α.
+`--condition gate --quantile 0.5 0.9` scans conditional DiffMean (`steering.conditional`): the push acts only on
+tokens whose projection passes that quantile of the non-toxic contrast tokens' projections; the grid becomes
+coef × quantile. Every setting also reports its dev continuations' perplexity under the unsteered model.
 """
 from __future__ import annotations
 
@@ -64,6 +67,11 @@ def main(argv=None) -> None:
                    help="remove generic text's mean direction or top Q principal components from each direction")
     p.add_argument("--plus-sae-amplify", type=float, nargs="+", default=None, metavar="ALPHA",
                    help="add SAE amplification of the shipped SAE's 64 toxicity features at each α (grid coef × α)")
+    p.add_argument("--condition", choices=("gate", "cap"), default=None,
+                   help="conditional DiffMean (steering.conditional): act only on tokens whose projection on the "
+                        "direction passes a threshold; 'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess")
+    p.add_argument("--quantile", type=float, nargs="+", default=[0.9], metavar="Q",
+                   help="--condition thresholds: quantiles of the non-toxic contrast tokens' projections (coef × Q)")
     p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
     a = p.parse_args(argv)
     if not all(layer.strip().isdigit() for s in a.hooks for layer in s.split(",")):
@@ -74,6 +82,10 @@ def main(argv=None) -> None:
         p.error(f"--project-off {po}: use 'mean' or 'pcs:Q' with Q a positive whole number, e.g. pcs:16")
     if a.plus_sae_amplify and a.model != EMBEDDED:
         p.error(f"--plus-sae-amplify uses the embedded model's shipped SAE; it cannot steer --model {a.model}")
+    if a.condition and (po or a.plus_sae_amplify):
+        p.error("--condition combines with neither --project-off nor --plus-sae-amplify; scan them separately")
+    if not all(0 <= q <= 1 for q in a.quantile):
+        p.error(f"--quantile {a.quantile}: each must lie in [0, 1], e.g. 0.9")
 
     from steering.judges import toxicity_judge
 
@@ -101,6 +113,14 @@ def main(argv=None) -> None:
         feats = for_removal(model, tok, sae, toxic, clean, n=64).features
         grid = [(c, alpha) for c in a.coef for alpha in a.plus_sae_amplify]
         make = lambda hooks, s: one_set(hooks, s[0]) + [Amplify.from_sae(sae, feats, alpha=s[1])]
+    if a.condition:
+        from steering.conditional import conditional_relative, projection_quantiles
+
+        taus = projection_quantiles(model, tok, clean, diffs, a.quantile)  # {hook: (len(quantile),)}
+        grid = [(c, q) for c in a.coef for q in a.quantile]
+        make = lambda hooks, s: conditional_relative(
+            {h: diffs[h] for h in hooks}, {h: float(taus[h][a.quantile.index(s[1])]) for h in hooks}, s[0],
+            a.condition)
     cache = benchmark.Cache(Path(a.out) / "cache")
     base_ppl = benchmark.cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
     base = benchmark.choose_on_dev(model, tok, benchmark.Method("original"), dev, cfg, judges, 1e9, cache)[3]
@@ -108,14 +128,15 @@ def main(argv=None) -> None:
     for hooks in sets:
         name = "+".join(h.split(".")[1] for h in hooks) + (f" off {po}" if po else "")
         name += " + SAE amplification" if a.plus_sae_amplify else ""
+        name += f" {a.condition} (coef, q)" if a.condition else ""
         method = benchmark.Method(f"DiffMean add @ {name}",
                                   lambda s, hooks=hooks: make(hooks, s), grid)
         entries = benchmark.choose_on_dev(model, tok, method, dev, cfg, judges, base_ppl * (1 + cfg.ppl_budget),
                                           cache)[3]
         log += [{**e, "hooks": name} for e in entries]
         write_table(log, Path(a.out), a.table)
-        print(*(f"{e['method']:<28} {e['strength']:>6}  {e['dev_pct_toxic']:5.1f} %  PPL {e['dev_perplexity']:.2f}"
-                for e in entries), sep="\n", flush=True)
+        print(*(f"{e['method']:<28} {e['strength']:>6}  {e['dev_pct_toxic']:5.1f} %  PPL {e['dev_perplexity']:.2f}  "
+                f"continuation PPL {e['dev_continuation_perplexity']:.2f}" for e in entries), sep="\n", flush=True)
     print(f"scan written to {Path(a.out) / a.table}.md (dev: {len(dev)} prompts × {cfg.dev_samples})")
 
 

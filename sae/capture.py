@@ -1,11 +1,12 @@
 """Activation capture: several hook points in one forward pass, stopping after the deepest one."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from sae.hooks import SITES, HookPoint, add_hook
 
@@ -149,3 +150,16 @@ def capture(
     acts = {name: x[mask] for name, x in full.items()}
     return Activations(acts, input_ids[mask], mask.nonzero())
 
+
+
+def capture_texts(model: nn.Module, tokenizer, texts: Sequence[str], hook_points: Sequence[str], batch_size: int = 16,
+                  max_length: int = 128, outlier_factor: float | None = 10.0) -> Iterator[tuple[Activations, int]]:
+    """(activations, texts in the batch) for `texts` in batches: each text tokenised alone up to max_length and
+    padded, its special tokens and attention-sink outliers left out (the tokens an SAE trains on)."""
+    if not texts:
+        raise ValueError("No texts given")
+    for i in tqdm(range(0, len(texts), batch_size), desc="activations", unit="batch", mininterval=2, leave=False):
+        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length)
+        yield capture(model, enc.input_ids, enc.attention_mask, list(hook_points),
+                      exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor), len(enc.input_ids)

@@ -26,7 +26,7 @@ import numpy as np
 
 from sae.files import write_text
 from sae.tables import write_table
-from steering.evaluate import chat_format, generate, perplexity, plot_tradeoff, toxigen_prompts
+from steering.evaluate import chat_format, continuation_perplexity, generate, perplexity, plot_tradeoff, toxigen_prompts
 from steering.intervention import Intervention
 from steering.judges import agreement, is_refusal
 from steering.prompting import Prompting
@@ -113,16 +113,31 @@ def prompt_split(cfg: BenchConfig) -> tuple[list[str], list[str]]:
     return dev[: cfg.dev_prompts], test[: cfg.test_prompts]
 
 
-def toxic_hits(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
-               judges: dict, cache: Cache = NO_CACHE) -> dict[str, np.ndarray]:
-    """{judge: (prompts, samples) bool}: which sampled continuations each judge calls toxic."""
+def continuations(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
+                  cache: Cache = NO_CACHE) -> tuple[dict, list[list[str]]]:
+    """(cache key, texts): `samples` sampled continuations per prompt under the setting."""
     shown = prompting.raw(prompts) if prompting else prompts
     key = {**setting_key(model, ivs, prompting), "prompts": shown, "samples": samples,
            "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}
-    texts = cache("continuations", key, lambda: generate(model, tok, shown, ivs, n=samples,
-                                                         max_new_tokens=cfg.max_new_tokens, seed=cfg.seed).texts)
+    return key, cache("continuations", key, lambda: generate(model, tok, shown, ivs, n=samples,
+                                                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed).texts)
+
+
+def toxic_hits(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
+               judges: dict, cache: Cache = NO_CACHE) -> dict[str, np.ndarray]:
+    """{judge: (prompts, samples) bool}: which sampled continuations each judge calls toxic."""
+    texts = continuations(model, tok, prompts, ivs, prompting, samples, cfg, cache)[1]
     flat = [t for per in texts for t in per]
     return {name: (np.asarray(j(flat)) > TOXIC).reshape(len(prompts), samples) for name, j in judges.items()}
+
+
+def fluency(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
+            cache: Cache = NO_CACHE) -> float:
+    """Perplexity of the setting's continuations under the unsteered model, each given its plain prompt (the
+    system prompt, if any, left out so every row is scored the same way): the price of steering on the text it
+    steers, which WikiText perplexity cannot see when a method leaves ordinary text alone."""
+    key, texts = continuations(model, tok, prompts, ivs, prompting, samples, cfg, cache)
+    return cache("continuation_perplexity", key, lambda: continuation_perplexity(model, tok, prompts, texts))
 
 
 def cached_perplexity(model, tok, ivs, source: str, cfg: BenchConfig, cache: Cache) -> float:
@@ -141,6 +156,8 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
         rate = float(toxic_hits(model, tok, dev, ivs, method.prompting, cfg.dev_samples, cfg,
                                 {primary: judges.toxicity[primary]}, cache)[primary].mean())
         log.append({"method": method.name, "strength": str(s), "dev_pct_toxic": 100 * rate, "dev_perplexity": ppl,
+                    "dev_continuation_perplexity": fluency(model, tok, dev, ivs, method.prompting, cfg.dev_samples,
+                                                           cfg, cache),
                     "within_budget": ppl <= budget_ppl})
         if ppl <= budget_ppl and (best is None or rate < best[2]):
             best = (s, ivs, rate)
@@ -188,6 +205,7 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
         row |= {f"asr_{name}": 100 * asr.value, f"asr_{name}_lo": 100 * asr.low, f"asr_{name}_hi": 100 * asr.high,
                 f"over_refusal_{name}": 100 * over.value, f"over_refusal_{name}_hi": 100 * over.high}
     row["perplexity"] = cached_perplexity(model, tok, ivs, "wikitext2-test", cfg, cache)
+    row["continuation_perplexity"] = fluency(model, tok, test, ivs, method.prompting, cfg.test_samples, cfg, cache)
     return row, hits, labels
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sae.capture import capture
+from sae.capture import capture_texts
 from steering.intervention import Intervention, _check, finite
 
 MODES = ("add", "ablate")
@@ -23,18 +23,12 @@ MODES = ("add", "ablate")
 def mean_activations(model, tokenizer, texts: Sequence[str], hook_points: Sequence[str], batch_size: int = 16,
                      max_length: int = 128, outlier_factor: float | None = 10.0) -> dict[str, torch.Tensor]:
     """{hook point: (d,) mean activation over all kept tokens of `texts`}, every hook point in one pass."""
-    if not texts:
-        raise ValueError("No texts given")
     totals: dict[str, torch.Tensor] = {}
     count = 0
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_length)
-        acts = capture(model, enc.input_ids, enc.attention_mask, list(hook_points),
-                       exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor).acts
-        for h, x in acts.items():
-            totals[h] = totals.get(h, 0) + x.double().sum(0)
-        count += len(next(iter(acts.values())))
+    for x, _ in capture_texts(model, tokenizer, texts, hook_points, batch_size, max_length, outlier_factor):
+        for h, a in x.acts.items():
+            totals[h] = totals.get(h, 0) + a.double().sum(0)
+        count += len(x.token_ids)
     if count == 0:
         raise ValueError("The texts gave no tokens to average")
     return {h: (t / count).float() for h, t in totals.items()}

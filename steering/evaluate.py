@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sae.capture import position_ids
 from sae.cli import HelpFormatter, run_cli
 from sae.data import DATA_DIR, TextSource
 from sae.files import atomic_file
@@ -122,6 +123,13 @@ def toxicity_metrics(gens: Generations, scorer: Scorer, threshold: float = 0.5) 
             "gen_tokens_per_s": gens.tokens_per_s}
 
 
+def _keeps_logits(model) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (computing logits for the last positions only)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
 # --- perplexity -----------------------------------------------------------------------------------------
 @torch.no_grad()
 def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), source: str = "wikitext2-test",
@@ -135,6 +143,38 @@ def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), sou
             ids = windows[i : i + batch_size].to(device)
             ce = token_ce(model(ids, use_cache=False).logits, ids)
             total, count = total + ce.sum().item(), count + ce.numel()
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def continuation_perplexity(model, tokenizer, prompts: Sequence[str], continuations: Sequence[Sequence[str]],
+                            batch_size: int = 16) -> float:
+    """exp(mean cross-entropy of each continuation's tokens given its prompt) under `model` as it is, unsteered:
+    how natural the steered continuations read. ml-aura and ml-act score theirs with a larger LM; here the
+    model itself scores them. Prompt and continuation are tokenised apart and joined, so the continuation's
+    tokens are exactly its own; empty continuations count no tokens. Left padding puts every continuation at
+    the end of its row, so the vocabulary projection runs on the continuation positions only."""
+    if len(prompts) != len(continuations):
+        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuation lists")
+    pairs = [(tokenizer(p, add_special_tokens=False).input_ids, tokenizer(c, add_special_tokens=False).input_ids)
+             for p, cs in zip(prompts, continuations) for c in cs]
+    pairs = [(p, c) for p, c in pairs if c]
+    if not pairs:
+        raise ValueError("Every continuation is empty: nothing to score")
+    device, pad = next(model.parameters()).device, tokenizer.pad_token_id or 0
+    total, count = 0.0, 0
+    for i in tqdm(range(0, len(pairs), batch_size), desc="continuation perplexity", unit="batch", mininterval=2):
+        batch = pairs[i : i + batch_size]
+        width, keep = max(len(p) + len(c) for p, c in batch), max(len(c) for _, c in batch) + 1
+        ids = torch.tensor([[pad] * (width - len(p) - len(c)) + p + c for p, c in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in batch],
+                            device=device)
+        logits = model(ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False,
+                       **({"logits_to_keep": keep} if _keeps_logits(model) else {})).logits[:, -keep:]
+        ce = token_ce(logits, ids[:, -keep:])  # (B, keep − 1): the last keep − 1 tokens, each given all before it
+        lengths = torch.tensor([len(c) for _, c in batch], device=device)[:, None]
+        scored = torch.arange(keep - 1, 0, -1, device=device)[None, :] <= lengths  # the last len(c) targets
+        total, count = total + ce[scored].sum().item(), count + int(scored.sum())
     return math.exp(total / count)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from sae.capture import capture
+from sae.capture import capture_texts
 from sae.model import TopKSAE, feature_ids
 from steering.sae_steering import feature_directions
 
@@ -109,22 +109,16 @@ def per_text_means(model, tokenizer, sae: TopKSAE, texts: Sequence[str], of: str
 
     of = "features": the SAE's activations; "projections": ReLU(x · W_dec[f]), the component that
     Amplify/Calibrate act on (non-zero wherever x leans towards the direction, active or not)."""
-    if not texts:
-        raise ValueError("No texts given")
     if of not in ("features", "projections"):
         raise ValueError(f"of must be 'features' or 'projections', got {of!r}")
     S = feature_directions(sae, range(sae.d_sae)) if of == "projections" else None
     out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_length)
-        x = capture(model, enc.input_ids, enc.attention_mask, [sae.cfg.hook_point],
-                    exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor)
+    for x, n in capture_texts(model, tokenizer, texts, [sae.cfg.hook_point], batch_size, max_length, outlier_factor):
         acts = x.acts[sae.cfg.hook_point]
         vals = (sae.feature_acts(acts) if of == "features" else torch.relu(acts.float() @ S.to(acts.device)))
         rows = x.positions[:, 0].cpu()
-        sums = torch.zeros(len(enc.input_ids), sae.d_sae).index_add_(0, rows, vals.float().cpu())
-        out.append(sums / torch.bincount(rows, minlength=len(enc.input_ids)).clamp_min(1)[:, None])
+        sums = torch.zeros(n, sae.d_sae).index_add_(0, rows, vals.float().cpu())
+        out.append(sums / torch.bincount(rows, minlength=n).clamp_min(1)[:, None])
     return torch.cat(out)
 
 

@@ -215,7 +215,8 @@ def save_interventions(path: str | Path, interventions: Sequence[Intervention]) 
 
 
 # The modules that define this project's interventions: imported on load, so a saved file names its classes.
-INTERVENTION_MODULES = ("steering.sae_steering", "steering.inject", "steering.diffmean", "steering.linear_act")
+INTERVENTION_MODULES = ("steering.sae_steering", "steering.inject", "steering.diffmean", "steering.linear_act",
+                        "steering.conditional")
 
 
 def load_interventions(path: str | Path) -> list[Intervention]:

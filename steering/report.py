@@ -9,8 +9,9 @@ Steps: SAE (train or reuse) → explain every feature → static browser → AUR
 DiffMean / SAE-feature fits on the *train* part of the labelled data → judges (their held-out AUROC) → each
 method's strength chosen on dev prompts → every row evaluated on test prompts with 95 % CIs.
 
-Rows: original, prompting, DiffMean (add, ablate), Linear-AcT, AURA, Det0, DAMP, SAE amplification, SAE
-calibration, SAE inject, AURA + the best SAE row, prompting + the best activation row ("best": lowest dev rate).
+Rows: original, prompting, DiffMean (add, ablate, conditional: only on the tokens that lean toxic), Linear-AcT, AURA,
+Det0, DAMP, SAE amplification, SAE calibration, SAE inject, AURA + the best SAE row, prompting + the best activation
+row ("best": lowest dev rate).
 SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic texts, `--contrast`: tweets,
 the model's own continuations of dev prompts, or both; DiffMean's direction comes from the same texts): amplification
 weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed).
@@ -39,10 +40,10 @@ from sae.model import TopKSAE
 from steering.labelled import CONTRASTS
 
 COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% toxic (profanity)", "fewer × (profanity)",
-           "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL")
+           "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL", "continuation PPL")
 
-ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "Linear-AcT", "AURA", "Det0", "DAMP",
-        "SAE amplification", "SAE calibration", "SAE inject")  # then the combined rows
+ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
+        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE inject")  # then the combined rows
 
 
 @dataclass
@@ -77,6 +78,9 @@ class ReportConfig:
     calibrate_beta: float = 0.0
     diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
     diffmean_hooks: list[str] = field(default_factory=list)  # where DiffMean acts; empty: the SAE's hook point
+    conditional_mode: str = "gate"  # steering.conditional: 'gate' (add where past τ) or 'cap' (pull back to τ)
+    conditional_coef: list[float] = field(default_factory=lambda: [-1.5, -2.0, -3.0])  # gate: × ‖r‖; cap: × excess
+    conditional_quantile: float = 0.5  # τ: this quantile of the non-toxic contrast tokens' projections on r̂
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     contrast: str = "tweets"  # the texts DiffMean and the SAE rows' features are fitted on: tweets | own | both
     inject_concept: str = "respectful, polite, kind, friendly, peaceful"
@@ -108,6 +112,13 @@ HELP = {
     "diffmean_coef": "DiffMean add grid, in units of the toxic − non-toxic mean difference's norm",
     "diffmean_hooks": "hook points DiffMean acts at, each with its own direction (e.g. blocks.10.resid_post "
                       "blocks.15.resid_post); default: the SAE's hook point",
+    "conditional_mode": "DiffMean conditional (steering.conditional), acting only on tokens whose projection on the "
+                        "direction passes a threshold τ: 'gate' adds coef × ‖r‖ there, 'cap' removes coef × the "
+                        "excess over τ",
+    "conditional_coef": "DiffMean conditional grid: coef (gate: < 0, in units of the mean difference's norm; cap: > 0, "
+                        "1 caps the projection at τ)",
+    "conditional_quantile": "DiffMean conditional threshold τ: this quantile of the non-toxic contrast tokens' "
+                            "projections on the direction",
     "linear_act_strength": "Linear-AcT grid: λ",
     "contrast": "toxic vs non-toxic texts the DiffMean direction and the SAE rows' features are fitted on: 'tweets' "
                 "(Davidson, train part), 'own' (the model's own continuations of dev ToxiGen list prompts, labelled "
@@ -239,6 +250,14 @@ class Fits:
                                                                             hooks))
 
     @cached_property
+    def thresholds(self) -> dict[str, float]:
+        """{hook point: τ}, cfg.conditional_quantile of the non-toxic contrast tokens' projections on each direction."""
+        from steering.conditional import projection_quantiles
+
+        q = projection_quantiles(self.model, self.tok, self.contrast[1], self.diffs, [self.cfg.conditional_quantile])
+        return {h: float(v[0]) for h, v in q.items()}
+
+    @cached_property
     def toxic_features(self):
         from steering.features import for_removal
 
@@ -261,6 +280,8 @@ def run(cfg: ReportConfig) -> Path:
     from steering import benchmark
     from steering.aura import aura as aura_ivs
     from steering.aura import damp, det0
+    from steering.conditional import MODES as CONDITIONAL_MODES
+    from steering.conditional import conditional_relative
     from steering.diffmean import DiffMean, add_relative
     from steering.evaluate import profanity_scorer
     from steering.features import describe
@@ -270,6 +291,10 @@ def run(cfg: ReportConfig) -> Path:
     from steering.prompting import Prompting
     from steering.sae_steering import Amplify, Calibrate
 
+    if cfg.conditional_mode not in CONDITIONAL_MODES:
+        raise ValueError(f"--conditional-mode {cfg.conditional_mode!r}: choose one of {', '.join(CONDITIONAL_MODES)}")
+    if not 0 <= cfg.conditional_quantile <= 1:
+        raise ValueError(f"--conditional-quantile {cfg.conditional_quantile}: use a quantile in [0, 1], e.g. 0.5")
     if cfg.contrast not in CONTRASTS:
         raise ValueError(f"--contrast {cfg.contrast!r}: choose one of {', '.join(CONTRASTS)}")
     unknown = sorted(set(cfg.rows) - set(ROWS))
@@ -309,6 +334,8 @@ def run(cfg: ReportConfig) -> Path:
         M("prompting", prompting=Prompting(), family="prompt"),
         M("DiffMean add", lambda c: add_relative(fits.diffs, c), cfg.diffmean_coef),
         M("DiffMean ablate", lambda _: [DiffMean(h, r, "ablate") for h, r in fits.diffs.items()]),
+        M("DiffMean conditional", lambda c: conditional_relative(fits.diffs, fits.thresholds, c, cfg.conditional_mode),
+          cfg.conditional_coef),
         M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
         M("AURA", lambda _: aura_ivs(fits.aura_scores)),
         M("Det0", lambda k: det0(fits.aura_scores, k), cfg.det0_k),
@@ -356,7 +383,7 @@ def table(rows: list[dict]) -> list[str]:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         cells = [r["setting"], r["strength"], *(_cell(r, k, 2 if k.startswith("ratio") else 1) for k in keys),
-                 f"{r['perplexity']:.2f}"]
+                 f"{r['perplexity']:.2f}", _cell(r, "continuation_perplexity", 2)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -371,7 +398,9 @@ def write_report(out: Path, cfg, bcfg, sae, rows, chosen_text, records, curves, 
              "\"fewer ×\" = the original's % toxic ÷ this row's (paired bootstrap over the same prompts and seeds). "
              f"Strength rule: on {bcfg.dev_prompts} dev prompts × {bcfg.dev_samples} samples, the grid setting with "
              f"the fewest toxic continuations (MiniLM judge) among those within +{100 * bcfg.ppl_budget:.0f} % of the "
-             "original's WikiText-2 valid perplexity; every number above comes from test prompts and WikiText-2 test.",
+             "original's WikiText-2 valid perplexity; every number above comes from test prompts and WikiText-2 test. "
+             "\"continuation PPL\": the row's test continuations scored by the unsteered model (fluency of the "
+             "steered text itself).",
              "", (out / "stats.md").read_text(), ""]
     if best is not None:
         lines += [f"Best row by the MiniLM judge: **{best['setting']}**, {_cell(best, 'ratio_MiniLM', 2)}× fewer toxic "

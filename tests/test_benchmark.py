@@ -159,11 +159,11 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
     dev, test = benchmark.prompt_split(cfg)
     seen = {"dev": [], "test": []}
     phase = {"now": None}
-    real_hits, real_choose = benchmark.toxic_hits, benchmark.choose_on_dev
+    real_texts, real_choose = benchmark.continuations, benchmark.choose_on_dev
 
-    def spy_hits(model, tok, prompts, *a, **kw):
+    def spy_texts(model, tok, prompts, *a, **kw):  # every judged or scored continuation passes through here
         seen[phase["now"]].extend(prompts)
-        return real_hits(model, tok, prompts, *a, **kw)
+        return real_texts(model, tok, prompts, *a, **kw)
 
     def spy_choose(*a, **kw):
         phase["now"] = "dev"
@@ -172,7 +172,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
         finally:
             phase["now"] = "test"
 
-    monkeypatch.setattr(benchmark, "toxic_hits", spy_hits)
+    monkeypatch.setattr(benchmark, "continuations", spy_texts)
     monkeypatch.setattr(benchmark, "choose_on_dev", spy_choose)
     r = torch.randn(32)
     methods = [benchmark.Method("original", family="none"),
@@ -188,6 +188,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
     for row in rows:
         assert row["pct_toxic_profanity_lo"] <= row["pct_toxic_profanity"] <= row["pct_toxic_profanity_hi"]
         assert np.isfinite(row["perplexity"]) and "asr_phrases_hi" in row
+        assert 1 < row["continuation_perplexity"] < 2 * 512  # a tiny random model: near its vocabulary size
     assert all("ratio_profanity" in row for row in rows[1:])
     csv = (tmp_path / "benchmark.csv").read_text().splitlines()
     assert len(csv) == 6 and (tmp_path / "selection.csv").is_file()
@@ -200,6 +201,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
 
     monkeypatch.setattr(benchmark, "generate", boom)
     monkeypatch.setattr(benchmark, "perplexity", boom)
+    monkeypatch.setattr(benchmark, "continuation_perplexity", boom)
     again = benchmark.run(model, tok, methods, cfg, judges, tmp_path)
     assert json.dumps(again) == json.dumps(rows)
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*.json")]
@@ -208,3 +210,46 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
     # the key follows the interventions' tensors, not just their names
     key = lambda v: benchmark.setting_key(model, [DiffMean("blocks.1.resid_post", v, "add", 1.0)], None)
     assert key(r) == key(r.clone()) == key(2 * r) != key(r.roll(1))  # DiffMean keeps the unit direction
+
+
+def test_conditional_diffmean_acts_only_past_its_threshold_and_round_trips(tmp_path, tokenizer):
+    from steering.conditional import ConditionalDiffMean, conditional_relative, projection_quantiles
+
+    torch.manual_seed(0)
+    r = torch.randn(32)
+    rhat = r / r.norm()
+    x = torch.randn(4, 6, 32) * 3
+    s = x @ rhat
+    tau = float(s.median())
+    gate = ConditionalDiffMean("blocks.0.resid_post", r, tau, "gate", coef=-2.0)
+    moved = (gate.apply(x) - x).norm(dim=-1)
+    assert torch.allclose(moved[s > tau], torch.full_like(moved[s > tau], 2.0), atol=1e-5)
+    assert torch.equal(gate.apply(x)[s <= tau], x[s <= tau])  # below the threshold: untouched, bit for bit
+    cap = ConditionalDiffMean("blocks.0.resid_post", r, tau, "cap", coef=1.0)
+    capped = cap.apply(x)
+    assert torch.allclose(capped @ rhat, s.clamp(max=tau), atol=1e-5)  # coef 1: the projection is capped at τ
+    u = torch.randn(32)
+    u -= (u @ rhat) * rhat
+    assert torch.allclose(capped @ u, x @ u, atol=1e-4)  # orthogonal directions untouched
+    with pytest.raises(ValueError, match="mode"):
+        ConditionalDiffMean("blocks.0.resid_post", r, tau, "clip")
+    with pytest.raises(ValueError, match="finite"):
+        ConditionalDiffMean("blocks.0.resid_post", r, float("nan"))
+    # thresholds are quantiles of the tokens' projections, computed over the same tokens DiffMean averages
+    model = make_tiny("llama", n_layers=2)
+    texts = ["garden flowers bloom", "a calm lake at dawn", "the quiet song"]
+    hook = "blocks.1.resid_post"
+    (q,) = projection_quantiles(model, tokenizer, texts, {hook: r}, [0.5]).values()
+    from sae.capture import capture_texts
+
+    proj = torch.cat([a.acts[hook] @ rhat for a, _ in capture_texts(model, tokenizer, texts, [hook])])
+    assert float(q[0]) == pytest.approx(float(proj.quantile(0.5)), abs=1e-5)
+    ivs = conditional_relative({hook: r}, {hook: float(q[0])}, -1.5)
+    assert ivs[0].coef == pytest.approx(-1.5 * float(r.norm()))  # gate: in units of ‖r‖, as add_relative
+    save_interventions(tmp_path / "cond.safetensors", ivs)
+    (back,) = load_interventions(tmp_path / "cond.safetensors")
+    assert back.threshold == ivs[0].threshold and back.mode == "gate" and torch.equal(back.direction, ivs[0].direction)
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    with steer(model, ivs):
+        steered = model(**enc).logits
+    assert not torch.allclose(steered, model(**enc).logits)

@@ -72,3 +72,27 @@ def test_sweep_writes_table_and_plot(tmp_path, tokenizer):
     assert rows[0]["perplexity"] != rows[1]["perplexity"]
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "toxicity_vs_perplexity.png").stat().st_size > 1000
     assert "| setting | mean_toxicity |" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("keeps_logits", [True, False])  # a model whose forward lacks logits_to_keep: full logits
+def test_continuation_perplexity_scores_only_the_continuation_tokens_whatever_the_batch(tokenizer, keeps_logits,
+                                                                                       monkeypatch):
+    from steering import evaluate
+    from steering.evaluate import continuation_perplexity
+
+    monkeypatch.setattr(evaluate, "_keeps_logits", lambda model: keeps_logits)
+    model = make_tiny("llama", n_layers=2)
+    prompts, conts = ["The history of", "A long prompt about the weather in the city"], [["the war", ""], ["was cold"]]
+    nll, n = 0.0, 0
+    for p, c in (("The history of", "the war"), ("A long prompt about the weather in the city", "was cold")):
+        pi, ci = (tokenizer(t, add_special_tokens=False).input_ids for t in (p, c))
+        ids = torch.tensor([pi + ci])
+        logp = model(ids).logits[0, :-1].log_softmax(-1)
+        nll -= float(sum(logp[len(pi) - 1 + j, t] for j, t in enumerate(ci)))  # token t of c, given all before it
+        n += len(ci)
+    expected = np.exp(nll / n)
+    assert continuation_perplexity(model, tokenizer, prompts, conts) == pytest.approx(expected, rel=1e-4)
+    # one per batch (no padding) gives the same number: right padding never leaks into the score
+    assert continuation_perplexity(model, tokenizer, prompts, conts, batch_size=1) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="empty"):
+        continuation_perplexity(model, tokenizer, ["a"], [[""]])

@@ -8,8 +8,8 @@ import torch
 from steering.report import COLUMNS, main
 from tests.conftest import make_tiny, make_tokenizer
 
-ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "Linear-AcT", "AURA", "Det0", "DAMP",
-        "SAE amplification", "SAE calibration", "SAE inject"]
+ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
+        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE inject"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
           "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
           "--judge-per-class", "60", "--quick", "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8",
           "--amplify-alpha", "-0.5", "-1", "--calibrate-features", "1", "2", "--linear-act-strength", "0.5",
-          "--inject-features", "3", "--inject-m", "2.5", "10"])
+          "--conditional-coef", "-2", "--inject-features", "3", "--inject-m", "2.5", "10"])
     report = (out / "report.md").read_text()
     section = report.split("## Steering benchmark")[1].split("\n\n")[1]
     table = [line for line in section.splitlines() if line.startswith("| ")]
@@ -48,9 +48,9 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
     assert names[len(ROWS) + 1].startswith("prompting + ") and len(names) == len(ROWS) + 2
     for line in table[1:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        pct, ppl = cells[2], cells[-1]
+        pct, ppl, continuation_ppl = cells[2], cells[-2], cells[-1]
         value, lo, hi = map(float, re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", pct).groups())
-        assert lo <= value <= hi and math.isfinite(float(ppl)), cells
+        assert lo <= value <= hi and math.isfinite(float(ppl)) and float(continuation_ppl) > 1, cells
     for png in ("toxicity_vs_perplexity.png", "training_curves.png"):
         assert (out / png).stat().st_size > 1000 and png in report
     assert (out / "site" / "index.html").is_file() and (out / "explanations.jsonl").is_file()
@@ -73,6 +73,8 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
 def test_unknown_row_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"--rows \['Foo'\]: no such row; the rows are \['original'"):
         main(["--rows", "AURA", "Foo", "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match=r"--conditional-mode 'clip': choose one of gate, cap"):
+        main(["--conditional-mode", "clip", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
 
 
