@@ -80,7 +80,7 @@ class ReportConfig:
     diffmean_hooks: list[str] = field(default_factory=list)  # where DiffMean acts; empty: the SAE's hook point
     conditional_mode: str = "gate"  # steering.conditional: 'gate' (add where past τ) or 'cap' (pull back to τ)
     conditional_coef: list[float] = field(default_factory=lambda: [-1.5, -2.0, -3.0])  # gate: × ‖r‖; cap: × excess
-    conditional_quantile: float = 0.5  # τ: this quantile of the non-toxic contrast tokens' projections on r̂
+    conditional_quantile: float = 0.25  # τ: this quantile of the non-toxic contrast tokens' projections on r̂
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     contrast: str = "tweets"  # the texts DiffMean and the SAE rows' features are fitted on: tweets | own | both
     inject_concept: str = "respectful, polite, kind, friendly, peaceful"

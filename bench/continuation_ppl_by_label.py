@@ -1,0 +1,59 @@
+"""Does a change of content alone move the benchmark's continuation perplexity? Split the original row's own test
+continuations (from a report folder's cache) by the MiniLM judge's label and score each group with the unsteered
+model, as `steering.benchmark.fluency` scores a row.
+
+    python bench/continuation_ppl_by_label.py reports/2026-11-22-conditional
+
+If the non-toxic group scores about the same as the toxic one, a steered row's rise in continuation perplexity is
+a loss of naturalness, not the price of being less toxic.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sae.cli import run_cli
+from sae.lm import EMBEDDED, load_lm
+from steering.benchmark import TOXIC
+
+
+def original_texts(folder: Path, samples: int | None) -> tuple[list[str], list[list[str]]]:
+    """(prompts, continuations) of the unsteered, unprompted setting with the most prompts in <folder>/cache."""
+    unsteered = hashlib.sha256().hexdigest()[:20]  # setting_key's digest of no interventions
+    found = []
+    for f in sorted((folder / "cache").glob("continuations-*.json")):
+        entry = json.loads(f.read_text())
+        key = entry["key"]
+        if key["interventions"] == unsteered and key["system"] is None and samples in (None, key["samples"]):
+            found.append((len(key["prompts"]), key["prompts"], entry["value"]))
+    if not found:
+        raise SystemExit(f"{folder}/cache holds no unsteered continuations: run `python -m steering.report --out "
+                         f"{folder}` first")
+    return max(found, key=lambda t: t[0])[1:]
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("report", type=Path, help="a steering.report output folder (its cache/ is read)")
+    p.add_argument("--samples", type=int, default=None, help="only continuation sets with this many per prompt")
+    p.add_argument("--model", default=EMBEDDED)
+    a = p.parse_args(argv)
+    from steering.evaluate import continuation_perplexity
+    from steering.judges import toxicity_judge
+
+    prompts, texts = original_texts(a.report, a.samples)
+    model, tok = load_lm(a.model)
+    flat = [(prompt, t) for prompt, ts in zip(prompts, texts) for t in ts]
+    toxic = np.asarray(toxicity_judge(2000)([t for _, t in flat])) > TOXIC
+    for name, keep in (("toxic", toxic), ("non-toxic", ~toxic)):
+        pairs = [x for x, k in zip(flat, keep) if k]
+        ppl = continuation_perplexity(model, tok, [q for q, _ in pairs], [[t] for _, t in pairs])
+        print(f"original continuations judged {name} by MiniLM: n = {len(pairs)}, continuation perplexity {ppl:.2f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
