@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import capture_texts
+from steering.diffmean import unit_direction
 from steering.intervention import Intervention, _check, finite
 
 MODES = ("gate", "cap")
@@ -33,10 +34,7 @@ class ConditionalDiffMean(Intervention):
         super().__init__(hook_point)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        r = finite("ConditionalDiffMean direction", torch.as_tensor(direction, dtype=torch.float32).flatten())
-        if r.norm() == 0:
-            raise ValueError("ConditionalDiffMean direction is zero: the two text sets have the same mean activation")
-        self.register_buffer("direction", r / r.norm())
+        self.register_buffer("direction", unit_direction("ConditionalDiffMean", direction))
         self.mode, self.coef = mode, finite("ConditionalDiffMean coef", coef)
         self.threshold = finite("ConditionalDiffMean threshold", threshold)
 

@@ -47,6 +47,15 @@ def mean_differences(model, tokenizer, concept: Sequence[str], contrast: Sequenc
     return {h: a[h] - b[h] for h in hook_points}
 
 
+def unit_direction(owner: str, direction: torch.Tensor) -> torch.Tensor:
+    """`direction` as a finite unit-norm float vector; NaN/inf or a zero vector (two text sets with the same mean
+    activation) is refused, naming `owner`."""
+    r = finite(f"{owner} direction", torch.as_tensor(direction, dtype=torch.float32).flatten())
+    if r.norm() == 0:
+        raise ValueError(f"{owner} direction is zero: the two text sets have the same mean activation")
+    return r / r.norm()
+
+
 class DiffMean(Intervention):
     """x' = x + coef · r̂ (mode 'add') or x' = x − (x · r̂) r̂ (mode 'ablate'); r̂ is stored unit-norm."""
 
@@ -56,10 +65,7 @@ class DiffMean(Intervention):
         super().__init__(hook_point)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        r = finite("DiffMean direction", torch.as_tensor(direction, dtype=torch.float32).flatten())
-        if r.norm() == 0:
-            raise ValueError("DiffMean direction is zero: the two text sets have the same mean activation")
-        self.register_buffer("direction", r / r.norm())
+        self.register_buffer("direction", unit_direction("DiffMean", direction))
         self.mode, self.coef = mode, finite("DiffMean coef", coef)
 
     @classmethod

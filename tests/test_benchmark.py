@@ -235,6 +235,8 @@ def test_conditional_diffmean_acts_only_past_its_threshold_and_round_trips(tmp_p
         ConditionalDiffMean("blocks.0.resid_post", r, tau, "clip")
     with pytest.raises(ValueError, match="finite"):
         ConditionalDiffMean("blocks.0.resid_post", r, float("nan"))
+    with pytest.raises(ValueError, match="ConditionalDiffMean direction is zero"):
+        ConditionalDiffMean("blocks.0.resid_post", torch.zeros(32), tau)
     # thresholds are quantiles of the tokens' projections, computed over the same tokens DiffMean averages
     model = make_tiny("llama", n_layers=2)
     texts = ["garden flowers bloom", "a calm lake at dawn", "the quiet song"]
