@@ -78,8 +78,8 @@ class ReportConfig:
     calibrate_beta: float = 0.0
     diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])  # × ‖mean difference‖
     diffmean_hooks: list[str] = field(default_factory=list)  # where DiffMean acts; empty: the SAE's hook point
-    conditional_mode: str = "gate"  # steering.conditional: 'gate' (add where past τ) or 'cap' (pull back to τ)
-    conditional_coef: list[float] = field(default_factory=lambda: [-1.5, -2.0, -3.0])  # gate: × ‖r‖; cap: × excess
+    conditional_mode: str = "cap"  # steering.conditional: 'cap' (pull back to τ) or 'gate' (add where past τ)
+    conditional_coef: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.0])  # cap: × excess; gate: × ‖r‖ (< 0)
     conditional_quantile: float = 0.25  # τ: this quantile of the non-toxic contrast tokens' projections on r̂
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     contrast: str = "tweets"  # the texts DiffMean and the SAE rows' features are fitted on: tweets | own | both

@@ -37,7 +37,7 @@ def test_shrunken_workflow_writes_a_complete_report(tmp_path, chat_lm_dir, monke
           "--explain-windows", "8", "--explain-ctx-len", "24", "--explain-words", "300", "--aura-per-class", "20",
           "--judge-per-class", "60", "--quick", "--amplify-features", "4", "--det0-k", "4", "8", "--damp-k", "4", "8",
           "--amplify-alpha", "-0.5", "-1", "--calibrate-features", "1", "2", "--linear-act-strength", "0.5",
-          "--conditional-coef", "-2", "--inject-features", "3", "--inject-m", "2.5", "10"])
+          "--conditional-coef", "2", "--inject-features", "3", "--inject-m", "2.5", "10"])
     report = (out / "report.md").read_text()
     section = report.split("## Steering benchmark")[1].split("\n\n")[1]
     table = [line for line in section.splitlines() if line.startswith("| ")]
