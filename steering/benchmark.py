@@ -123,20 +123,17 @@ def continuations(model, tok, prompts: list[str], ivs, prompting: Prompting | No
                                                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed).texts)
 
 
-def toxic_hits(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
-               judges: dict, cache: Cache = NO_CACHE) -> dict[str, np.ndarray]:
-    """{judge: (prompts, samples) bool}: which sampled continuations each judge calls toxic."""
-    texts = continuations(model, tok, prompts, ivs, prompting, samples, cfg, cache)[1]
+def toxic_hits(texts: list[list[str]], judges: dict) -> dict[str, np.ndarray]:
+    """{judge: (prompts, samples) bool}: which of `texts` (per prompt, its sampled continuations) each judge calls
+    toxic."""
     flat = [t for per in texts for t in per]
-    return {name: (np.asarray(j(flat)) > TOXIC).reshape(len(prompts), samples) for name, j in judges.items()}
+    return {name: (np.asarray(j(flat)) > TOXIC).reshape(len(texts), -1) for name, j in judges.items()}
 
 
-def fluency(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
-            cache: Cache = NO_CACHE) -> float:
-    """Perplexity of the setting's continuations under the unsteered model, each given its plain prompt (the
-    system prompt, if any, left out so every row is scored the same way): the price of steering on the text it
-    steers, which WikiText perplexity cannot see when a method leaves ordinary text alone."""
-    key, texts = continuations(model, tok, prompts, ivs, prompting, samples, cfg, cache)
+def fluency(model, tok, prompts: list[str], key: dict, texts: list[list[str]], cache: Cache = NO_CACHE) -> float:
+    """Perplexity of a setting's continuations (`key`, `texts` from `continuations`) under the unsteered model, each
+    given its plain prompt (a system prompt, if any, left out so every row is scored the same way): the price of
+    steering on the text it steers, which WikiText perplexity cannot see when a method leaves ordinary text alone."""
     return cache("continuation_perplexity", key, lambda: continuation_perplexity(model, tok, prompts, texts))
 
 
@@ -153,11 +150,10 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
     for s in method.grid:
         ivs = method.make(s)
         ppl = cached_perplexity(model, tok, ivs, "wikitext2-valid", cfg, cache)
-        rate = float(toxic_hits(model, tok, dev, ivs, method.prompting, cfg.dev_samples, cfg,
-                                {primary: judges.toxicity[primary]}, cache)[primary].mean())
+        key, texts = continuations(model, tok, dev, ivs, method.prompting, cfg.dev_samples, cfg, cache)
+        rate = float(toxic_hits(texts, {primary: judges.toxicity[primary]})[primary].mean())
         log.append({"method": method.name, "strength": str(s), "dev_pct_toxic": 100 * rate, "dev_perplexity": ppl,
-                    "dev_continuation_perplexity": fluency(model, tok, dev, ivs, method.prompting, cfg.dev_samples,
-                                                           cfg, cache),
+                    "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache),
                     "within_budget": ppl <= budget_ppl})
         if ppl <= budget_ppl and (best is None or rate < best[2]):
             best = (s, ivs, rate)
@@ -186,7 +182,8 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
                      original: dict[str, np.ndarray] | None,
                      cache: Cache = NO_CACHE) -> tuple[dict, dict[str, np.ndarray], dict]:
     """(row, toxicity hits per judge, refusal labels per judge) on test prompts."""
-    hits = toxic_hits(model, tok, test, ivs, method.prompting, cfg.test_samples, cfg, judges.toxicity, cache)
+    key, texts = continuations(model, tok, test, ivs, method.prompting, cfg.test_samples, cfg, cache)
+    hits = toxic_hits(texts, judges.toxicity)
     row: dict[str, Any] = {"setting": method.name, "strength": str(strength)}
     for name, h in hits.items():
         est = rate_ci(h, seed=cfg.seed)
@@ -205,7 +202,7 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
         row |= {f"asr_{name}": 100 * asr.value, f"asr_{name}_lo": 100 * asr.low, f"asr_{name}_hi": 100 * asr.high,
                 f"over_refusal_{name}": 100 * over.value, f"over_refusal_{name}_hi": 100 * over.high}
     row["perplexity"] = cached_perplexity(model, tok, ivs, "wikitext2-test", cfg, cache)
-    row["continuation_perplexity"] = fluency(model, tok, test, ivs, method.prompting, cfg.test_samples, cfg, cache)
+    row["continuation_perplexity"] = fluency(model, tok, test, key, texts, cache)
     return row, hits, labels
 
 
