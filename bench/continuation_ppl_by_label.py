@@ -10,7 +10,6 @@ a loss of naturalness, not the price of being less toxic.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,21 +17,21 @@ import numpy as np
 
 from sae.cli import run_cli
 from sae.lm import EMBEDDED, load_lm
-from steering.benchmark import TOXIC
+from steering.benchmark import TOXIC, setting_key
 
 
-def original_texts(folder: Path, samples: int | None) -> tuple[list[str], list[list[str]]]:
-    """(prompts, continuations) of the unsteered, unprompted setting with the most prompts in <folder>/cache."""
-    unsteered = hashlib.sha256().hexdigest()[:20]  # setting_key's digest of no interventions
+def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str], list[list[str]]]:
+    """(prompts, continuations) of `model`'s unsteered, unprompted setting with the most prompts in <folder>/cache."""
+    unsteered = setting_key(model, [], None)  # what the benchmark keys the original row's texts by
     found = []
     for f in sorted((folder / "cache").glob("continuations-*.json")):
         entry = json.loads(f.read_text())
         key = entry["key"]
-        if key["interventions"] == unsteered and key["system"] is None and samples in (None, key["samples"]):
+        if all(key.get(k) == v for k, v in unsteered.items()) and samples in (None, key["samples"]):
             found.append((len(key["prompts"]), key["prompts"], entry["value"]))
     if not found:
-        raise SystemExit(f"{folder}/cache holds no unsteered continuations: run `python -m steering.report --out "
-                         f"{folder}` first")
+        raise SystemExit(f"{folder}/cache holds no unsteered continuations of {unsteered['model']}: run "
+                         f"`python -m steering.report --model ... --out {folder}` first")
     return max(found, key=lambda t: t[0])[1:]
 
 
@@ -45,8 +44,8 @@ def main(argv=None) -> None:
     from steering.evaluate import continuation_perplexity
     from steering.judges import toxicity_judge
 
-    prompts, texts = original_texts(a.report, a.samples)
     model, tok = load_lm(a.model)
+    prompts, texts = original_texts(a.report, model, a.samples)
     flat = [(prompt, t) for prompt, ts in zip(prompts, texts) for t in ts]
     toxic = np.asarray(toxicity_judge(2000)([t for _, t in flat])) > TOXIC
     for name, keep in (("toxic", toxic), ("non-toxic", ~toxic)):

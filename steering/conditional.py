@@ -56,7 +56,7 @@ def projection_quantiles(model, tokenizer, texts: Sequence[str], directions: dic
     (the same tokens DiffMean averages: no padding, special tokens or outliers)."""
     if not all(0 <= q <= 1 for q in quantiles):
         raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
-    unit = {h: r.float() / r.norm() for h, r in directions.items()}
+    unit = {h: unit_direction(f"projection_quantiles {h}", r) for h, r in directions.items()}
     proj: dict[str, list[torch.Tensor]] = {h: [] for h in unit}
     for x, _ in capture_texts(model, tokenizer, texts, list(unit), **kw):
         for h, r in unit.items():

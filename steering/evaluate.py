@@ -162,6 +162,7 @@ def continuation_perplexity(model, tokenizer, prompts: Sequence[str], continuati
     if not pairs:
         raise ValueError("Every continuation is empty: nothing to score")
     device, pad = next(model.parameters()).device, tokenizer.pad_token_id or 0
+    last_only = _keeps_logits(model)
     total, count = 0.0, 0
     for i in tqdm(range(0, len(pairs), batch_size), desc="continuation perplexity", unit="batch", mininterval=2):
         batch = pairs[i : i + batch_size]
@@ -170,7 +171,7 @@ def continuation_perplexity(model, tokenizer, prompts: Sequence[str], continuati
         mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in batch],
                             device=device)
         logits = model(ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False,
-                       **({"logits_to_keep": keep} if _keeps_logits(model) else {})).logits[:, -keep:]
+                       **({"logits_to_keep": keep} if last_only else {})).logits[:, -keep:]
         ce = token_ce(logits, ids[:, -keep:])  # (B, keep − 1): the last keep − 1 tokens, each given all before it
         lengths = torch.tensor([len(c) for _, c in batch], device=device)[:, None]
         scored = torch.arange(keep - 1, 0, -1, device=device)[None, :] <= lengths  # the last len(c) targets
