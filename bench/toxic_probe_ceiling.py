@@ -1,39 +1,95 @@
-"""How much toxicity can a linear read-out of layer 15 see at all? Dense logistic probes (L2, C = 0.1) on every
-residual dimension and on every latent of the shipped SAE, mean- and max-pooled, trained on the training part of
-the Davidson tweets and scored (AUROC, accuracy) on the held-out part that `sae.evaluate` uses. The single-latent
-AUROC of `sae.evaluate` is to be read against these.
+"""How much toxicity can a linear read-out see, and how much of it can one direction carry? At each hook point,
+on the Davidson tweets `sae.evaluate` uses (trained on their training part, scored on the held-out part):
 
-    python bench/toxic_probe_ceiling.py        # about 2 min on 2 CPU cores
+    dense probe      L2 logistic regression (C = 0.1) on every residual dimension, mean- and max-pooled
+    one direction    the difference of class means of the mean-pooled residual (DiffMean, the direction a
+                     single linear feature would need), its projection mean- and max-pooled over the text
+    SAE              with --sae: the same dense probe on all of an SAE's latents, and its best single latent
+                     (chosen on the training part, as in `sae.evaluate`)
+
+The one-direction rows are the reference for the single-latent AUROC target: a latent is one direction followed by
+a ReLU, chosen without labels, so it is not expected to beat the supervised direction at the same layer.
+
+    python bench/toxic_probe_ceiling.py                                   # layer 15 and the shipped SAE, ~3 min
+    python bench/toxic_probe_ceiling.py --hooks blocks.5.resid_post blocks.10.resid_post blocks.15.resid_post \
+        --sae smollm2-135m/blocks.15.resid_post runs/release/matryoshka-k32-v2/blocks.15.resid_post
 """
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sae.evaluate import EvalConfig, collect, latent_pools, tasks
+from sae.evaluate import EvalConfig, auroc_columns, collect, latent_pools, tasks
 from sae.lm import load_lm
 from sae.model import TopKSAE
 
 
+def dense_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1)).fit(*train)
+    return float(roc_auc_score(test[1], clf.predict_proba(test[0])[:, 1]))
+
+
+def one_direction(parts: dict) -> dict[str, float]:
+    """Held-out AUROC of the training part's DiffMean direction, projection mean- and max-pooled per text."""
+    mean, y = parts["train"]["mean"], parts["train"]["y"]
+    direction = torch.as_tensor(mean[y == 1].mean(0) - mean[y == 0].mean(0))
+    (x, rows), y = parts["test"]["tokens"], parts["test"]["y"]
+    s = x @ direction  # (tokens,)
+    peak = torch.full((len(y),), -torch.inf).scatter_reduce_(0, rows, s, "amax")
+    return {"mean": float(roc_auc_score(y, parts["test"]["mean"] @ direction.numpy())),
+            "max": float(roc_auc_score(y, peak.numpy()))}
+
+
+def best_latent(pooled: dict, parts: dict) -> tuple[int, str, float, float]:
+    """(latent, pooling, training AUROC, held-out AUROC) of the latent best on the training part;
+    pooled[part][pooling]: (texts, latents)."""
+    scored = [(float(a[j]), j, how) for how in ("mean", "max")
+              for a in [auroc_columns(pooled["train"][how].numpy(), parts["train"]["y"])] for j in [int(np.argmax(a))]]
+    auc, j, how = max(scored)
+    test = float(roc_auc_score(parts["test"]["y"], pooled["test"][how][:, j].numpy()))
+    return j, how, auc, test
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hooks", nargs="+", default=["blocks.15.resid_post"])
+    ap.add_argument("--sae", nargs="*", default=["smollm2-135m/blocks.15.resid_post"],
+                    help="SAE folders or pretrained names; each is read at its own hook point")
+    args = ap.parse_args()
     model, tok = load_lm("smollm2-135m")
     cfg = EvalConfig()
     task = tasks(tok, cfg)[0]  # toxic vs non-toxic tweets
-    hook = "blocks.15.resid_post"
-    sae = TopKSAE.pretrained()
-    feats = {}
-    for part, (texts, _) in (("train", task.train), ("test", task.test)):
-        acts = collect(model, tok, texts, [hook], cfg)
-        latents = latent_pools(sae, *acts.tokens[hook], len(texts))
-        feats[part] = {"residual, mean": acts.units["mean"][hook].numpy(),
-                       "residual, max": acts.units["max"][hook].numpy(),
-                       **{f"SAE latents, {p}": v.numpy() for p, v in latents.items()}}
-    print(f"held-out tweets: {len(task.test[1])}, training: {len(task.train[1])}")
-    for name in feats["train"]:
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1))
-        clf.fit(feats["train"][name], task.train[1])
-        auc = roc_auc_score(task.test[1], clf.predict_proba(feats["test"][name])[:, 1])
-        print(f"{name:<20} dense probe AUROC {auc:.3f}  accuracy {clf.score(feats['test'][name], task.test[1]):.3f}")
+    saes = [(name, TopKSAE.load(name)) for name in args.sae]
+    hooks = list(dict.fromkeys(args.hooks + [s.cfg.hook_point for _, s in saes]))
+    print(f"held-out tweets: {len(task.test[1])}, training: {len(task.train[1])}; AUROC on held-out tweets")
+    print("| hook | dense probe (mean / max pooling) | one direction (mean / max pooling) |")
+    print("|---|---|---|")
+    for hook in hooks:
+        parts = {}
+        for part, (texts, y) in (("train", task.train), ("test", task.test)):
+            acts = collect(model, tok, texts, [hook], cfg)  # inliers at this hook, as in training
+            parts[part] = {"tokens": acts.tokens[hook], "y": y, "mean": acts.units["mean"][hook].numpy(),
+                           "max": acts.units["max"][hook].numpy()}
+        dense = {p: dense_probe((parts["train"][p], parts["train"]["y"]), (parts["test"][p], parts["test"]["y"]))
+                 for p in ("mean", "max")}
+        direction = one_direction(parts)
+        print(f"| {hook} | {dense['mean']:.3f} / {dense['max']:.3f} "
+              f"| {direction['mean']:.3f} / {direction['max']:.3f} |", flush=True)
+        for name, sae in saes:
+            if sae.cfg.hook_point != hook:
+                continue
+            latents = {p: latent_pools(sae, *parts[p]["tokens"], len(parts[p]["y"])) for p in parts}
+            j, how, auc_train, auc_test = best_latent(latents, parts)
+            probe = dense_probe((latents["train"]["max"].numpy(), parts["train"]["y"]),
+                                (latents["test"]["max"].numpy(), parts["test"]["y"]))
+            print(f"|   SAE {name} | all latents, max pooling: {probe:.3f} | best latent {j} ({how}): "
+                  f"{auc_test:.3f} (training part {auc_train:.3f}) |", flush=True)
 
 
 if __name__ == "__main__":
