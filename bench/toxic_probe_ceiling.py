@@ -5,12 +5,16 @@ on the Davidson tweets `sae.evaluate` uses (trained on their training part, scor
     one direction    the difference of class means of the mean-pooled residual (DiffMean, the direction a
                      single linear feature would need), its projection mean- and max-pooled over the text
     SAE              with --sae: the same dense probe on all of an SAE's latents, and its best single latent
-                     (chosen on the training part, as in `sae.evaluate`)
+                     (chosen on the training part, as in `sae.evaluate`) with a 95 % bootstrap CI over the
+                     held-out tweets
+    --test-per-class held-out tweets per class, one or more sizes: 500 as in `sae.evaluate` (n = 1,000); 771 is
+                     every non-toxic held-out tweet (n = 1,542, a tighter CI). The training part is 800 per class
 
 The one-direction rows are the yardstick for the single-latent AUROC target: a latent is one direction followed by
 a ReLU, found without labels. It is a reference, not a bound: max pooling can let a latent beat it (layer 20).
 
     python bench/toxic_probe_ceiling.py                                   # layer 15 and the shipped SAE, ~3 min
+    python bench/toxic_probe_ceiling.py --sae runs/explore/k64/blocks.15.resid_post --test-per-class 500 771
     python bench/toxic_probe_ceiling.py --hooks blocks.5.resid_post blocks.10.resid_post blocks.15.resid_post \
         --sae smollm2-135m/blocks.15.resid_post runs/release/matryoshka-k32-v2/blocks.15.resid_post
 """
@@ -28,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sae.evaluate import EvalConfig, best_unit, collect, latent_pools, tasks
 from sae.lm import load_lm
 from sae.model import TopKSAE
+from steering.stats import auroc_ci
 
 
 def dense_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
@@ -51,21 +56,28 @@ def main() -> None:
     ap.add_argument("--hooks", nargs="+", default=["blocks.15.resid_post"])
     ap.add_argument("--sae", nargs="*", default=["smollm2-135m/blocks.15.resid_post"],
                     help="SAE folders or pretrained names; each is read at its own hook point")
+    ap.add_argument("--test-per-class", type=int, nargs="+", default=[EvalConfig.test_per_class],
+                    help="held-out tweets per class, one or more sizes (default: sae.evaluate's 500; 771 takes every "
+                         "balanced one); the references use the first")
     args = ap.parse_args()
     model, tok = load_lm("smollm2-135m")
-    cfg = EvalConfig()
-    task = tasks(tok, cfg)[0]  # toxic vs non-toxic tweets
+    # the training part is the same for every size (800 per class, same seed); only the held-out part grows
+    sets = {n: tasks(tok, EvalConfig(test_per_class=n))[0] for n in args.test_per_class}
+    first = args.test_per_class[0]
+    texts = {"train": sets[first].train, **{f"test{n}": t.test for n, t in sets.items()}}
     saes = [(name, TopKSAE.load(name)) for name in args.sae]
     hooks = list(dict.fromkeys(args.hooks + [s.cfg.hook_point for _, s in saes]))
-    print(f"held-out tweets: {len(task.test[1])}, training: {len(task.train[1])}; AUROC on held-out tweets")
+    print(f"held-out tweets: {', '.join(str(len(t.test[1])) for t in sets.values())}; training: "
+          f"{len(sets[first].train[1])}; AUROC on held-out tweets")
     print("| hook | dense probe (mean / max pooling) | one direction (mean / max pooling) |")
     print("|---|---|---|")
     for hook in hooks:
         parts = {}
-        for part, (texts, y) in (("train", task.train), ("test", task.test)):
-            acts = collect(model, tok, texts, [hook], cfg)  # inliers at this hook, as in training
+        for part, (x, y) in texts.items():
+            acts = collect(model, tok, x, [hook], EvalConfig())  # inliers at this hook, as in training
             parts[part] = {"tokens": acts.tokens[hook], "y": y, "mean": acts.units["mean"][hook].numpy(),
                            "max": acts.units["max"][hook].numpy()}
+        parts["test"] = parts[f"test{first}"]
         dense = {p: dense_probe((parts["train"][p], parts["train"]["y"]), (parts["test"][p], parts["test"]["y"]))
                  for p in ("mean", "max")}
         direction = one_direction(parts)
@@ -74,13 +86,19 @@ def main() -> None:
         for name, sae in saes:
             if sae.cfg.hook_point != hook:
                 continue
-            latents = {p: latent_pools(sae, *parts[p]["tokens"], len(parts[p]["y"])) for p in parts}
+            latents = {p: latent_pools(sae, *parts[p]["tokens"], len(parts[p]["y"])) for p in parts if p != "test"}
             best = best_unit(*({p: (v.numpy(), parts[part]["y"]) for p, v in latents[part].items()}
-                               for part in ("train", "test")))
+                               for part in ("train", f"test{first}")))
+            held_out = []
+            for n in sets:  # the latent chosen on the training part, scored on each held-out size
+                score = best["sign"] * latents[f"test{n}"][best["pooling"]][:, best["unit"]].numpy()
+                ci = auroc_ci(score, parts[f"test{n}"]["y"])
+                held_out.append(f"n = {ci.n}: {ci.value:.3f} [{ci.low:.3f}, {ci.high:.3f}]")
             probe = dense_probe((latents["train"]["max"].numpy(), parts["train"]["y"]),
-                                (latents["test"]["max"].numpy(), parts["test"]["y"]))
+                                (latents[f"test{first}"]["max"].numpy(), parts["test"]["y"]))
             print(f"|   SAE {name} | all latents, max pooling: {probe:.3f} | best latent {best['unit']} "
-                  f"({best['pooling']}): {best['auroc']:.3f} (training part {best['auroc_train']:.3f}) |", flush=True)
+                  f"({best['pooling']}): {'; '.join(held_out)} (training part {best['auroc_train']:.3f}) |",
+                  flush=True)
 
 
 if __name__ == "__main__":

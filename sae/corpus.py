@@ -212,6 +212,9 @@ class MixtureSource:
     not_in: str | None = None  # 'benchmark-test-prompts'
 
 
+STOPPING = ("all_exhausted", "first_exhausted")  # datasets.interleave_datasets' stopping strategies
+
+
 def read_mixture(path: str | Path) -> tuple[list[MixtureSource], dict]:
     """(sources, options) of a mixture YAML; relative paths are read from the project root."""
     path = local_path(str(path))
@@ -239,6 +242,9 @@ def read_mixture(path: str | Path) -> tuple[list[MixtureSource], dict]:
         src.path = src.path if src.path in BUNDLED else str(local)
         sources.append(src)
     options = {"seed": spec.get("seed", 0), "stopping_strategy": spec.get("stopping_strategy", "all_exhausted")}
+    if options["stopping_strategy"] not in STOPPING:
+        raise ValueError(f"{path}: stopping_strategy {options['stopping_strategy']!r}; use one of {STOPPING} "
+                         "(all_exhausted reads every document at least once)")
     return sources, options
 
 

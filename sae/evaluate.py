@@ -178,8 +178,8 @@ def auroc_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def best_unit(train: dict[str, tuple[np.ndarray, np.ndarray]], test: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    """The unit and pooling with the AUROC furthest from 0.5 on the training part, in that direction, scored on
-    held-out text; and the best held-out AUROC of any unit (optimistic)."""
+    """The unit and pooling with the AUROC furthest from 0.5 on the training part, in that direction (sign −1: the
+    unit reads the negative class), scored on held-out text; and the best held-out AUROC of any unit (optimistic)."""
     best = None
     for p, (x, y) in train.items():
         auc = auroc_columns(x, y)
@@ -191,7 +191,7 @@ def best_unit(train: dict[str, tuple[np.ndarray, np.ndarray]], test: dict[str, t
     x, y = test[p]
     auc_test = float(auroc_columns(sign * x[:, [j]], y)[0])
     oracle = max(float(np.max(np.maximum(a, 1 - a))) for a in (auroc_columns(*test[q]) for q in test))
-    return {"unit": j, "pooling": p, "auroc_train": abs(auc_train - 0.5) + 0.5, "auroc": auc_test,
+    return {"unit": j, "pooling": p, "sign": sign, "auroc_train": abs(auc_train - 0.5) + 0.5, "auroc": auc_test,
             "auroc_best_on_test": oracle}
 
 

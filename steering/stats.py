@@ -5,6 +5,7 @@ original, a dev/test split of prompts, and the smallest effect a benchmark of a 
                                 (the samples of one prompt are not independent, so prompts are the unit)
     ratio_ci(base, other)       base rate / other rate with a paired bootstrap: the same resampled prompts
                                 (and, because every setting samples with the same seeds, the same streams)
+    auroc_ci(scores, labels)    a detector's AUROC with a percentile bootstrap CI over the scored texts
     split_prompts(prompts)      a deterministic dev/test split by a hash of each prompt's text: a prompt's
                                 side never depends on which other prompts are in the list
     min_detectable_ratio(p, n)  the smallest fold reduction of a rate p that n prompts detect (two-sided
@@ -69,6 +70,30 @@ def ratio_ci(base, other, level: float = 0.95, draws: int = 2000, seed: int = 0)
     lo = np.quantile(boot, (1 - level) / 2, method="lower")
     hi = np.quantile(boot, (1 + level) / 2, method="higher")
     return Estimate(float(value), float(lo), float(hi), len(b))
+
+
+def auroc_ci(scores, labels, level: float = 0.95, draws: int = 2000, seed: int = 0) -> Estimate:
+    """ROC AUC of scores (N,) for binary labels (N,), with a percentile bootstrap CI over the N texts. AUROC is
+    the Mann-Whitney U of the positives' ranks (ties get mean ranks), all resamples ranked at once; resamples
+    holding one class only are skipped."""
+    from scipy.stats import rankdata
+
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
+    if s.shape != y.shape or s.ndim != 1 or len(np.unique(y)) != 2:
+        raise ValueError(f"auroc_ci needs 1-D scores and labels of one length with both classes, got shapes "
+                         f"{s.shape} and {y.shape}, classes {np.unique(y).tolist()}")
+    pos = y == y.max()
+
+    def auc(idx: np.ndarray) -> np.ndarray:  # idx: (draws, N) -> (draws,)
+        ranks, p = rankdata(s[idx], axis=1), pos[idx]
+        n1 = p.sum(1)
+        n0 = p.shape[1] - n1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ((ranks * p).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+    boot = auc(_boot_index(len(y), draws, seed))
+    lo, hi = np.quantile(boot[np.isfinite(boot)], [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(float(auc(np.arange(len(y))[None])[0]), float(lo), float(hi), len(y))
 
 
 def split_prompts(prompts: Sequence[str], dev_fraction: float = DEV_FRACTION,

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from steering import benchmark
 from steering.diffmean import DiffMean, mean_activation
@@ -16,7 +17,7 @@ from steering.judges import agreement, is_refusal, toxicity_judge
 from steering.labelled import load_labelled
 from steering.linear_act import LinearAcT, fit_transport, with_strength
 from steering.prompting import Prompting
-from steering.stats import min_detectable_ratio, rate_ci, ratio_ci, split_prompts
+from steering.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci, split_prompts
 from tests.conftest import make_tiny, make_tokenizer
 
 
@@ -83,6 +84,21 @@ def test_bootstrap_ci_covers_the_true_rate_about_95_percent():
         est = rate_ci(hits, draws=1000, seed=i)
         covered += est.low <= p <= est.high
     assert 0.91 <= covered / 300 <= 0.98, covered / 300
+
+
+def test_auroc_ci_covers_the_true_auroc_about_95_percent():
+    # binormal scores: positives ~ N(d, 1), negatives ~ N(0, 1), so the true AUROC is Phi(d / sqrt 2)
+    rng, d = np.random.default_rng(2), 1.2
+    true = float(norm.cdf(d / np.sqrt(2)))
+    covered = 0
+    for i in range(200):
+        y = np.repeat([0, 1], 150)
+        est = auroc_ci(rng.normal(d * y, 1.0), y, draws=400, seed=i)
+        assert est.low < est.value < est.high and est.n == 300
+        covered += est.low <= true <= est.high
+    assert 0.90 <= covered / 200 <= 0.99, covered / 200
+    with pytest.raises(ValueError, match="both classes"):
+        auroc_ci(np.ones(4), np.ones(4))
 
 
 def test_paired_ratio_and_minimum_detectable_effect():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,10 +35,11 @@ def test_sparse_probing_finds_a_planted_latent():
     auc = auroc_columns(*test)
     assert auc[planted] == pytest.approx(1.0, abs=0.02) and np.median(auc) == pytest.approx(0.5, abs=0.05)
     best = best_unit({"mean": train}, {"mean": test})
-    assert best["unit"] == planted and best["auroc"] > 0.97
+    assert best["unit"] == planted and best["auroc"] > 0.97 and best["sign"] == 1
     # an anti-correlated unit is found too, and scored in the direction chosen on training data
     flipped = ({"mean": (-train[0], train[1])}, {"mean": (-test[0], test[1])})
-    assert best_unit(*flipped)["unit"] == planted and best_unit(*flipped)["auroc"] > 0.97
+    anti = best_unit(*flipped)
+    assert anti["unit"] == planted and anti["auroc"] > 0.97 and anti["sign"] == -1
 
 
 def test_multiclass_probe_picks_one_latent_per_class():
@@ -100,6 +102,7 @@ def test_mixture_weights_parts_and_filters(tmp_path, tokenizer):
     ("sources:\n  - {name: a, path: A, weight: 0}", "weights must be positive"),
     ("sources:\n  - {name: a, path: A, wieght: 2}", "unknown keys ['wieght']"),
     ("sources:\n  - {name: a, path: does/not/exist.jsonl}", "does not exist"),
+    ("stopping_strategy: first\nsources:\n  - {name: a, path: A}", "use one of ('all_exhausted', 'first_exhausted')"),
 ])
 def test_mixture_errors_name_the_fix(tmp_path, body, message):
     _write_jsonl(tmp_path / "A", ["x"])
@@ -107,6 +110,15 @@ def test_mixture_errors_name_the_fix(tmp_path, body, message):
     spec.write_text(body.replace("path: A", f"path: {tmp_path / 'A'}"))
     with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
         read_mixture(spec)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "corpus").rglob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_committed_mixtures_parse_and_keep_held_out_text_out(path):
+    """The default and every ablation mixture: valid, and each labelled source reads only its training part."""
+    sources, _ = read_mixture(path)
+    labelled = [s for s in sources if "toxicity/" in s.path]
+    assert labelled and all(s.part == "train" for s in labelled)
 
 
 def _digest(text: str) -> str:
