@@ -73,27 +73,19 @@ def ratio_ci(base, other, level: float = 0.95, draws: int = 2000, seed: int = 0)
 
 
 def auroc_ci(scores, labels, level: float = 0.95, draws: int = 2000, seed: int = 0) -> Estimate:
-    """ROC AUC of scores (N,) for binary labels (N,), with a percentile bootstrap CI over the N texts. AUROC is
-    the Mann-Whitney U of the positives' ranks (ties get mean ranks), all resamples ranked at once; resamples
-    holding one class only are skipped."""
-    from scipy.stats import rankdata
+    """ROC AUC of scores (N,) for binary labels (N,) (`sae.evaluate.auroc_columns`: Mann-Whitney U, ties count
+    one half), with a percentile bootstrap CI over the N texts; resamples holding one class only are skipped."""
+    from sae.evaluate import auroc_columns
 
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     if s.shape != y.shape or s.ndim != 1 or len(np.unique(y)) != 2:
         raise ValueError(f"auroc_ci needs 1-D scores and labels of one length with both classes, got shapes "
                          f"{s.shape} and {y.shape}, classes {np.unique(y).tolist()}")
-    pos = y == y.max()
-
-    def auc(idx: np.ndarray) -> np.ndarray:  # idx: (draws, N) -> (draws,)
-        ranks, p = rankdata(s[idx], axis=1), pos[idx]
-        n1 = p.sum(1)
-        n0 = p.shape[1] - n1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return ((ranks * p).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
-
-    boot = auc(_boot_index(len(y), draws, seed))
+    pos = (y == y.max()).astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = np.array([auroc_columns(s[i, None], pos[i])[0] for i in _boot_index(len(y), draws, seed)])
     lo, hi = np.quantile(boot[np.isfinite(boot)], [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(float(auc(np.arange(len(y))[None])[0]), float(lo), float(hi), len(y))
+    return Estimate(float(auroc_columns(s[:, None], pos)[0]), float(lo), float(hi), len(y))
 
 
 def split_prompts(prompts: Sequence[str], dev_fraction: float = DEV_FRACTION,
