@@ -40,14 +40,14 @@ def dense_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np
     return float(roc_auc_score(test[1], clf.predict_proba(test[0])[:, 1]))
 
 
-def one_direction(parts: dict) -> dict[str, float]:
+def one_direction(train: dict, test: dict) -> dict[str, float]:
     """Held-out AUROC of the training part's DiffMean direction, projection mean- and max-pooled per text."""
-    mean, y = parts["train"]["mean"], parts["train"]["y"]
+    mean, y = train["mean"], train["y"]
     direction = torch.as_tensor(mean[y == 1].mean(0) - mean[y == 0].mean(0))
-    (x, rows), y = parts["test"]["tokens"], parts["test"]["y"]
+    (x, rows), y = test["tokens"], test["y"]
     s = x @ direction  # (tokens,)
     peak = torch.full((len(y),), -torch.inf).scatter_reduce_(0, rows, s, "amax")
-    return {"mean": float(roc_auc_score(y, parts["test"]["mean"] @ direction.numpy())),
+    return {"mean": float(roc_auc_score(y, test["mean"] @ direction.numpy())),
             "max": float(roc_auc_score(y, peak.numpy()))}
 
 
@@ -77,16 +77,15 @@ def main() -> None:
             acts = collect(model, tok, x, [hook], EvalConfig())  # inliers at this hook, as in training
             parts[part] = {"tokens": acts.tokens[hook], "y": y, "mean": acts.units["mean"][hook].numpy(),
                            "max": acts.units["max"][hook].numpy()}
-        parts["test"] = parts[f"test{first}"]
-        dense = {p: dense_probe((parts["train"][p], parts["train"]["y"]), (parts["test"][p], parts["test"]["y"]))
-                 for p in ("mean", "max")}
-        direction = one_direction(parts)
+        train, test = parts["train"], parts[f"test{first}"]  # the references use the first held-out size
+        dense = {p: dense_probe((train[p], train["y"]), (test[p], test["y"])) for p in ("mean", "max")}
+        direction = one_direction(train, test)
         print(f"| {hook} | {dense['mean']:.3f} / {dense['max']:.3f} "
               f"| {direction['mean']:.3f} / {direction['max']:.3f} |", flush=True)
         for name, sae in saes:
             if sae.cfg.hook_point != hook:
                 continue
-            latents = {p: latent_pools(sae, *parts[p]["tokens"], len(parts[p]["y"])) for p in parts if p != "test"}
+            latents = {p: latent_pools(sae, *parts[p]["tokens"], len(parts[p]["y"])) for p in parts}
             best = best_unit(*({p: (v.numpy(), parts[part]["y"]) for p, v in latents[part].items()}
                                for part in ("train", f"test{first}")))
             held_out = []
@@ -94,8 +93,8 @@ def main() -> None:
                 score = best["sign"] * latents[f"test{n}"][best["pooling"]][:, best["unit"]].numpy()
                 ci = auroc_ci(score, parts[f"test{n}"]["y"])
                 held_out.append(f"n = {ci.n}: {ci.value:.3f} [{ci.low:.3f}, {ci.high:.3f}]")
-            probe = dense_probe((latents["train"]["max"].numpy(), parts["train"]["y"]),
-                                (latents[f"test{first}"]["max"].numpy(), parts["test"]["y"]))
+            probe = dense_probe((latents["train"]["max"].numpy(), train["y"]),
+                                (latents[f"test{first}"]["max"].numpy(), test["y"]))
             print(f"|   SAE {name} | all latents, max pooling: {probe:.3f} | best latent {best['unit']} "
                   f"({best['pooling']}): {'; '.join(held_out)} (training part {best['auroc_train']:.3f}) |",
                   flush=True)
