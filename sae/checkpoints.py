@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from sae.files import output_dir
+from sae.files import old_copies, output_dir
 from sae.model import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig, TopKSAE
 
 SPARSIFY_WEIGHTS = "sae.safetensors"
@@ -17,8 +17,9 @@ def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     """(config, {W_enc (d,n), b_enc (n), W_dec (n,d), b_dec (d)[, threshold (n)]}) such that
     z = TopK(ReLU((x − b_dec) W_enc + b_enc)) (BatchTopK: the entries above threshold) and x̂ = z W_dec + b_dec
     on raw activations."""
-    old = folder.with_name(f".{folder.name}.old")
-    if not folder.exists() and (old / CONFIG).is_file():
+    olds = [p for p in old_copies(folder) if (p / CONFIG).is_file()]
+    if not folder.exists() and olds:
+        old = olds[-1]
         raise FileNotFoundError(f"{folder} is missing, but an interrupted save left the previous SAE in {old}: "
                                 f"rename it back (mv {old} {folder}), or save again (which restores it first).")
     if not (folder / CONFIG).is_file():

@@ -8,6 +8,7 @@ shuffled with `seed`, so the same config always gives the same windows.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,20 @@ from pathlib import Path
 import torch
 from datasets import Dataset, IterableDataset, load_dataset
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def _data_dir() -> Path:
+    """The bundled data: data/ of a checkout (an editable install too), else the installed wheel's copy (the
+    package `saesteer_data`, see pyproject.toml)."""
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    if (checkout / "README.md").is_file():
+        return checkout
+    spec = importlib.util.find_spec("saesteer_data")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout  # absent: errors then name the path a checkout would have
+
+
+DATA_DIR = _data_dir()
 BUNDLED = {
     "wikitext2-valid": DATA_DIR / "wikitext2" / "valid.txt",
     "wikitext2-test": DATA_DIR / "wikitext2" / "test.txt",
@@ -56,7 +70,11 @@ def local_path(source: str) -> Path:
     if source in BUNDLED:
         return BUNDLED[source]
     path = Path(source)
-    if not path.exists() and not path.is_absolute() and (DATA_DIR.parent / path).exists():
+    if path.exists() or path.is_absolute():
+        return path
+    if path.parts[:1] == ("data",) and DATA_DIR.joinpath(*path.parts[1:]).exists():  # also in an installed wheel
+        return DATA_DIR.joinpath(*path.parts[1:])
+    if (DATA_DIR.parent / path).exists():
         return DATA_DIR.parent / path
     return path
 

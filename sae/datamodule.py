@@ -33,7 +33,15 @@ class _Activations(IterableDataset):
     def __iter__(self):
         t = self.dm.trainer
         start = t.global_step * t.accumulate_grad_batches if t is not None else 0
-        return self.dm.batches(start)
+        empty = True
+        for batch in self.dm.batches(start):
+            empty = False
+            yield batch
+        if empty and start > 0:  # else Lightning starts empty epoch after empty epoch, forever
+            raise ValueError(
+                f"The activations ran out after {start} batches ({self.dm.epochs} pass(es) over --data.max_tokens "
+                f"{self.dm.max_tokens}), before --trainer.max_steps {t.max_steps}. Raise --data.epochs or "
+                "--data.max_tokens, or lower --trainer.max_steps (one Lightning epoch holds all the passes).")
 
 
 class ActivationDataModule(L.LightningDataModule):

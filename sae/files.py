@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,13 +89,26 @@ def check_replaceable(out: str | os.PathLike, kind: str | None, own_names: Itera
                           f"as a whole. Choose a new or empty folder (e.g. {out / (kind or 'out')}).")
 
 
+def old_copies(out: Path) -> list[Path]:
+    """Previous outputs that `output_dir` moved aside (`.NAME.<ns>-<pid>.old`; `.NAME.old` from older versions),
+    newest last."""
+    found = [p for p in out.parent.glob(f".{out.name}.*old") if p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=lambda p: (p.name != f".{out.name}.old", p.name))
+
+
+def _fresh_old_name(out: Path) -> Path:
+    """A name of our own for the previous output while the new one is swapped in: unique, so a leftover
+    holding someone else's files can never block a save."""
+    return out.with_name(f".{out.name}.{time.time_ns():020d}-{os.getpid()}.old")
+
+
 def recover(out: Path, own_names: Iterable[str] = (), kind: str | None = None) -> None:
-    """Undo what an interrupted `output_dir` left beside `out`: if the kill fell between its two renames,
-    `.NAME.old` is the previous output and goes back in place; otherwise old copies and half-built temp
-    folders (holding only what this command writes) are removed."""
-    old = out.with_name(f".{out.name}.old")
-    if old.is_dir() and not out.exists() and _only_ours(old, kind, own_names):
-        old.rename(out)
+    """Undo what an interrupted `output_dir` left beside `out`: if the kill fell between its two renames, the
+    newest old copy is the previous output and goes back in place; otherwise old copies and half-built temp
+    folders (holding only what this command writes) are removed. Folders holding anything else stay."""
+    ours = [p for p in old_copies(out) if _only_ours(p, kind, own_names)]
+    if ours and not out.exists():
+        ours[-1].rename(out)
     for p in out.parent.glob(f".{out.name}.*"):
         if p.is_dir() and not p.is_symlink() and _only_ours(p, kind, own_names):
             shutil.rmtree(p)
@@ -116,7 +130,7 @@ def output_dir(out: str | os.PathLike, kind: str | None, own_names: Iterable[str
         for p in [tmp, *tmp.rglob("*")]:
             make_public(p)
         check_replaceable(out, kind, own_names)  # again: something may have appeared while it was built
-        old = out.with_name(f".{out.name}.old")
+        old = _fresh_old_name(out)
         if out.exists():
             out.rename(old)
         tmp.rename(out)

@@ -143,8 +143,9 @@ def add_hook(model: nn.Module, hook_point: str | HookPoint, fn: Edit) -> torch.u
             if args:
                 new = fn(args[0])
                 return None if new is None else ((new, *args[1:]), kwargs)
-            new = fn(kwargs["hidden_states"])
-            return None if new is None else (args, {**kwargs, "hidden_states": new})
+            key = _tensor_kwarg(module, kwargs)
+            new = fn(kwargs[key])
+            return None if new is None else (args, {**kwargs, key: new})
 
         return module.register_forward_pre_hook(pre_hook, with_kwargs=True)
 
@@ -156,6 +157,20 @@ def add_hook(model: nn.Module, hook_point: str | HookPoint, fn: Edit) -> torch.u
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
     return module.register_forward_hook(hook)
+
+
+def _tensor_kwarg(module: nn.Module, kwargs: dict) -> str:
+    """The keyword a module got its input under when called without positional arguments: `hidden_states`
+    in today's transformers; else the one floating-point tensor of width ≥ 2 dims, so a rename is followed,
+    and an ambiguous call fails loudly instead of editing the wrong tensor."""
+    if isinstance(kwargs.get("hidden_states"), torch.Tensor):
+        return "hidden_states"
+    found = [k for k, v in kwargs.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() == 3]
+    if len(found) != 1:
+        raise RuntimeError(f"Cannot tell which keyword argument of {type(module).__name__} is its input "
+                           f"(candidates: {found or 'none'}); this transformers release calls it differently. "
+                           "Install the versions of the project's lock (requirements/lock.txt).")
+    return found[0]
 
 
 class hooked:

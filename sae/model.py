@@ -98,13 +98,13 @@ class ForwardOutput(NamedTuple):
 
 def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int, dense: bool | None = None
                 ) -> torch.Tensor:
-    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n). CSR on CPU (≈25× faster than dense here); a
-    dense scatter + matmul on GPUs (`dense=None` picks by device; the tests force both branches)."""
+    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n) in g's dtype. CSR on CPU (≈25× faster than dense
+    here); a dense scatter + matmul on GPUs (`dense=None` picks by device; the tests force both branches)."""
     B, K = idx.shape
     if dense if dense is not None else xc.is_cuda:
-        return xc.T @ torch.zeros(B, n, dtype=g.dtype, device=g.device).scatter_add_(1, idx, g)
-    if xc.dtype != torch.float32:  # MKL's CSR product has no bf16 kernel; fp32 costs one cast of (B, d)
-        return _grad_w_enc(xc.float(), idx, g.float(), n, dense=False).to(xc.dtype)
+        return xc.to(g.dtype).T @ torch.zeros(B, n, dtype=g.dtype, device=g.device).scatter_add_(1, idx, g)
+    if xc.dtype != torch.float32 or g.dtype != torch.float32:  # MKL's CSR product has fp32 kernels only
+        return _grad_w_enc(xc.float(), idx, g.float(), n, dense=False).to(g.dtype)
     flat = idx.flatten()
     order = flat.argsort()
     crow = torch.zeros(n + 1, dtype=torch.long, device=idx.device)
@@ -115,12 +115,16 @@ def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int, de
 
 
 class _TopKEncode(torch.autograd.Function):
-    """ReLU → TopK encoder (+ AuxK's top-k_aux among dead latents) with a sparse backward."""
+    """ReLU → TopK encoder (+ AuxK's top-k_aux among dead latents) with a sparse backward.
+
+    Mixed precision: under autocast the encoder matmul runs in the autocast dtype (bf16/fp16), as a plain
+    `addmm` would; the backward then works in that same dtype, whatever autocast state it is called in, and
+    returns each gradient in its input's own dtype (fp32 master weights get fp32 gradients)."""
 
     @staticmethod
     def forward(ctx, x, W_enc, b_enc, b_dec, k, dead, k_aux):
         xc = x - b_dec
-        pre = torch.addmm(b_enc, xc, W_enc).relu_()  # (B, n)
+        pre = torch.addmm(b_enc, xc, W_enc).relu_()  # (B, n); autocast may run it in bf16/fp16
         vals, idx = pre.topk(k, sorted=False)
         aux_vals = aux_idx = None
         if dead is not None:
@@ -129,6 +133,7 @@ class _TopKEncode(torch.autograd.Function):
         all_idx = idx if aux_idx is None else torch.cat([idx, aux_idx], 1)
         all_vals = vals if aux_vals is None else torch.cat([vals, aux_vals], 1)
         ctx.save_for_backward(xc, W_enc, all_idx, all_vals > 0)
+        ctx.compute_dtype, ctx.x_dtype, ctx.b_dtypes = pre.dtype, x.dtype, (b_enc.dtype, b_dec.dtype)
         ctx.mark_non_differentiable(idx)
         if aux_idx is not None:
             ctx.mark_non_differentiable(aux_idx)
@@ -137,16 +142,18 @@ class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_vals, _g_idx, g_aux, _g_aux_idx):
         xc, W_enc, idx, active = ctx.saved_tensors
-        g = g_vals if g_aux is None else torch.cat([g_vals, g_aux], 1)
-        g = g * active  # ReLU: no gradient where the pre-activation was ≤ 0
+        g = g_vals if g_aux is None else torch.cat([g_vals, g_aux.to(g_vals.dtype)], 1)
+        g = (g * active).to(ctx.compute_dtype)  # ReLU: no gradient where the pre-activation was ≤ 0
+        g_w = g.to(W_enc.dtype)  # the gradients that meet the weights in their own dtype
         n = W_enc.shape[1]
-        grad_b_enc = torch.zeros(n, dtype=g.dtype, device=g.device).index_add_(0, idx.flatten(), g.flatten())
-        grad_W_enc = _grad_w_enc(xc, idx, g, n, DENSE_ENCODER_GRAD)
+        grad_b_enc = torch.zeros(n, dtype=W_enc.dtype, device=g.device).index_add_(0, idx.flatten(), g_w.flatten())
+        grad_W_enc = _grad_w_enc(xc, idx, g, n, DENSE_ENCODER_GRAD).to(W_enc.dtype)
         grad_b_dec = -(W_enc @ grad_b_enc)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.embedding_bag(idx, W_enc.T.contiguous(), per_sample_weights=g, mode="sum")
-        return grad_x, grad_W_enc, grad_b_enc, grad_b_dec, None, None, None
+            grad_x = F.embedding_bag(idx, W_enc.T.contiguous(), per_sample_weights=g_w, mode="sum").to(ctx.x_dtype)
+        b_enc_dtype, b_dec_dtype = ctx.b_dtypes
+        return (grad_x, grad_W_enc, grad_b_enc.to(b_enc_dtype), grad_b_dec.to(b_dec_dtype), None, None, None)
 
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import Cache
 
 from sae.files import atomic_file
 from sae.hooks import HookPoint, add_hook
@@ -110,19 +111,44 @@ def _check(iv: Intervention, width: int, model: nn.Module) -> None:
 
 class _Positions:
     """Absolute positions of the tokens in the current forward, and the prompt length of the current
-    generate call (None outside generate: every token is then a prompt token)."""
+    generate call (None outside generate: every token is then a prompt token).
+
+    The offset is the KV cache's length, read from the `transformers.Cache` object wherever the forward
+    receives it: found by type, never by keyword, since its name changed (`past_key_values` became `cache`
+    in transformers 5.24; a name-based lookup then silently steered the wrong tokens)."""
 
     def __init__(self):
         self.offset, self.prompt_len = 0, None
 
     def on_forward(self, _module, args, kwargs) -> None:
-        cache = kwargs.get("past_key_values")
-        self.offset = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
+        cache = find_cache(args, kwargs)
+        self.offset = int(cache.get_seq_length()) if cache is not None else 0
+        if cache is None and self.prompt_len is not None:
+            seq_len = _forward_length(args, kwargs)
+            if seq_len is not None and seq_len < self.prompt_len:
+                raise RuntimeError(
+                    f"steer(positions=...) cannot place this forward: it covers {seq_len} tokens of a "
+                    f"{self.prompt_len}-token prompt but carries no transformers.Cache, so the absolute positions "
+                    "are unknown (a transformers release may have changed how generate passes the KV cache). "
+                    "Use positions='all', or generate(use_cache=False), or pin transformers to the project's lock.")
 
     def mask(self, seq_len: int, mode: str, device) -> torch.Tensor:
         pos = torch.arange(self.offset, self.offset + seq_len, device=device)
         is_prompt = pos < self.prompt_len if self.prompt_len is not None else torch.ones_like(pos, dtype=torch.bool)
         return is_prompt if mode == "prompt" else ~is_prompt
+
+
+def find_cache(args: tuple, kwargs: dict) -> Cache | None:
+    """The KV cache a forward was handed, whatever its argument's name or position."""
+    return next((v for v in (*args, *kwargs.values()) if isinstance(v, Cache)), None)
+
+
+def _forward_length(args: tuple, kwargs: dict) -> int | None:
+    """Tokens in this forward: input_ids (first positional argument) or inputs_embeds, (batch, seq[, d])."""
+    x = kwargs.get("input_ids")
+    x = x if x is not None else kwargs.get("inputs_embeds")
+    x = x if x is not None else next((a for a in args if isinstance(a, torch.Tensor)), None)
+    return int(x.shape[1]) if x is not None and x.dim() >= 2 else None
 
 
 def _edit(iv: Intervention, state: _Positions, mode: str, rows: Sequence[int] | None):
@@ -181,7 +207,8 @@ def steer(model: nn.Module, interventions: Sequence[Intervention], positions: st
 
     handles = []
     try:  # each handle is kept the moment it exists, so a failing hook point leaves nothing behind
-        handles.append(model.register_forward_pre_hook(state.on_forward, with_kwargs=True))
+        if positions != "all":  # only these modes need to know where each forward's tokens sit
+            handles.append(model.register_forward_pre_hook(state.on_forward, with_kwargs=True))
         for iv in interventions:
             handles.append(add_hook(model, iv.hook_point, _edit(iv, state, positions, rows)))
         model.generate = generate

@@ -12,6 +12,9 @@ from sae.data import BUNDLED
 from sae.lm import prepare_tokenizer
 
 VOCAB = 512
+# Tests marked `cuda` run where a GPU is (bench/gpu_check.sh) and skip cleanly elsewhere, CI included.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.sh runs it)")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])]
 ARCHS = ("llama", "mistral", "qwen2", "gemma", "gemma2", "phi3", "gpt2", "gpt_neox")
 
 

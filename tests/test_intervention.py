@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from steering.intervention import AddVector, Scale, load_interventions, save_interventions, steer
-from tests.conftest import make_tiny
+from tests.conftest import DEVICES, make_tiny
 
 
 @pytest.fixture
@@ -42,9 +42,11 @@ def test_intervention_changes_output_and_hooks_fire_every_decode_step(model):
     assert not torch.equal(steered, greedy(model, ids))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
-def test_cached_equals_uncached(model, positions):
-    ids = torch.randint(3, 500, (1, 6))
+def test_cached_equals_uncached(positions, device):
+    model = make_tiny("llama", n_layers=3).to(device)
+    ids = torch.randint(3, 500, (1, 6), device=device)
     with steer(model, interventions(), positions=positions):
         cached, uncached = greedy(model, ids, use_cache=True), greedy(model, ids, use_cache=False)
     assert torch.equal(cached, uncached)
@@ -64,6 +66,54 @@ def test_position_modes_select_prompt_or_generated_tokens(model):
     assert torch.equal(gen[0], base[0])  # the prompt pass is untouched under "generated"
     assert not torch.allclose(gen[1], base[1])  # the first generated token is steered
     assert not torch.allclose(prompt[0], base[0]) and torch.equal(prompt[0], every[0])
+
+
+@pytest.mark.parametrize("where", ["past_key_values", "cache", "kv_state", "positional"])
+def test_positions_find_the_kv_cache_by_type_whatever_its_name(where):
+    """transformers 5.24 renamed generate's `past_key_values=` to `cache=`; the offset must follow any name."""
+    from transformers import DynamicCache
+
+    from steering.intervention import _Positions
+
+    cache = DynamicCache()
+    cache.update(torch.zeros(1, 2, 5, 8), torch.zeros(1, 2, 5, 8), layer_idx=0)  # 5 tokens already cached
+    state = _Positions()
+    state.prompt_len = 5
+    ids = torch.zeros(1, 1, dtype=torch.long)
+    args, kwargs = ((ids, cache), {}) if where == "positional" else ((), {"input_ids": ids, where: cache})
+    state.on_forward(None, args, kwargs)
+    assert state.offset == 5
+    assert state.mask(1, "generated", "cpu").tolist() == [True]
+
+
+class _HiddenCache:
+    """Stands in for a KV cache passed in a form `steer` cannot recognise (as a future rename might)."""
+
+    def __init__(self, cache):
+        self.inner = cache
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("positions", ["prompt", "generated"])
+def test_a_decode_step_without_a_findable_cache_raises_instead_of_steering_blindly(model, positions):
+    from transformers import Cache
+
+    def hide(_mod, args, kwargs):  # registered before steer's hook, so steer sees only the stand-in
+        found = {k: v for k, v in kwargs.items() if isinstance(v, Cache) and v.get_seq_length() > 0}
+        return (args, {**kwargs, **{k: _HiddenCache(v) for k, v in found.items()}}) if found else None
+
+    handle = model.register_forward_pre_hook(hide, with_kwargs=True)
+    try:
+        with pytest.raises(RuntimeError, match="carries no transformers.Cache"), \
+                steer(model, interventions(), positions=positions):
+            greedy(model, torch.randint(3, 500, (1, 6)))
+    finally:
+        handle.remove()
+    assert "generate" not in vars(model) and not model._forward_pre_hooks  # steer removed its hooks
+    with steer(model, interventions(), positions=positions):  # and without the stand-in it steers
+        greedy(model, torch.randint(3, 500, (1, 6)))
 
 
 @pytest.mark.parametrize("positions", ["all", "generated"])

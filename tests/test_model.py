@@ -5,11 +5,12 @@ import torch
 from safetensors.torch import save_file
 
 from sae.model import SAEConfig, TopKSAE, geometric_median, sparse_decode
+from tests.conftest import DEVICES
 
 
-def make_sae(d=16, n=64, k=4, seed=0):
+def make_sae(d=16, n=64, k=4, seed=0, device="cpu", dtype=torch.float32):
     torch.manual_seed(seed)
-    sae = TopKSAE(SAEConfig(d_in=d, d_sae=n, k=k, hook_point="blocks.0.resid_post"))
+    sae = TopKSAE(SAEConfig(d_in=d, d_sae=n, k=k, hook_point="blocks.0.resid_post"), device=device, dtype=dtype)
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1)
         sae.b_dec.normal_(0, 0.5)
@@ -45,15 +46,17 @@ def test_sparse_decode_equals_dense():
     assert torch.allclose(sparse_decode(vals, idx, sae.W_dec), dense, atol=1e-6)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("branch", ["csr", "dense"])  # dense: the branch GPUs take, run here on CPU
 @pytest.mark.parametrize("with_dead", [False, True])
-def test_sparse_backward_equals_autograd(with_dead, branch, monkeypatch):
+def test_sparse_backward_equals_autograd(with_dead, branch, device, monkeypatch):
+    """The encoder's hand-written backward and the sparse decoder (embedding_bag) against dense autograd."""
     from sae import model as sae_model
 
     monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
-    sae, ref = make_sae(), make_sae()
-    x = torch.randn(32, 16) * 2
-    dead = torch.zeros(64, dtype=torch.bool)
+    sae, ref = make_sae(device=device), make_sae(device=device)
+    x = torch.randn(32, 16, device=device) * 2
+    dead = torch.zeros(64, dtype=torch.bool, device=device)
     dead[::3] = True
     kw = dict(dead=dead, k_aux=8) if with_dead else {}
     out = sae(x, **kw)
@@ -68,6 +71,69 @@ def test_sparse_backward_equals_autograd(with_dead, branch, monkeypatch):
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         a, b = getattr(sae, name).grad, getattr(ref, name).grad
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), name
+
+
+def _losses(sae, ref, x, kw):
+    out = sae(x, **kw)
+    e = x * sae.scale - (out.recon * sae.scale)
+    loss = e.float().pow(2).sum()
+    if kw:
+        loss = loss + out.auxk.float() * (e.detach().float() - e.detach().float().mean(0)).pow(2).sum()
+    recon, ref_loss = reference(ref, x, **kw)
+    return out, loss, recon, ref_loss.float()
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("branch", ["csr", "dense"])
+@pytest.mark.parametrize("with_dead", [False, True])
+def test_sparse_backward_equals_autograd_under_autocast(with_dead, branch, device, monkeypatch):
+    """bf16-mixed (Lightning's autocast): fp32 weights, bf16 matmuls. The hand-written backward must take the
+    bf16 upstream gradient, give every fp32 weight an fp32 gradient, and agree with plain autograd run under
+    the same autocast (within bf16 rounding)."""
+    from sae import model as sae_model
+
+    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
+    sae, ref = make_sae(device=device), make_sae(device=device)
+    x = torch.randn(64, 16, device=device) * 2
+    dead = torch.zeros(64, dtype=torch.bool, device=device)
+    dead[::3] = True
+    kw = dict(dead=dead, k_aux=8) if with_dead else {}
+    with torch.autocast(device, dtype=torch.bfloat16):
+        out, loss, recon, ref_loss = _losses(sae, ref, x, kw)
+    assert out.values.dtype == torch.bfloat16  # autocast really ran the encoder in bf16
+    loss.backward()
+    ref_loss.backward()
+    assert _rel(out.recon, recon) < 2e-2
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+        a, b = getattr(sae, name).grad, getattr(ref, name).grad
+        assert a.dtype == torch.float32, name
+        assert _rel(a, b) < 3e-2, (name, _rel(a, b))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("branch", ["csr", "dense"])
+def test_sparse_backward_in_bf16_weights_matches_fp32(branch, device, monkeypatch):
+    """bf16-true: bf16 weights and inputs; gradients come back in bf16, close to the fp32 ones."""
+    from sae import model as sae_model
+
+    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
+    sae, ref = make_sae(device=device, dtype=torch.bfloat16), make_sae(device=device)
+    with torch.no_grad():
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec"):  # the same weights, rounded to bf16 for both
+            getattr(ref, name).copy_(getattr(sae, name).float())
+    x = torch.randn(64, 16, device=device) * 2
+    out, loss, _, _ = _losses(sae, ref, x.bfloat16(), {})
+    loss.backward()
+    _, _, _, ref_loss = _losses(ref, ref, x.bfloat16().float(), {})
+    ref_loss.backward()
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+        a, b = getattr(sae, name).grad, getattr(ref, name).grad
+        assert a.dtype == torch.bfloat16, name
+        assert _rel(a, b) < 5e-2, (name, _rel(a, b))
 
 
 def test_auxk_zero_without_dead_positive_with_dead():

@@ -127,6 +127,20 @@ def test_2_save_after_a_killed_save_cleans_up_and_succeeds(tmp_path):
     assert (folder / "notes.md").read_text() == "mine" and (folder / "cfg.json").is_file()
 
 
+def test_2_a_leftover_old_folder_holding_foreign_files_never_blocks_a_save(tmp_path):
+    """`.NAME.old` is our bookkeeping name; a leftover there holding someone else's file (which we never delete)
+    used to make every later save fail with a raw `OSError: Directory not empty`."""
+    sae, folder = tiny_sae(), tmp_path / "sae"
+    sae.save(folder)
+    (tmp_path / ".sae.old").mkdir()
+    (tmp_path / ".sae.old" / "notes.txt").write_text("not ours")
+    for _ in range(2):
+        sae.save(folder)  # replaces the previous save each time
+    assert (tmp_path / ".sae.old" / "notes.txt").read_text() == "not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sae.old", "sae"]
+    assert torch.equal(TopKSAE.load(folder).W_dec, sae.W_dec)
+
+
 # 3 ---------------------------------------------------------------------------------------------------------
 class _Broken(Intervention):
     def apply(self, x):

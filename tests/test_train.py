@@ -10,6 +10,7 @@ import torch
 from sae.datamodule import ActivationDataModule
 from sae.model import TopKSAE
 from sae.module import SAEModule
+from tests.conftest import needs_cuda
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = "blocks.0.resid_post"
@@ -164,3 +165,52 @@ def test_two_hook_points_train_two_saes_from_one_pass(tmp_path, tiny_lm_dir):
     assert widths == {"blocks.0.resid_post": 32, "blocks.1.mlp_act": 64}
     batch = next(dm.batches())
     assert batch[hooks[0]].shape[0] == batch[hooks[1]].shape[0] == 256  # the same tokens for both
+
+
+def _fit_args(tmp_path, lm_dir, precision, accelerator):
+    return ["fit", f"--trainer.precision={precision}", f"--trainer.accelerator={accelerator}", "--trainer.devices=1",
+            "--trainer.max_steps=20", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
+            "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=2", "--data.val_windows=4",
+            f"--data.model_name={lm_dir}", f"--data.hook_points=[{HOOK}]", "--data.ctx_len=32",
+            "--data.batch_size=128", "--data.max_tokens=6000", "--data.buffer_tokens=2048",
+            f"--data.cache_dir={tmp_path / 'cache'}", "--model.expansion_factor=2", "--model.k=4",
+            f"--model.save_dir={tmp_path / 'out'}", f"--trainer.default_root_dir={tmp_path}"]
+
+
+PRECISIONS = [("32-true", torch.float32), ("bf16-mixed", torch.float32), ("16-mixed", torch.float32),
+              ("bf16-true", torch.bfloat16)]
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", pytest.param("gpu", marks=[pytest.mark.cuda, needs_cuda])])
+@pytest.mark.parametrize(("precision", "weights"), PRECISIONS, ids=[p for p, _ in PRECISIONS])
+def test_train_py_trains_and_saves_under_every_precision(tmp_path, tiny_lm_dir, precision, weights, accelerator,
+                                                           capsys):
+    """`train.py fit --trainer.precision P` (the flag every GPU user passes): trains, validates, saves an SAE
+    that loads and reconstructs held-out activations better than their mean does."""
+    import train
+
+    train.main(_fit_args(tmp_path, tiny_lm_dir, precision, accelerator))
+    assert "held-out evaluation" in capsys.readouterr().out
+    sae = TopKSAE.load(tmp_path / "out" / HOOK)
+    assert sae.W_enc.dtype == weights and sae.is_finite()
+    x = next(data(tiny_lm_dir, cache_dir=str(tmp_path / "cache")).batches())[HOOK]
+    with torch.no_grad():
+        fvu = sae.float()(x).fvu.item()
+    assert fvu < 0.8, fvu
+
+
+def test_train_py_refuses_fp16_weights_before_harvesting(tmp_path, tiny_lm_dir):
+    import train
+
+    with pytest.raises(ValueError, match="16-mixed"):
+        train.main(_fit_args(tmp_path, tiny_lm_dir, "16-true", "cpu"))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+def test_max_steps_beyond_the_data_is_an_error_not_an_endless_loop(tmp_path, tiny_lm_dir):
+    """6,000 tokens hold 46 batches of 128; 400 steps used to loop over empty epochs forever."""
+    import train
+
+    args = [a for a in _fit_args(tmp_path, tiny_lm_dir, "32-true", "cpu") if not a.startswith("--trainer.max_steps")]
+    with pytest.raises(ValueError, match="ran out after 4[0-9] batches"):
+        train.main([*args, "--trainer.max_steps=400", "--trainer.limit_val_batches=0"])
