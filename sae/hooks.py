@@ -161,7 +161,7 @@ def add_hook(model: nn.Module, hook_point: str | HookPoint, fn: Edit) -> torch.u
 
 def _tensor_kwarg(module: nn.Module, kwargs: dict) -> str:
     """The keyword a module got its input under when called without positional arguments: `hidden_states`
-    in today's transformers; else the one floating-point tensor of width ≥ 2 dims, so a rename is followed,
+    in today's transformers; else the one floating-point (batch, seq, d) tensor, so a rename is followed,
     and an ambiguous call fails loudly instead of editing the wrong tensor."""
     if isinstance(kwargs.get("hidden_states"), torch.Tensor):
         return "hidden_states"
@@ -169,7 +169,7 @@ def _tensor_kwarg(module: nn.Module, kwargs: dict) -> str:
     if len(found) != 1:
         raise RuntimeError(f"Cannot tell which keyword argument of {type(module).__name__} is its input "
                            f"(candidates: {found or 'none'}); this transformers release calls it differently. "
-                           "Install the versions of the project's lock (requirements/lock.txt).")
+                           "Install the versions of the project's lock (requirements.lock).")
     return found[0]
 
 

@@ -80,3 +80,17 @@ def test_hook_edit_replaces_tensor_and_is_removable():
 def test_position_ids_ignore_left_padding():
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert position_ids(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+def test_a_keyword_input_is_found_under_a_new_name_and_ambiguity_fails_loudly():
+    """A decoder layer called with keywords only: `hidden_states` today; a renamed one is followed."""
+    from torch import nn
+
+    from sae.hooks import _tensor_kwarg
+
+    x, mask = torch.randn(1, 4, 8), torch.ones(1, 1, 4, 4)
+    assert _tensor_kwarg(nn.Identity(), {"hidden_states": x, "attention_mask": mask}) == "hidden_states"
+    ids = torch.ones(1, 4).long()
+    assert _tensor_kwarg(nn.Identity(), {"hidden": x, "attention_mask": mask, "ids": ids}) == "hidden"
+    with pytest.raises(RuntimeError, match="Cannot tell which keyword"):
+        _tensor_kwarg(nn.Identity(), {"a": x, "b": torch.randn(1, 4, 8)})
