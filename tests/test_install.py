@@ -54,27 +54,8 @@ def test_non_editable_install_works_outside_the_checkout(wheel, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
                            str(site), str(wheel)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    script = f"""
-import torch
-import sae
-assert sae.__file__.startswith({str(site)!r}), sae.__file__  # the installed copy, not the checkout
-from sae.data import DATA_DIR, BUNDLED
-from sae.lm import load_lm
-from sae.model import TopKSAE
-from steering.intervention import AddVector, steer
-assert str(DATA_DIR).startswith({str(site)!r}) and BUNDLED["wikitext2-test"].is_file(), DATA_DIR
-s = TopKSAE.pretrained("smollm2-135m", "blocks.15.resid_post")
-model, tok = load_lm("smollm2-135m")
-enc = tok(["The weather today is"], return_tensors="pt")
-gen = lambda: model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
-plain = gen()
-with steer(model, [AddVector(s.cfg.hook_point, s.W_dec[2442].detach(), coef=40.0)], positions="generated"):
-    steered = gen()
-assert not torch.equal(plain, steered)
-print("ok", s.d_sae, tok.decode(steered[0, enc.input_ids.shape[1]:]))
-"""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "installed_smoke.py"), str(site)], cwd=elsewhere,
+                          capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("ok 4608")

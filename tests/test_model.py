@@ -46,19 +46,25 @@ def test_sparse_decode_equals_dense():
     assert torch.allclose(sparse_decode(vals, idx, sae.W_dec), dense, atol=1e-6)
 
 
+def _pair(branch: str, device: str, with_dead: bool, monkeypatch, batch: int):
+    """Two identical SAEs (ours, and one for the dense reference), inputs, and the AuxK arguments; the encoder's
+    W_enc-gradient branch forced to `branch`."""
+    from sae import model as sae_model
+
+    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
+    sae, ref = make_sae(device=device), make_sae(device=device)
+    x = torch.randn(batch, 16, device=device) * 2
+    dead = torch.zeros(64, dtype=torch.bool, device=device)
+    dead[::3] = True
+    return sae, ref, x, (dict(dead=dead, k_aux=8) if with_dead else {})
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("branch", ["csr", "dense"])  # dense: the branch GPUs take, run here on CPU
 @pytest.mark.parametrize("with_dead", [False, True])
 def test_sparse_backward_equals_autograd(with_dead, branch, device, monkeypatch):
     """The encoder's hand-written backward and the sparse decoder (embedding_bag) against dense autograd."""
-    from sae import model as sae_model
-
-    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
-    sae, ref = make_sae(device=device), make_sae(device=device)
-    x = torch.randn(32, 16, device=device) * 2
-    dead = torch.zeros(64, dtype=torch.bool, device=device)
-    dead[::3] = True
-    kw = dict(dead=dead, k_aux=8) if with_dead else {}
+    sae, ref, x, kw = _pair(branch, device, with_dead, monkeypatch, batch=32)
     out = sae(x, **kw)
     e = x * sae.scale - (out.recon * sae.scale)
     loss = e.pow(2).sum()
@@ -94,14 +100,7 @@ def test_sparse_backward_equals_autograd_under_autocast(with_dead, branch, devic
     """bf16-mixed (Lightning's autocast): fp32 weights, bf16 matmuls. The hand-written backward must take the
     bf16 upstream gradient, give every fp32 weight an fp32 gradient, and agree with plain autograd run under
     the same autocast (within bf16 rounding)."""
-    from sae import model as sae_model
-
-    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
-    sae, ref = make_sae(device=device), make_sae(device=device)
-    x = torch.randn(64, 16, device=device) * 2
-    dead = torch.zeros(64, dtype=torch.bool, device=device)
-    dead[::3] = True
-    kw = dict(dead=dead, k_aux=8) if with_dead else {}
+    sae, ref, x, kw = _pair(branch, device, with_dead, monkeypatch, batch=64)
     with torch.autocast(device, dtype=torch.bfloat16):
         out, loss, recon, ref_loss = _losses(sae, ref, x, kw)
     assert out.values.dtype == torch.bfloat16  # autocast really ran the encoder in bf16
