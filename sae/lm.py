@@ -49,7 +49,7 @@ def resolve_model_name(name: str) -> str:
 def random_lm(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The embedded model's architecture with random weights, the same for a given seed on every machine (so
     every DDP rank builds the same model)."""
-    from sae.data import DATA_DIR
+    from sae.data import DATA_DIR  # here, not at the top: sae.data imports `datasets`, which load_lm need not pay
 
     folder = DATA_DIR / "smollm2-135m-arch"
     cfg = AutoConfig.from_pretrained(folder)

@@ -124,7 +124,8 @@ class _Positions:
         cache = find_cache(args, kwargs)
         self.offset = int(cache.get_seq_length()) if cache is not None else 0
         if cache is None and self.prompt_len is not None:
-            seq_len = _forward_length(args, kwargs)
+            x = _tokens(args, kwargs)
+            seq_len = x.shape[1] if x is not None and x.dim() >= 2 else None
             if seq_len is not None and seq_len < self.prompt_len:
                 raise RuntimeError(
                     f"steer(positions=...) cannot place this forward: it covers {seq_len} tokens of a "
@@ -143,12 +144,11 @@ def find_cache(args: tuple, kwargs: dict) -> Cache | None:
     return next((v for v in (*args, *kwargs.values()) if isinstance(v, Cache)), None)
 
 
-def _forward_length(args: tuple, kwargs: dict) -> int | None:
-    """Tokens in this forward: input_ids (first positional argument) or inputs_embeds, (batch, seq[, d])."""
-    x = kwargs.get("input_ids")
-    x = x if x is not None else kwargs.get("inputs_embeds")
-    x = x if x is not None else next((a for a in args if isinstance(a, torch.Tensor)), None)
-    return int(x.shape[1]) if x is not None and x.dim() >= 2 else None
+def _tokens(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The tokens a generate call or a forward got, (batch, seq[, d]): input_ids, inputs or inputs_embeds, else
+    the first positional tensor."""
+    x = next((kwargs[k] for k in ("input_ids", "inputs", "inputs_embeds") if kwargs.get(k) is not None), None)
+    return x if x is not None else next((a for a in args if isinstance(a, torch.Tensor)), None)
 
 
 def _edit(iv: Intervention, state: _Positions, mode: str, rows: Sequence[int] | None):
@@ -197,8 +197,7 @@ def steer(model: nn.Module, interventions: Sequence[Intervention], positions: st
     had_own = "generate" in vars(model)
 
     def generate(*args, **kwargs):
-        prompt = next((kwargs[k] for k in ("input_ids", "inputs", "inputs_embeds") if kwargs.get(k) is not None),
-                      args[0] if args else None)
+        prompt = _tokens(args, kwargs)
         state.prompt_len = prompt.shape[1] if prompt is not None else None
         try:
             return outer_generate(*args, **kwargs)

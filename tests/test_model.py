@@ -46,6 +46,17 @@ def test_sparse_decode_equals_dense():
     assert torch.allclose(sparse_decode(vals, idx, sae.W_dec), dense, atol=1e-6)
 
 
+def _losses(sae, ref, x, kw):
+    """Our squared reconstruction error (+ AuxK's) and the dense reference's, in fp32 whatever the SAE's dtype."""
+    out = sae(x, **kw)
+    e = x * sae.scale - (out.recon * sae.scale)
+    loss = e.float().pow(2).sum()
+    if kw:
+        loss = loss + out.auxk.float() * (e.detach().float() - e.detach().float().mean(0)).pow(2).sum()
+    recon, ref_loss = reference(ref, x, **kw)
+    return out, loss, recon, ref_loss.float()
+
+
 def _pair(branch: str, device: str, with_dead: bool, monkeypatch, batch: int):
     """Two identical SAEs (ours, and one for the dense reference), inputs, and the AuxK arguments; the encoder's
     W_enc-gradient branch forced to `branch`."""
@@ -65,28 +76,13 @@ def _pair(branch: str, device: str, with_dead: bool, monkeypatch, batch: int):
 def test_sparse_backward_equals_autograd(with_dead, branch, device, monkeypatch):
     """The encoder's hand-written backward and the sparse decoder (embedding_bag) against dense autograd."""
     sae, ref, x, kw = _pair(branch, device, with_dead, monkeypatch, batch=32)
-    out = sae(x, **kw)
-    e = x * sae.scale - (out.recon * sae.scale)
-    loss = e.pow(2).sum()
-    if with_dead:
-        loss = loss + out.auxk * (e.detach() - e.detach().mean(0)).pow(2).sum()
+    out, loss, recon, ref_loss = _losses(sae, ref, x, kw)
     loss.backward()
-    recon, ref_loss = reference(ref, x, **kw)
     ref_loss.backward()
     assert torch.allclose(out.recon, recon, atol=1e-5)
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         a, b = getattr(sae, name).grad, getattr(ref, name).grad
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), name
-
-
-def _losses(sae, ref, x, kw):
-    out = sae(x, **kw)
-    e = x * sae.scale - (out.recon * sae.scale)
-    loss = e.float().pow(2).sum()
-    if kw:
-        loss = loss + out.auxk.float() * (e.detach().float() - e.detach().float().mean(0)).pow(2).sum()
-    recon, ref_loss = reference(ref, x, **kw)
-    return out, loss, recon, ref_loss.float()
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
