@@ -18,6 +18,10 @@ PY=${PYTHON:-python3}
 WHEELS="datasets dill multiprocess jsonargparse docstring_parser typeshed_client importlib_resources eai-sparsify
 natsort schedulefree simple-parsing"
 
+case "${1:-}" in
+  ""|--dry|--fetch-wheels) ;;
+  *) echo "error: unknown option '$1'; use --fetch-wheels, --dry or nothing (see the top of $0)" >&2; exit 2 ;;
+esac
 if [ "${1:-}" = "--fetch-wheels" ]; then
   mkdir -p .whl
   for name in $WHEELS; do
