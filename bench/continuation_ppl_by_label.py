@@ -1,8 +1,8 @@
 """Does a change of content alone move the benchmark's continuation perplexity? Split the original row's own test
 continuations (from a report folder's cache) by the MiniLM judge's label and score each group with the unsteered
-model, as `steering.benchmark.fluency` scores a row.
+model, as `steering.benchmark.runner.fluency` scores a row.
 
-    python bench/continuation_ppl_by_label.py reports/2026-11-22-conditional
+    python bench/continuation_ppl_by_label.py reports/steering/2026-11-22-conditional
 
 If the non-toxic group scores about the same as the toxic one, a steered row's rise in continuation perplexity is
 a loss of naturalness, not the price of being less toxic.
@@ -17,7 +17,7 @@ import numpy as np
 
 from sae.cli import run_cli
 from sae.lm import EMBEDDED, load_lm
-from steering.benchmark import TOXIC, setting_key
+from steering.benchmark.runner import TOXIC, setting_key
 
 
 def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str], list[list[str]]]:
@@ -31,18 +31,18 @@ def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str],
             found.append((len(key["prompts"]), key["prompts"], entry["value"]))
     if not found:
         raise SystemExit(f"{folder}/cache holds no unsteered continuations of {unsteered['model']}: run "
-                         f"`python -m steering.report --model ... --out {folder}` first")
+                         f"`python -m steering.benchmark.report --model ... --out {folder}` first")
     return max(found, key=lambda t: t[0])[1:]
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("report", type=Path, help="a steering.report output folder (its cache/ is read)")
+    p.add_argument("report", type=Path, help="a steering.benchmark.report output folder (its cache/ is read)")
     p.add_argument("--samples", type=int, default=None, help="only continuation sets with this many per prompt")
     p.add_argument("--model", default=EMBEDDED)
     a = p.parse_args(argv)
-    from steering.evaluate import continuation_perplexity
-    from steering.judges import toxicity_judge
+    from steering.benchmark.generation import continuation_perplexity
+    from steering.benchmark.judges import toxicity_judge
 
     model, tok = load_lm(a.model)
     prompts, texts = original_texts(a.report, model, a.samples)

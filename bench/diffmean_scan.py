@@ -1,7 +1,8 @@
 """Where should DiffMean act, and how hard? A scan on *dev* prompts only (the steering benchmark's strength rule
-then picks from a grid on dev and reports on test, `python -m steering.report --diffmean-hooks ...`).
+then picks from a grid on dev and reports on test, `python -m steering.benchmark.report --diffmean-hooks ...`).
 
-    python bench/diffmean_scan.py --hooks 15 10 6,10,15,20 --coef -2 -3 -4 -6 --out reports/diffmean-scan
+    python bench/diffmean_scan.py --hooks 15 10 6,10,15,20 --coef -2 -3 -4 -6 \
+        --out reports/steering/2026-11-22-diffmean-scan
 
 Each hook set is a comma-separated list of layers (resid_post); each layer gets its own direction (mean activation
 on the toxic − on the non-toxic contrast texts, `--contrast` as in the report) scaled by coef × its norm. Writes
@@ -13,7 +14,7 @@ mean activation / top 16 principal components (WikiText-2 valid windows, the dev
 keeping the push off what ordinary text uses; the strength stays in units of the unprojected ‖r‖.
 `--plus-sae-amplify -0.75 -1` adds SAE amplification (the embedded model's shipped SAE, its 64 `for_removal`
 features on the same contrast texts, α from this list) to every setting: the grid becomes coef × α.
-`--condition gate --quantile 0.5 0.9` scans conditional DiffMean (`steering.conditional`): the push acts only on
+`--condition gate --quantile 0.5 0.9` scans conditional DiffMean (`steering.methods.conditional`): the push acts only on
 tokens whose projection passes that quantile of the non-toxic contrast tokens' projections; the grid becomes
 coef × quantile. Every setting also reports its dev continuations' perplexity under the unsteered model.
 """
@@ -26,12 +27,12 @@ import torch
 
 from sae.capture import capture
 from sae.cli import run_cli
-from sae.data import TextSource
+from sae.data.labelled import CONTRASTS, contrast_texts, load_labelled
+from sae.data.text import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.tables import write_table
-from steering import benchmark
-from steering.diffmean import add_relative, mean_differences
-from steering.labelled import CONTRASTS, contrast_texts, load_labelled
+from steering.benchmark import runner as benchmark
+from steering.methods.diffmean import add_relative, mean_differences
 
 
 def generic_basis(model, tok, hooks: list[str], how: str, windows: int = 64) -> dict[str, torch.Tensor]:
@@ -62,14 +63,15 @@ def main(argv=None) -> None:
     p.add_argument("--dev-samples", type=int, default=1)
     p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="reports/diffmean-scan")
+    p.add_argument("--out", required=True, help="output folder, e.g. reports/steering/<date>-diffmean-scan")
     p.add_argument("--project-off", default=None, metavar="mean|pcs:Q",
                    help="remove generic text's mean direction or top Q principal components from each direction")
     p.add_argument("--plus-sae-amplify", type=float, nargs="+", default=None, metavar="ALPHA",
                    help="add SAE amplification of the shipped SAE's 64 toxicity features at each α (grid coef × α)")
     p.add_argument("--condition", choices=("gate", "cap"), default=None,
-                   help="conditional DiffMean (steering.conditional): act only on tokens whose projection on the "
-                        "direction passes a threshold; 'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess")
+                   help="conditional DiffMean (steering.methods.conditional): act only on tokens whose projection "
+                        "on the direction passes a threshold; "
+                        "'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess")
     p.add_argument("--quantile", type=float, nargs="+", default=[0.9], metavar="Q",
                    help="--condition thresholds: quantiles of the non-toxic contrast tokens' projections (coef × Q)")
     p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
@@ -87,7 +89,7 @@ def main(argv=None) -> None:
     if not all(0 <= q <= 1 for q in a.quantile):
         p.error(f"--quantile {a.quantile}: each must lie in [0, 1], e.g. 0.9")
 
-    from steering.judges import toxicity_judge
+    from steering.benchmark.judges import toxicity_judge
 
     model, tok = load_lm(a.model)
     judge = toxicity_judge(2000)
@@ -107,14 +109,14 @@ def main(argv=None) -> None:
     if a.plus_sae_amplify:
         from sae.model import TopKSAE
         from steering.features import for_removal
-        from steering.sae_steering import Amplify
+        from steering.methods.sae_features import Amplify
 
         sae = TopKSAE.load(f"{EMBEDDED}/blocks.15.resid_post")
         feats = for_removal(model, tok, sae, toxic, clean, n=64).features
         grid = [(c, alpha) for c in a.coef for alpha in a.plus_sae_amplify]
         make = lambda hooks, s: one_set(hooks, s[0]) + [Amplify.from_sae(sae, feats, alpha=s[1])]
     if a.condition:
-        from steering.conditional import conditional_relative, projection_quantiles
+        from steering.methods.conditional import conditional_relative, projection_quantiles
 
         taus = projection_quantiles(model, tok, clean, diffs, a.quantile)  # {hook: (len(quantile),)}
         grid = [(c, q) for c in a.coef for q in a.quantile]

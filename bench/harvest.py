@@ -10,7 +10,7 @@ import time
 import torch
 
 from sae.capture import capture
-from sae.data import TextSource
+from sae.data.text import TextSource
 from sae.lm import load_lm
 
 

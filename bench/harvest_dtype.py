@@ -17,10 +17,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from sae.datamodule import ActivationDataModule
-from sae.evaluate import EvalConfig, reconstruction
+from sae.eval.saebench import reconstruction
+from sae.eval.tasks import EvalConfig
 from sae.lm import load_lm
-from sae.module import SAEModule
+from sae.train.datamodule import ActivationDataModule
+from sae.train.module import SAEModule
 
 HOOK = "blocks.15.resid_post"
 

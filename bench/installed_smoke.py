@@ -9,7 +9,7 @@ import sys
 import torch
 
 import sae
-from sae.data import BUNDLED, DATA_DIR
+from sae.data.local import BUNDLED, DATA_DIR
 from sae.lm import load_lm
 from sae.model import TopKSAE
 from steering.intervention import AddVector, steer

@@ -1,7 +1,7 @@
 """Refusal judges against each other on answers a benchmark run kept: the phrase judge, the MiniLM judge trained
 without the model's own answers (the old one) and with them (the current one).
 
-    python bench/refusal_judges.py reports/2026-11-22-sae-rows/cache
+    python bench/refusal_judges.py reports/steering/2026-11-22-sae-rows/cache
 
 For every answer set in <dir>/answers-*.json (one per steering setting: AdvBench requests in three templates,
 benign instructions) it prints how many answers each judge calls refusals, and Cohen's κ of each MiniLM judge
@@ -19,7 +19,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 
 import numpy as np  # noqa: E402
 
-from steering.judges import agreement, is_refusal, refusal_judge  # noqa: E402
+from steering.benchmark.judges import agreement, is_refusal, refusal_judge  # noqa: E402
 
 
 def main() -> None:

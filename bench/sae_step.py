@@ -24,7 +24,8 @@ from functools import partial
 
 import torch
 
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.model import TopKSAE
 
 # name: (weights' and activations' dtype, forward under bf16 autocast)
 PRECISIONS = {"fp32": (torch.float32, False), "bf16-true": (torch.bfloat16, False),

@@ -8,10 +8,12 @@ import argparse
 
 import torch
 
+from sae.config import SAEConfig
+from sae.data.prompts import toxigen_prompts
 from sae.lm import load_lm
-from sae.model import SAEConfig, TopKSAE
-from steering.evaluate import generate, toxigen_prompts
-from steering.sae_steering import Amplify, Calibrate, FeatureEdit
+from sae.model import TopKSAE
+from steering.benchmark.generation import generate
+from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 
 def main() -> None:

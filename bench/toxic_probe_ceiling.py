@@ -1,13 +1,13 @@
 """How much toxicity can a linear read-out see, and how much of it can one direction carry? At each hook point,
-on the Davidson tweets `sae.evaluate` uses (trained on their training part, scored on the held-out part):
+on the Davidson tweets `sae.eval` uses (trained on their training part, scored on the held-out part):
 
     dense probe      L2 logistic regression (C = 0.1) on every residual dimension, mean- and max-pooled
     one direction    the difference of class means of the mean-pooled residual (DiffMean, the direction a
                      single linear feature would need), its projection mean- and max-pooled over the text
     SAE              with --sae: the same dense probe on all of an SAE's latents, and its best single latent
-                     (chosen on the training part, as in `sae.evaluate`) with a 95 % bootstrap CI over the
+                     (chosen on the training part, as in `sae.eval`) with a 95 % bootstrap CI over the
                      held-out tweets
-    --test-per-class held-out tweets per class, one or more sizes: 500 as in `sae.evaluate` (n = 1,000); 771 is
+    --test-per-class held-out tweets per class, one or more sizes: 500 as in `sae.eval` (n = 1,000); 771 is
                      every non-toxic held-out tweet (n = 1,542, a tighter CI). The training part is 800 per class
 
 The one-direction rows are the yardstick for the single-latent AUROC target: a latent is one direction followed by
@@ -29,10 +29,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sae.evaluate import EvalConfig, best_unit, collect, latent_pools, tasks
+from sae.eval.probing import best_unit
+from sae.eval.saebench import collect, latent_pools
+from sae.eval.stats import auroc_ci
+from sae.eval.tasks import EvalConfig, tasks
 from sae.lm import load_lm
 from sae.model import TopKSAE
-from steering.stats import auroc_ci
 
 
 def dense_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
@@ -57,7 +59,7 @@ def main() -> None:
     ap.add_argument("--sae", nargs="*", default=["smollm2-135m/blocks.15.resid_post"],
                     help="SAE folders or pretrained names; each is read at its own hook point")
     ap.add_argument("--test-per-class", type=int, nargs="+", default=[EvalConfig.test_per_class],
-                    help="held-out tweets per class, one or more sizes (default: sae.evaluate's 500; 771 takes every "
+                    help="held-out tweets per class, one or more sizes (default: sae.eval's 500; 771 takes every "
                          "balanced one); the references use the first")
     args = ap.parse_args()
     model, tok = load_lm("smollm2-135m")

@@ -6,7 +6,7 @@ import time
 
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from sae.cli import HelpFormatter, run_cli
-from sae.data import TextSource
+from sae.data.text import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 

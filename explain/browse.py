@@ -21,8 +21,12 @@ import json
 import shutil
 from pathlib import Path
 
+from explain.live import LiveModel, serve_live
 from sae.cli import run_cli
 from sae.files import output_dir
+from sae.lm import EMBEDDED, load_lm
+from sae.model import TopKSAE
+from steering.intervention import load_interventions
 
 STATIC = Path(__file__).resolve().parent / "static"
 SHARD = 64  # features per lazily-loaded file
@@ -107,14 +111,10 @@ def main(argv=None) -> None:
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
     elif args.live:
-        from explain.live import LiveModel, serve_live
-        from sae.lm import EMBEDDED, load_lm
-        from sae.model import TopKSAE
 
         sae = TopKSAE.load(args.sae)
         name = args.model or sae.cfg.model_name or EMBEDDED
         model, tok = load_lm(name)
-        from steering.intervention import load_interventions
 
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
         server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), args.host or "127.0.0.1",

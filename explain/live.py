@@ -29,9 +29,9 @@ from pydantic import BaseModel, Field
 
 from sae.capture import capture
 from sae.model import TopKSAE, feature_ids
-from steering.inject import Inject
 from steering.intervention import steer
-from steering.sae_steering import Amplify, Calibrate
+from steering.methods.inject import Inject
+from steering.methods.sae_features import Amplify, Calibrate
 from steering.sampling import shared_noise_sampling
 
 OPERATORS = ("amplify", "calibrate", "inject")
@@ -157,7 +157,7 @@ def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerReques
     """Python that reproduces a steer request (the same operator, strength, positions and seed)."""
     cls, arg = {"amplify": ("Amplify", "alpha"), "calibrate": ("Calibrate", "beta"), "inject": ("Inject", "m")}[
         req.operator]
-    module = "steering.inject" if cls == "Inject" else "steering.sae_steering"
+    module = "steering.methods.inject" if cls == "Inject" else "steering.methods.sae_features"
     return "\n".join([
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
         "from steering.intervention import steer", "from steering.sampling import shared_noise_sampling",
@@ -177,6 +177,7 @@ def _sae_ref(sae: TopKSAE) -> str:
 
 def make_app(site: str | Path, live: LiveModel):
     """The FastAPI app: the API under /api, the static site everywhere else."""
+    # the web stack is imported when a live server is made, not by every import of explain
     from fastapi import FastAPI, HTTPException
     from fastapi.staticfiles import StaticFiles
 
@@ -221,7 +222,7 @@ def is_loopback(host: str) -> bool:
 def serve_live(site: str | Path, live: LiveModel, host: str = "127.0.0.1", port: int = 8000,
                allow_remote: bool = False):
     """A uvicorn server for the app (call .run(), or run it in a thread and set .should_exit to stop)."""
-    import uvicorn
+    import uvicorn  # as fastapi above: only a live server needs it
 
     site = Path(site)
     if not (site / "index.html").is_file():

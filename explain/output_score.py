@@ -18,19 +18,27 @@ Summaries: the mean over features with a bootstrap 95 % CI (features resampled).
 """
 from __future__ import annotations
 
+import argparse
 import random
 from collections.abc import Sequence
 
 import torch
 from tqdm import tqdm
 
+from explain.explanations import read_jsonl
+from explain.quality import embedding_aurocs
+from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
+from sae.cli import HelpFormatter
+from sae.data.text import TextSource
 from sae.embed import load_embedder
+from sae.eval.stats import rate_ci
+from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
+from sae.tables import write_table
 from steering.features import EXPLANATION_METHODS, explanation_words
-from steering.inject import Inject
 from steering.intervention import steer
-from steering.stats import rate_ci
+from steering.methods.inject import Inject
 
 NEUTRAL_PROMPTS = ("The", "In the morning,", "She said that", "The most important thing is", "Here is a list of",
                    "I think", "Yesterday we went to", "The report describes", "My favourite", "It was a",
@@ -117,15 +125,7 @@ def methods_in(records: dict[int, dict]) -> list[str]:
 
 
 def main(argv=None) -> None:
-    import argparse
 
-    from explain.explanations import read_jsonl
-    from explain.quality import embedding_aurocs
-    from explain.topact import collect_stats
-    from sae.cli import HelpFormatter
-    from sae.data import TextSource
-    from sae.lm import EMBEDDED, load_lm
-    from sae.tables import write_table
 
     p = argparse.ArgumentParser(prog="python -m explain.output_score", description=__doc__,
                                 formatter_class=HelpFormatter)

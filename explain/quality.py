@@ -10,6 +10,7 @@ diversity        distinct words / all words over the explanations.
 """
 from __future__ import annotations
 
+import argparse
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -17,10 +18,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from wordfreq import top_n_list
 
-from explain.topact import FeatureStats
+from explain.explanations import read_jsonl
+from explain.topact import FeatureStats, collect_stats
 from sae.cli import HelpFormatter, run_cli
+from sae.data.text import TextSource
 from sae.embed import load_embedder
+from sae.lm import EMBEDDED, load_lm
+from sae.model import TopKSAE
+from sae.tables import write_table
 from steering.features import explanation_words  # the record format's reader, shared with feature selection
 
 
@@ -86,7 +93,6 @@ def vocabulary_stats(records: list[dict], method: str, frequent: set[str], m: in
 def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, features: list[int],
                   embedder=None) -> list[dict]:
     """One row per method: embedding AUROC on `features`, vocabulary statistics over all records."""
-    from wordfreq import top_n_list
 
     embedder = embedder or load_embedder()
     frequent = set(top_n_list("en", 100))
@@ -102,14 +108,7 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
 
 def main(argv=None) -> None:
     """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
-    import argparse
 
-    from explain.explanations import read_jsonl
-    from explain.topact import collect_stats
-    from sae.data import TextSource
-    from sae.lm import EMBEDDED, load_lm
-    from sae.model import TopKSAE
-    from sae.tables import write_table
 
     p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--explanations", required=True, help="JSONL from `python -m explain`")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from wordfreq import top_n_list
 
+from sae.data.local import local_path
 from sae.files import atomic_file
 
 _WORD = re.compile(r"^[a-z]+$")
@@ -23,7 +26,6 @@ _WORD = re.compile(r"^[a-z]+$")
 
 def word_list(n: int = 5000, min_len: int = 1) -> list[str]:
     """The n most frequent lowercase alphabetic English words (wordfreq), de-duplicated, in frequency order."""
-    from wordfreq import top_n_list
 
     if n <= 0:
         raise ValueError(f"The vocabulary needs at least one word; got n={n}")
@@ -43,9 +45,7 @@ _CASED = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 def cased_word_list(n: int = 5000, corpus: str = "wikitext2-valid") -> list[str]:
     """The n most frequent word forms of `corpus` (a bundled alias or a text file) as written, case kept,
     inner apostrophes and hyphens kept (WikiText's ' @-@ ' is read as '-', its <unk> dropped)."""
-    from collections import Counter
 
-    from sae.data import local_path
 
     if n <= 0:
         raise ValueError(f"The vocabulary needs at least one word; got n={n}")

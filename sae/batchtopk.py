@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import torch
 
-from sae.model import EncoderOutput, SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.model import EncoderOutput, TopKSAE, register
 
 THRESHOLD_LR = 0.01  # SAELens' default rate for the same running estimate
 
 
+@register("batchtopk")
 class BatchTopKSAE(TopKSAE):
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__(cfg, device, dtype)

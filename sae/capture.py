@@ -125,6 +125,23 @@ def pool(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
 
 
+def token_mask(acts: dict[str, torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               exclude_ids: Iterable[int] = (), outlier_factor: float | None = None) -> torch.Tensor:
+    """(batch, seq) bool, the one token mask of the project: real tokens, not in `exclude_ids` (special tokens),
+    that are inliers (`inlier_mask`) at every hook point in `acts`. Training, evaluation, explanations, DiffMean,
+    AURA and the probes all read these tokens. Non-finite activations at a kept token are an error."""
+    keep = keep_mask(input_ids, attention_mask, exclude_ids)
+    mask = keep.clone()
+    for name, x in acts.items():
+        bad = ~x.isfinite().all(-1) & keep
+        if bad.any():
+            raise ValueError(f"The LM's activations at {name} are non-finite (NaN/inf) at {int(bad.sum())} of "
+                             f"{int(keep.sum())} tokens: the model overflowed in its dtype or its weights are "
+                             "broken. Load it in float32 (e.g. --data.lm_dtype float32) or check the checkpoint.")
+        mask &= inlier_mask(x, outlier_factor, keep)  # per row, over its kept tokens: batch-independent
+    return mask
+
+
 def capture(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -138,15 +155,7 @@ def capture(
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     full = run_with_hooks(model, input_ids, attention_mask, hook_points, stop_early)
-    keep = keep_mask(input_ids, attention_mask, exclude_ids)
-    mask = keep.clone()
-    for name, x in full.items():
-        bad = ~x.isfinite().all(-1) & keep
-        if bad.any():
-            raise ValueError(f"The LM's activations at {name} are non-finite (NaN/inf) at {int(bad.sum())} of "
-                             f"{int(keep.sum())} tokens: the model overflowed in its dtype or its weights are "
-                             "broken. Load it in float32 (e.g. --data.lm_dtype float32) or check the checkpoint.")
-        mask &= inlier_mask(x, outlier_factor, keep)  # per row, over its kept tokens: batch-independent
+    mask = token_mask(full, input_ids, attention_mask, exclude_ids, outlier_factor)
     acts = {name: x[mask] for name, x in full.items()}
     return Activations(acts, input_ids[mask], mask.nonzero())
 
@@ -163,3 +172,44 @@ def capture_texts(model: nn.Module, tokenizer, texts: Sequence[str], hook_points
                         max_length=max_length)
         yield capture(model, enc.input_ids, enc.attention_mask, list(hook_points),
                       exclude_ids=tokenizer.all_special_ids, outlier_factor=outlier_factor), len(enc.input_ids)
+
+
+@dataclass
+class Pooled:
+    units: dict[str, dict[str, torch.Tensor]]  # pooling -> hook -> (N texts, width) pooled over kept tokens
+    tokens: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None  # hook -> ((T, d) kept tokens, (T,) text)
+
+
+@torch.no_grad()
+def pooled_responses(model: nn.Module, tokenizer, texts: Sequence[str], hook_points: Sequence[str],
+                     poolings: Sequence[str] = ("max",), batch_size: int = 32, max_length: int = 128,
+                     outlier_factor: float | None = 10.0, keep_tokens: bool = False) -> Pooled:
+    """Each text's responses at every hook point, pooled over its kept tokens (`token_mask`: real, non-special,
+    inlier at every hook point), one early-exit LM pass per batch. A text with no kept token keeps its first
+    one (so pooling stays defined). `keep_tokens`: also return every kept token's activations with its text's
+    index (an SAE's latents are pooled from them). Used by AURA's unit scores, the SAE evaluation's probes
+    and references, and anything else that needs one vector per text."""
+    bad = [p for p in poolings if p not in POOLINGS]
+    if bad or not poolings:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {bad or list(poolings)!r}")
+    if not texts:
+        raise ValueError("No texts given")
+    device = next(model.parameters()).device
+    units: dict[str, dict[str, list]] = {p: {h: [] for h in hook_points} for p in poolings}
+    tokens: dict[str, list] = {h: [] for h in hook_points}
+    for i in tqdm(range(0, len(texts), batch_size), desc="unit responses", unit="batch", mininterval=2):
+        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length).to(device)
+        acts = run_with_hooks(model, enc.input_ids, enc.attention_mask, hook_points)
+        keep = token_mask(acts, enc.input_ids, enc.attention_mask, tokenizer.all_special_ids, outlier_factor)
+        keep[keep.sum(1) == 0, 0] = True
+        rows = keep.nonzero()[:, 0] + i
+        for h in hook_points:
+            x = acts[h].float()
+            if keep_tokens:
+                tokens[h].append((x[keep].cpu(), rows.cpu()))
+            for p in poolings:
+                units[p][h].append(pool(x, keep, p).cpu())
+    return Pooled({p: {h: torch.cat(v) for h, v in per.items()} for p, per in units.items()},
+                  {h: (torch.cat([a for a, _ in v]), torch.cat([r for _, r in v])) for h, v in tokens.items()}
+                  if keep_tokens else None)

@@ -1,14 +1,17 @@
-"""Read SAE checkpoint folders: ours (TopK, BatchTopK, Matryoshka), SAELens TopK and EleutherAI sparsify."""
+"""Read SAE checkpoint folders: ours (TopK, BatchTopK, Matryoshka), SAELens TopK and EleutherAI sparsify.
+
+`read_checkpoint` gives (config, raw-unit weights); `sae.model.TopKSAE.load` builds the SAE from them, and
+`sae.export` writes the other way."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from sae.files import old_copies, output_dir
-from sae.model import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig, TopKSAE
+from sae.config import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig
+from sae.files import old_copies
 
 SPARSIFY_WEIGHTS = "sae.safetensors"
 
@@ -72,7 +75,7 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
     if not cfg.get("apply_b_dec_to_input", True):  # encoder sees x, not x − b_dec: move b_dec into b_enc
         state["b_enc"] = state["b_enc"] + state["b_dec"] @ state["W_enc"]
     d_in, d_sae = state["W_enc"].shape
-    config = TopKSAE.config_from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "k": int(k),
+    config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "k": int(k),
                                        "hook_point": cfg.get("hook_point") or cfg.get("hook_name", ""),
                                        "model_name": cfg.get("model_name", "")})
     return config, state
@@ -92,47 +95,3 @@ def _sparsify(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEC
     d_in, d_sae = W_enc.shape
     config = SAEConfig(d_in=d_in, d_sae=d_sae, k=int(cfg["k"]), hook_point=cfg.get("hook_point", folder.name))
     return config, {"W_enc": W_enc, "b_enc": w["encoder.bias"], "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
-
-
-def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
-    """Write `sae` as a folder that SAELens ≥ 6 loads with `SAE.load_from_disk` (raw activations in, the same
-    feature values out): TopK as 'topk'; BatchTopK and Matryoshka as 'jumprelu' with their threshold θ on every
-    latent (their inference rule z = pre·[pre > θ]; SAELens applies it to all latents, ours to each token's top
-    max_l0, which differ only on tokens `capped_fraction` counts)."""
-    state = {k: v.contiguous().cpu() for k, v in sae.folded_state().items()}
-    topk = sae.cfg.architecture == "topk"
-    cfg = {"architecture": "topk" if topk else "jumprelu", "d_in": sae.d_in, "d_sae": sae.d_sae,
-           "dtype": str(state["W_dec"].dtype).removeprefix("torch."), "device": "cpu", "apply_b_dec_to_input": True,
-           "normalize_activations": "none", "reshape_activations": "none",
-           **({"k": sae.cfg.k} if topk else {}),
-           "metadata": {"model_name": sae.cfg.model_name, "hook_name": sae.cfg.hook_point,
-                        "sae_lens_version": "6.0.0", "exported_by": "saesteer", "architecture": sae.cfg.architecture,
-                        "k": sae.cfg.k}}
-    if not topk:
-        state["threshold"] = state["threshold"].to(state["W_dec"].dtype)
-    with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:
-        save_file(state, tmp / WEIGHTS)
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
-    return Path(folder)
-
-
-def main() -> None:
-    """python -m sae.checkpoints export-saelens SAE OUT: an SAE folder or release name → a SAELens folder."""
-    import argparse
-
-    from sae.cli import HelpFormatter
-
-    ap = argparse.ArgumentParser(prog="python -m sae.checkpoints", description=export_saelens.__doc__,
-                                 formatter_class=HelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("export-saelens", help="write an SAE in SAELens' format")
-    ex.add_argument("sae", help="an SAE folder (ours, SAELens TopK or sparsify) or a pretrained name")
-    ex.add_argument("out", help="the folder to write (refused if it holds other files)")
-    args = ap.parse_args()
-    print(f"wrote {export_saelens(TopKSAE.load(args.sae), args.out)}")
-
-
-if __name__ == "__main__":
-    from sae.cli import run_cli
-
-    run_cli(main)

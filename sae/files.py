@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -138,3 +139,16 @@ def output_dir(out: str | os.PathLike, kind: str | None, own_names: Iterable[str
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_manifest(out: str | os.PathLike, command: str, config: dict) -> Path:
+    """out/manifest.json: the command, the commit it ran at (when run from a git checkout) and the config, so
+    every report folder says how to reproduce it (`reports/README.md` is generated from these)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    manifest = {"command": command, "commit": commit, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "config": config}
+    return write_text(Path(out) / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")

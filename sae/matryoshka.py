@@ -14,9 +14,11 @@ from __future__ import annotations
 import torch
 
 from sae.batchtopk import BatchTopKSAE
-from sae.model import EncoderOutput, TopKSAE, sparse_decode
+from sae.model import EncoderOutput, TopKSAE, register
+from sae.sparse import sparse_decode
 
 
+@register("matryoshka")
 class MatryoshkaSAE(BatchTopKSAE):
     def reconstruction_loss(self, xn: torch.Tensor, enc: EncoderOutput, fvu: torch.Tensor,
                             total_var: torch.Tensor) -> torch.Tensor:

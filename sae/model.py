@@ -1,5 +1,6 @@
 """Top-K sparse autoencoder (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"); BatchTopK and
-Matryoshka subclass it in sae/batchtopk.py and sae/matryoshka.py (`sae_class` picks by cfg.architecture).
+Matryoshka subclass it in sae/batchtopk.py and sae/matryoshka.py, each registering itself (`register`); `sae_class`
+picks by cfg.architecture.
 
     x_n   = x · s                                   s: input scale, so that E‖x_n‖² = d
     z     = TopK(ReLU((x_n − b_dec) W_enc + b_enc))  k non-zeros per token, kept as (values, indices)
@@ -17,66 +18,19 @@ import collections
 import json
 import numbers
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from sae.checkpoints import read_checkpoint
+from sae.config import CONFIG, WEIGHTS, SAEConfig
 from sae.files import output_dir
-
-WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
-DENSE_ENCODER_GRAD: bool | None = None  # W_enc's gradient: None = dense on GPUs, CSR on CPU; tests force each
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-
-
-ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
-
-
-@dataclass
-class SAEConfig:
-    """`k`: latents per token (TopK), or on average over a batch (BatchTopK, Matryoshka). `max_l0`: the most
-    latents one token may use under BatchTopK/Matryoshka (default 4k; a fixed-width code keeps every consumer
-    sparse). `matryoshka_widths`: the nested prefix sizes, ending at d_sae (default d_sae/64, /16, /4, 1)."""
-    d_in: int
-    d_sae: int
-    k: int = 32
-    hook_point: str = ""
-    model_name: str = ""
-    dtype: str = "float32"
-    architecture: str = "topk"
-    max_l0: int | None = None
-    matryoshka_widths: list[int] | None = None
-
-    def __post_init__(self):
-        if self.d_in <= 0 or self.d_sae <= 0:
-            raise ValueError(f"d_in and d_sae must be positive, got d_in={self.d_in}, d_sae={self.d_sae}")
-        if not 0 < self.k <= self.d_sae:
-            raise ValueError(f"k must be in 1..d_sae ({self.d_sae}), got k={self.k}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"Unknown SAE architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
-        if self.architecture == "topk":
-            return
-        self.max_l0 = self.max_l0 or min(self.d_sae, 4 * self.k)
-        if not self.k <= self.max_l0 <= self.d_sae:
-            raise ValueError(f"max_l0 must be in k..d_sae ({self.k}..{self.d_sae}), got {self.max_l0}")
-        if self.architecture == "matryoshka":
-            w = self.matryoshka_widths or sorted({max(1, self.d_sae // f) for f in (64, 16, 4, 1)})
-            if list(w) != sorted(set(w)) or w[0] < 1 or w[-1] != self.d_sae:
-                raise ValueError(f"matryoshka_widths must rise strictly and end at d_sae={self.d_sae}, got {w}; "
-                                 f"e.g. {[self.d_sae // 16, self.d_sae // 4, self.d_sae]}")
-            self.matryoshka_widths = [int(v) for v in w]
-
-    def to_saelens(self) -> dict:
-        """cfg.json: ours, in SAELens' key names where they exist (`sae.checkpoints.export_saelens` writes what
-        SAELens loads)."""
-        return {**asdict(self), "hook_name": self.hook_point, "activation_fn_kwargs": {"k": self.k},
-                "normalize_activations": "none", "apply_b_dec_to_input": True}
+from sae.pretrained import is_release_name, release_folder
+from sae.sparse import _TopKEncode, sparse_decode
 
 
 class EncoderOutput(NamedTuple):
@@ -96,71 +50,31 @@ class ForwardOutput(NamedTuple):
     loss: torch.Tensor  # the reconstruction loss training minimises: the FVU (Matryoshka: over its prefixes)
 
 
-def _grad_w_enc(xc: torch.Tensor, idx: torch.Tensor, g: torch.Tensor, n: int, dense: bool | None = None
-                ) -> torch.Tensor:
-    """Σ_b xc[b] ⊗ g[b] with g sparse at idx: returns (d, n) in g's dtype. CSR on CPU (≈25× faster than dense
-    here); a dense scatter + matmul on GPUs (`dense=None` picks by device; the tests force both branches)."""
-    B, K = idx.shape
-    if dense if dense is not None else xc.is_cuda:
-        return xc.to(g.dtype).T @ torch.zeros(B, n, dtype=g.dtype, device=g.device).scatter_add_(1, idx, g)
-    if xc.dtype != torch.float32 or g.dtype != torch.float32:  # MKL's CSR product has fp32 kernels only
-        return _grad_w_enc(xc.float(), idx, g.float(), n, dense=False).to(g.dtype)
-    flat = idx.flatten()
-    order = flat.argsort()
-    crow = torch.zeros(n + 1, dtype=torch.long, device=idx.device)
-    crow[1:] = torch.bincount(flat, minlength=n).cumsum(0)
-    cols = torch.arange(B, device=idx.device).repeat_interleave(K)[order]
-    gt = torch.sparse_csr_tensor(crow, cols, g.flatten()[order], (n, B), check_invariants=False)
-    return (gt @ xc).T
 
 
-class _TopKEncode(torch.autograd.Function):
-    """ReLU → TopK encoder (+ AuxK's top-k_aux among dead latents) with a sparse backward.
-
-    Mixed precision: under autocast the encoder matmul runs in the autocast dtype (bf16/fp16), as a plain
-    `addmm` would; the backward then works in that same dtype, whatever autocast state it is called in, and
-    returns each gradient in its input's own dtype (fp32 master weights get fp32 gradients)."""
-
-    @staticmethod
-    def forward(ctx, x, W_enc, b_enc, b_dec, k, dead, k_aux):
-        xc = x - b_dec
-        pre = torch.addmm(b_enc, xc, W_enc).relu_()  # (B, n); autocast may run it in bf16/fp16
-        vals, idx = pre.topk(k, sorted=False)
-        aux_vals = aux_idx = None
-        if dead is not None:
-            aux_vals, aux_idx = pre.masked_fill_(~dead, -1.0).topk(k_aux, sorted=False)
-            aux_vals = aux_vals.clamp_min(0)
-        all_idx = idx if aux_idx is None else torch.cat([idx, aux_idx], 1)
-        all_vals = vals if aux_vals is None else torch.cat([vals, aux_vals], 1)
-        ctx.save_for_backward(xc, W_enc, all_idx, all_vals > 0)
-        ctx.compute_dtype, ctx.x_dtype, ctx.b_dtypes = pre.dtype, x.dtype, (b_enc.dtype, b_dec.dtype)
-        ctx.mark_non_differentiable(idx)
-        if aux_idx is not None:
-            ctx.mark_non_differentiable(aux_idx)
-        return vals, idx, aux_vals, aux_idx
-
-    @staticmethod
-    def backward(ctx, g_vals, _g_idx, g_aux, _g_aux_idx):
-        xc, W_enc, idx, active = ctx.saved_tensors
-        g = g_vals if g_aux is None else torch.cat([g_vals, g_aux.to(g_vals.dtype)], 1)
-        g = (g * active).to(ctx.compute_dtype)  # ReLU: no gradient where the pre-activation was ≤ 0
-        g_w = g.to(W_enc.dtype)  # the gradients that meet the weights in their own dtype
-        n = W_enc.shape[1]
-        grad_b_enc = torch.zeros(n, dtype=W_enc.dtype, device=g.device).index_add_(0, idx.flatten(), g_w.flatten())
-        grad_W_enc = _grad_w_enc(xc, idx, g, n, DENSE_ENCODER_GRAD).to(W_enc.dtype)
-        grad_b_dec = -(W_enc @ grad_b_enc)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.embedding_bag(idx, W_enc.T.contiguous(), per_sample_weights=g_w, mode="sum").to(ctx.x_dtype)
-        b_enc_dtype, b_dec_dtype = ctx.b_dtypes
-        return (grad_x, grad_W_enc, grad_b_enc.to(b_enc_dtype), grad_b_dec.to(b_dec_dtype), None, None, None)
 
 
-def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """Σ_j values[b, j] · W_dec[indices[b, j]]: (B, k) × (n, d) → (B, d), touching k rows per token."""
-    return F.embedding_bag(indices, W_dec, per_sample_weights=values.to(W_dec.dtype), mode="sum")
 
 
+_CLASSES: dict[str, type] = {}  # architecture name -> class; filled by `register` (sae/__init__ imports every file)
+
+
+def register(architecture: str):
+    """Class decorator: the class that trains and encodes `architecture` (one of `sae.config.ARCHITECTURES`)."""
+    def add(cls: type) -> type:
+        _CLASSES[architecture] = cls
+        return cls
+    return add
+
+
+def sae_class(architecture: str) -> type[TopKSAE]:
+    """The class registered for `architecture` (each lives in its own file beside this one)."""
+    if architecture not in _CLASSES:
+        raise ValueError(f"No SAE class is registered for {architecture!r}; known: {sorted(_CLASSES)}")
+    return _CLASSES[architecture]
+
+
+@register("topk")
 class TopKSAE(nn.Module):
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -292,9 +206,6 @@ class TopKSAE(nn.Module):
         those), by SAELens (TopK) or by EleutherAI sparsify, or a pretrained SAE by name
         ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights (default: as
         stored; pretrained SAEs are stored in bfloat16 and loaded as float32)."""
-        from sae.checkpoints import read_checkpoint
-        from sae.pretrained import is_release_name, release_folder
-
         source = str(folder)
         if not Path(folder).exists() and is_release_name(str(folder)):
             folder, dtype = release_folder(str(folder)), dtype or torch.float32
@@ -312,18 +223,8 @@ class TopKSAE(nn.Module):
         """A shipped SAE (data/pretrained/<release>/<hook_point>/, with its training config and eval table)."""
         return cls.load(f"{release}/{hook_point}", device, dtype)
 
-    @staticmethod
-    def config_from_dict(d: dict) -> SAEConfig:
-        names = {f.name for f in fields(SAEConfig)}
-        return SAEConfig(**{k: v for k, v in d.items() if k in names})
 
 
-def sae_class(architecture: str) -> type[TopKSAE]:
-    """The class that trains and encodes `architecture` (each lives in its own file beside this one)."""
-    from sae.batchtopk import BatchTopKSAE
-    from sae.matryoshka import MatryoshkaSAE
-
-    return {"topk": TopKSAE, "batchtopk": BatchTopKSAE, "matryoshka": MatryoshkaSAE}[architecture]
 
 
 def feature_ids(features: Sequence[int], d_sae: int) -> list[int]:

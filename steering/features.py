@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from sae.capture import capture_texts
+from sae.embed import load_embedder
 from sae.model import TopKSAE, feature_ids
-from steering.sae_steering import feature_directions
+from steering.methods.sae_features import feature_directions
 
 
 @dataclass
@@ -74,7 +75,6 @@ def by_concept(explanations: dict[int, dict] | dict[int, Sequence[str]], concept
     first m words joined by commas (the offline stand-in for the MI paper's LLM judge). `explanations`: records
     from `python -m explain` (words taken by `method`, see `explanation_words`) or {feature: words} from any
     explainer. Prints the chosen features with their words."""
-    from sae.embed import load_embedder
 
     if not concept.strip():
         raise ValueError("Describe the concept in words, e.g. 'refusal, cannot, apologize, harmful, illegal'")

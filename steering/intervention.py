@@ -10,6 +10,7 @@ removed on exit, exceptions included.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import warnings
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Cache
@@ -240,18 +242,10 @@ def save_interventions(path: str | Path, interventions: Sequence[Intervention]) 
     return path
 
 
-# The modules that define this project's interventions: imported on load, so a saved file names its classes.
-INTERVENTION_MODULES = ("steering.sae_steering", "steering.inject", "steering.diffmean", "steering.linear_act",
-                        "steering.conditional")
-
-
 def load_interventions(path: str | Path) -> list[Intervention]:
-    import importlib
-
-    from safetensors import safe_open
-
-    for module in INTERVENTION_MODULES:
-        importlib.import_module(module)
+    """The interventions saved by `save_interventions`, each rebuilt from its class name (the classes register
+    themselves when `steering.methods` is imported; imported by name here, as steering.methods imports this)."""
+    importlib.import_module("steering.methods")
     with safe_open(str(path), "pt") as f:
         headers = json.loads(f.metadata()["interventions"])
     tensors = load_file(str(path))

@@ -8,7 +8,7 @@ import torch
 import transformers as T
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from sae.data import BUNDLED
+from sae.data.local import BUNDLED
 from sae.lm import prepare_tokenizer
 
 VOCAB = 512

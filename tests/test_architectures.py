@@ -4,9 +4,10 @@ import json
 import pytest
 import torch
 
-from sae.checkpoints import export_saelens
+from sae.config import SAEConfig
+from sae.export import export_saelens
 from sae.matryoshka import prefix_fvu
-from sae.model import SAEConfig, TopKSAE, sae_class
+from sae.model import TopKSAE, sae_class
 
 D, N, K = 32, 256, 6
 
@@ -146,10 +147,10 @@ def test_bad_architecture_configs():
 @pytest.mark.parametrize("arch", ["batchtopk", "matryoshka"])
 def test_explain_and_steer_use_the_architectures(arch, tokenizer):
     from explain.explanations import ExplainConfig, explain_features
-    from sae.data import TextSource
-    from steering.inject import Inject
+    from sae.data.text import TextSource
     from steering.intervention import steer
-    from steering.sae_steering import FeatureEdit
+    from steering.methods.inject import Inject
+    from steering.methods.sae_features import FeatureEdit
     from tests.conftest import make_tiny
 
     torch.manual_seed(0)

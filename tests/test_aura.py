@@ -3,9 +3,10 @@ import json
 import pytest
 import torch
 
-from steering.aura import UnitScores, aura, collect_responses, damp, det0, main, pool, rank_units, select_units
+from sae.capture import pool, pooled_responses
+from sae.data.labelled import load_labelled
 from steering.intervention import load_interventions, steer
-from steering.labelled import load_labelled
+from steering.methods.aura import UnitScores, aura, damp, det0, main, rank_units, select_units
 from tests.conftest import make_tiny
 
 
@@ -68,9 +69,9 @@ def test_rank_finds_planted_unit_and_aura_dampens_it(tokenizer):
     best = s.scores["blocks.0.mlp_act"].argmax()
     assert s.scores["blocks.0.mlp_act"][best] > 0.9
     ivs = aura(s)
-    before = collect_responses(model, tokenizer, texts, ["blocks.0.mlp_act"])["blocks.0.mlp_act"]
+    before = pooled_responses(model, tokenizer, texts, ["blocks.0.mlp_act"]).units["max"]["blocks.0.mlp_act"]
     with steer(model, ivs):
-        after = collect_responses(model, tokenizer, texts, ["blocks.0.mlp_act"])["blocks.0.mlp_act"]
+        after = pooled_responses(model, tokenizer, texts, ["blocks.0.mlp_act"]).units["max"]["blocks.0.mlp_act"]
     # Layer 0's units see undamped inputs, so AURA scales their pooled responses exactly by α (max-pool of a
     # scaled unit is the scaled max when α ≥ 0).
     assert torch.allclose(after, before * ivs[0].alpha, atol=1e-5)

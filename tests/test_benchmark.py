@@ -9,15 +9,15 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from steering import benchmark
-from steering.diffmean import DiffMean, mean_activation
-from steering.evaluate import profanity_scorer
+from sae.data.labelled import load_labelled
+from sae.data.splits import split_prompts
+from sae.eval.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci
+from steering.benchmark import runner as benchmark
+from steering.benchmark.judges import agreement, is_refusal, profanity_scorer, toxicity_judge
 from steering.intervention import load_interventions, save_interventions, steer
-from steering.judges import agreement, is_refusal, toxicity_judge
-from steering.labelled import load_labelled
-from steering.linear_act import LinearAcT, fit_transport, with_strength
-from steering.prompting import Prompting
-from steering.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci, split_prompts
+from steering.methods.diffmean import DiffMean, mean_activation
+from steering.methods.linear_act import LinearAcT, fit_transport, with_strength
+from steering.methods.prompting import Prompting
 from tests.conftest import make_tiny, make_tokenizer
 
 
@@ -133,8 +133,8 @@ def test_refusal_phrases_are_read_at_the_start_only():
 
 
 def test_refusal_judge_trains_only_on_answers_to_training_requests():
-    from steering.jailbreak import advbench_goals, benign_instructions
-    from steering.judges import own_answers
+    from sae.data.prompts import advbench_goals, benign_instructions
+    from steering.benchmark.judges import own_answers
 
     answers = own_answers(per_request=2)
     requests = {q for q, _ in answers}
@@ -151,12 +151,12 @@ def test_embedding_toxicity_judge_reports_its_held_out_auroc(tmp_path):
     again = toxicity_judge(max_per_class=150, cache_dir=tmp_path)  # from the cache
     assert np.allclose(again.coef, judge.coef) and "held-out AUROC" in again.describe()
     # the model's own continuations of dev list prompts, labelled by the judge: both classes, dev prompts only
-    from steering.labelled import own_continuations
+    from sae.data.labelled import own_continuations
 
     texts, labels = own_continuations(judge)
     assert len(texts) > 700 and 0.1 < np.mean(labels) < 0.5
     # the contrast sets the report and bench/diffmean_scan.py fit on
-    from steering.labelled import contrast_texts
+    from sae.data.labelled import contrast_texts
 
     tweets = (["you filthy idiot", "nice weather"], [1, 0])
     toxic, clean = contrast_texts("both", judge, tweets)
@@ -229,7 +229,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
 
 
 def test_conditional_diffmean_acts_only_past_its_threshold_and_round_trips(tmp_path, tokenizer):
-    from steering.conditional import ConditionalDiffMean, conditional_relative, projection_quantiles
+    from steering.methods.conditional import ConditionalDiffMean, conditional_relative, projection_quantiles
 
     torch.manual_seed(0)
     r = torch.randn(32)

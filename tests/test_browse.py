@@ -8,8 +8,9 @@ import torch
 
 from explain.browse import build, serve
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
-from sae.data import TextSource
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.text import TextSource
+from sae.model import TopKSAE
 from tests.conftest import make_tiny
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -72,7 +72,7 @@ def test_all_hook_points_in_one_pass():
 
 
 def test_rebatch_and_shuffle_keep_every_token_once():
-    from sae.harvest import rebatch, shuffled_batches
+    from sae.train.harvest import rebatch, shuffled_batches
 
     stream = [{"h": torch.arange(a, b).float()[:, None]} for a, b in ((0, 5), (5, 12), (12, 13), (13, 30))]
     sizes = [len(b["h"]) for b in rebatch(stream, 8)]

@@ -1,4 +1,4 @@
-"""The training mixture, its held-out splits, and the SAEBench-style evaluation (sae.corpus, sae.evaluate)."""
+"""The training mixture, its held-out splits, and the SAEBench-style evaluation (sae.data, sae.eval)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from sae.corpus import generated_rows, load_mixture, read_mixture, requests, source_documents
-from sae.data import TextSource, in_part, is_dev_prompt, source_fingerprint
-from sae.evaluate import auroc_columns, best_unit, latent_pools, probe_accuracy, top_by_mean_difference
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.mixture import load_mixture, read_mixture, source_documents
+from sae.data.prompts import generated_rows, requests
+from sae.data.splits import in_part, is_dev_prompt
+from sae.data.text import TextSource, source_fingerprint
+from sae.eval.probing import best_unit, probe_accuracy, top_by_mean_difference
+from sae.eval.saebench import latent_pools
+from sae.eval.scores import auroc
+from sae.model import TopKSAE
 
 DEFAULT_MIXTURE = "configs/corpus/smollm2-135m.yaml"
 
@@ -32,7 +37,7 @@ def test_sparse_probing_finds_a_planted_latent():
     train, test = (x[:400], y[:400]), (x[400:], y[400:])
     assert top_by_mean_difference(*train, 1).tolist() == [planted]
     assert probe_accuracy(train, test, 1) > 0.95
-    auc = auroc_columns(*test)
+    auc = auroc(*test)
     assert auc[planted] == pytest.approx(1.0, abs=0.02) and np.median(auc) == pytest.approx(0.5, abs=0.05)
     best = best_unit({"mean": train}, {"mean": test})
     assert best["unit"] == planted and best["auroc"] > 0.97 and best["sign"] == 1
@@ -60,7 +65,7 @@ def test_auroc_matches_sklearn():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 200)
     x = np.round(rng.normal(y[:, None] * 0.5, 1, (200, 4)), 1)  # ties included
-    assert np.allclose(auroc_columns(x, y), [roc_auc_score(y, x[:, j]) for j in range(4)])
+    assert np.allclose(auroc(x, y), [roc_auc_score(y, x[:, j]) for j in range(4)])
 
 
 def test_latent_pools_are_per_text_mean_and_max():
@@ -128,7 +133,7 @@ def _digest(text: str) -> str:
 def test_held_out_text_never_reaches_the_default_training_mixture():
     """By hashing: no held-out tweet, ToxiGen statement, AdvBench goal or Alpaca instruction, and no ToxiGen
     prompt the benchmark reports on, is (or is inside) a training document of the default mixture."""
-    from sae.data import DATA_DIR, read_jsonl
+    from sae.data.local import DATA_DIR, read_jsonl
 
     sources, _ = read_mixture(DEFAULT_MIXTURE)
     docs = [t for s in sources for t in source_documents(s)["text"]]
@@ -153,7 +158,8 @@ def test_held_out_text_never_reaches_the_default_training_mixture():
 
 
 def test_jailbreak_template_answers_ask_only_training_goals(tokenizer):
-    from sae.corpus import GenerationConfig, _jobs, advbench, wrap
+    from sae.data.generate import GenerationConfig, _jobs
+    from sae.data.prompts import advbench, wrap
 
     tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}<assistant>"
     try:

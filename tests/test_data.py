@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from sae.data import TextSource, chunk_tokens
+from sae.data.text import TextSource, chunk_tokens
 
 
 def test_chunk_is_concatenation_with_eos(tokenizer):

@@ -108,7 +108,8 @@ def test_papers_score_by_hand_three_features_four_words():
 
 def test_encoder_or_decoder_directions_are_the_vectors_scored(tokenizer):
     from explain.explanations import ExplainConfig, MIVariant, mi_words, residual_directions
-    from sae.model import SAEConfig, TopKSAE
+    from sae.config import SAEConfig
+    from sae.model import TopKSAE
 
     model = make_tiny("llama")
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=16, k=4, hook_point="blocks.1.resid_post"))

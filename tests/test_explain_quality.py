@@ -10,8 +10,9 @@ from explain.quality import (
     vocabulary_stats,
 )
 from explain.topact import collect_stats
-from sae.data import TextSource
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.text import TextSource
+from sae.model import TopKSAE
 from tests.conftest import make_tiny
 
 

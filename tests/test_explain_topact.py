@@ -3,8 +3,9 @@ import torch
 from explain.logit_lens import logit_lens
 from explain.topact import collect_stats
 from sae.capture import capture
-from sae.data import TextSource
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.text import TextSource
+from sae.model import TopKSAE
 from tests.conftest import make_tiny
 
 HOOK = "blocks.1.resid_post"
@@ -88,8 +89,9 @@ def test_mlp_act_sae_is_explained_through_the_down_projection(tokenizer):
 
 def test_quantile_examples_cover_the_activation_range(tokenizer):
     from explain.explanations import ExplainConfig, explain_features
-    from sae.data import TextSource
-    from sae.model import SAEConfig, TopKSAE
+    from sae.config import SAEConfig
+    from sae.data.text import TextSource
+    from sae.model import TopKSAE
     from tests.conftest import make_tiny
 
     torch.manual_seed(0)

@@ -3,7 +3,10 @@ import json
 import pytest
 import torch
 
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.prompts import TEMPLATES, advbench_goals, benign_instructions, wrap
+from sae.model import TopKSAE
+from steering.benchmark.judges import REFUSAL_PHRASES, is_refusal
 from steering.features import (
     by_concept,
     by_explanation,
@@ -15,7 +18,6 @@ from steering.features import (
     mean_feature_acts,
     per_text_means,
 )
-from steering.jailbreak import REFUSAL_PHRASES, TEMPLATES, advbench_goals, benign_instructions, is_refusal, wrap
 from tests.conftest import make_tiny
 
 
@@ -126,30 +128,33 @@ def test_refusal_detection_and_templates():
 
 
 def test_refusal_sweep_structure(tmp_path, tokenizer):
-    from steering.jailbreak import refusal_sweep
-    from steering.sae_steering import Amplify
+    from steering.benchmark.jailbreak import refusal_sweep
+    from steering.methods.sae_features import Amplify
 
     tok = tokenizer
     tok.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
     model = make_tiny("llama", d=32)
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point="blocks.1.resid_post"))
     settings = {"original": [], "amplify": [Amplify.from_sae(sae, [1, 2], alpha=8.0)]}
-    from steering.judges import refusal_judge
+    from steering.benchmark.judges import refusal_judge
 
     rows = refusal_sweep(model, tok, settings, tmp_path, n_harmful=3, n_benign=2, max_new_tokens=4, ppl_windows=2,
                          part="train", judge=refusal_judge(cache_dir=tmp_path / "judges"))
     for r in rows:
-        assert {"asr_plain", "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal", "perplexity",
-                "refusal_all_embed", "over_refusal_embed", "judges_kappa"} <= set(r)
+        assert {"asr_plain", "asr_prefix_injection", "asr_role_play", "asr_all", "over_refusal_all", "perplexity",
+                "asr_embed", "over_refusal_embed", "judges_kappa"} <= set(r)
         assert 0 <= r["asr_all"] <= 100 and r["perplexity"] > 1 and r["n_harmful"] == 3
-        assert r["refusal_all_low"] <= r["refusal_all"] <= r["refusal_all_high"]
-        assert r["asr_all"] == pytest.approx(100 - r["refusal_all"])
+        assert r["asr_all_lo"] <= r["asr_all"] <= r["asr_all_hi"]
+        # every template asks the same goals: the pooled rate is the mean of the per-template rates
+        templates = ("asr_plain", "asr_prefix_injection", "asr_role_play")
+        assert r["asr_all"] == pytest.approx(sum(r[t] for t in templates) / 3)
     assert (tmp_path / "refusal.md").is_file() and (tmp_path / "asr_vs_over_refusal.png").is_file()
     tok.chat_template = None
 
 
 def test_refusal_contrast_texts(tokenizer):
-    from steering.jailbreak import advbench, refusal_contrast_texts
+    from sae.data.prompts import advbench
+    from steering.benchmark.jailbreak import refusal_contrast_texts
 
     tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
     try:

@@ -11,8 +11,9 @@ import torch
 from explain.browse import build
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from explain.live import LiveModel, serve_live
-from sae.data import TextSource
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.data.text import TextSource
+from sae.model import TopKSAE
 from steering.intervention import AddVector, Scale
 from tests.conftest import make_tiny
 from tests.test_browse import ARTIFACTS, CHROMIUM, EVIL

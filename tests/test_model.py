@@ -4,7 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sae.model import SAEConfig, TopKSAE, geometric_median, sparse_decode
+from sae.config import SAEConfig
+from sae.model import TopKSAE, geometric_median
+from sae.sparse import sparse_decode
 from tests.conftest import DEVICES
 
 
@@ -60,9 +62,9 @@ def _losses(sae, ref, x, kw):
 def _pair(branch: str, device: str, with_dead: bool, monkeypatch, batch: int):
     """Two identical SAEs (ours, and one for the dense reference), inputs, and the AuxK arguments; the encoder's
     W_enc-gradient branch forced to `branch`."""
-    from sae import model as sae_model
+    from sae import sparse as sae_sparse
 
-    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
+    monkeypatch.setattr(sae_sparse, "DENSE_ENCODER_GRAD", branch == "dense")
     sae, ref = make_sae(device=device), make_sae(device=device)
     x = torch.randn(batch, 16, device=device) * 2
     dead = torch.zeros(64, dtype=torch.bool, device=device)
@@ -113,9 +115,9 @@ def test_sparse_backward_equals_autograd_under_autocast(with_dead, branch, devic
 @pytest.mark.parametrize("branch", ["csr", "dense"])
 def test_sparse_backward_in_bf16_weights_matches_fp32(branch, device, monkeypatch):
     """bf16-true: bf16 weights and inputs; gradients come back in bf16, close to the fp32 ones."""
-    from sae import model as sae_model
+    from sae import sparse as sae_sparse
 
-    monkeypatch.setattr(sae_model, "DENSE_ENCODER_GRAD", branch == "dense")
+    monkeypatch.setattr(sae_sparse, "DENSE_ENCODER_GRAD", branch == "dense")
     sae, ref = make_sae(device=device, dtype=torch.bfloat16), make_sae(device=device)
     with torch.no_grad():
         for name in ("W_enc", "b_enc", "W_dec", "b_dec"):  # the same weights, rounded to bf16 for both

@@ -2,7 +2,8 @@ import torch
 
 from explain.output_score import output_scores, summarise
 from explain.vocab import word_list, word_token_ids
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.model import TopKSAE
 from tests.conftest import make_tiny
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from sae.evaluate import EvalConfig, evaluate
+from sae.eval.saebench import evaluate
+from sae.eval.tasks import EvalConfig
 from sae.model import TopKSAE
 from sae.pretrained import PRETRAINED_DIR, releases
 

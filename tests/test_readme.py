@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import sae.lm
-from sae.model import SAEConfig, TopKSAE
+from sae.config import SAEConfig
+from sae.model import TopKSAE
 from tests.conftest import make_tiny, make_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ def test_python_blocks_run(tmp_path, monkeypatch):
         lambda cls, *a, **k: cls.load(tmp_path / "runs/smollm2-135m/sae/blocks.15.resid_post")))
     # the explanations the README's pipeline snippet reads, written by the real explainer
     from explain.explanations import ExplainConfig, explain_features, write_jsonl
-    from sae.data import TextSource
+    from sae.data.text import TextSource
 
     model, tok = sae.lm.load_lm()
     windows = TextSource("wikitext2-valid", ctx_len=32).load(tok, 16)

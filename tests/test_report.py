@@ -5,7 +5,8 @@ import re
 import pytest
 import torch
 
-from steering.report import COLUMNS, main
+from steering.benchmark.report import main
+from steering.benchmark.report_text import COLUMNS
 from tests.conftest import make_tiny, make_tokenizer
 
 ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
@@ -81,9 +82,11 @@ def test_unknown_row_is_refused_before_any_work(tmp_path):
 def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_any_output(tmp_path, chat_lm_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sae.model import SAEConfig, TopKSAE
-    from steering.diffmean import mean_activation
-    from steering.report import Fits, ReportConfig
+    from sae.config import SAEConfig
+    from sae.model import TopKSAE
+    from steering.benchmark.config import ReportConfig
+    from steering.benchmark.fits import Fits
+    from steering.methods.diffmean import mean_activation
 
     model, tok = AutoModelForCausalLM.from_pretrained(chat_lm_dir), AutoTokenizer.from_pretrained(chat_lm_dir)
     sae = TopKSAE(SAEConfig(32, 64, 4, hook_point="blocks.1.resid_post"))
@@ -96,7 +99,7 @@ def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_
         assert r.shape == (32,) and torch.allclose(r, want, atol=1e-5)
     assert not torch.allclose(fits.diffs["blocks.0.resid_post"], fits.diffs["blocks.1.resid_post"])
     assert "fit: DiffMean directions" in fits.timings
-    from steering.diffmean import add_relative
+    from steering.methods.diffmean import add_relative
 
     ivs = add_relative(fits.diffs, -2.0)  # one DiffMean per hook, each scaled by its own ‖r‖
     assert [iv.hook_point for iv in ivs] == cfg.diffmean_hooks

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from sae.model import SAEConfig, TopKSAE, sae_class
-from steering.inject import Inject
+from sae.config import SAEConfig
+from sae.model import TopKSAE, sae_class
 from steering.intervention import Scale, load_interventions, save_interventions, steer
-from steering.sae_steering import Amplify, Calibrate, FeatureEdit, feature_directions
+from steering.methods.inject import Inject
+from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit, feature_directions
 from tests.conftest import make_tiny
 
 HOOK = "blocks.1.resid_post"

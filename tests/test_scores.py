@@ -4,7 +4,7 @@ import torch
 from scipy.stats import pointbiserialr
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from steering.scores import aucpr, auroc, cohens_d, point_biserial
+from sae.eval.scores import aucpr, auroc, cohens_d, point_biserial
 
 
 @pytest.fixture(params=["continuous", "ties"])

@@ -7,9 +7,9 @@ import lightning as L
 import pytest
 import torch
 
-from sae.datamodule import ActivationDataModule
 from sae.model import TopKSAE
-from sae.module import SAEModule
+from sae.train.datamodule import ActivationDataModule
+from sae.train.module import SAEModule
 from tests.conftest import needs_cuda
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,8 +135,8 @@ def test_configs_parse(config):
 
 def test_evaluation_leaves_outlier_tokens_clean():
     from sae.capture import inlier_mask
-    from sae.metrics import SAEStats, evaluate_batch
-    from sae.model import SAEConfig
+    from sae.config import SAEConfig
+    from sae.train.metrics import SAEStats, evaluate_batch
     from tests.conftest import make_tiny
 
     x = torch.ones(2, 5, 4)

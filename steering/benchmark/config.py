@@ -1,0 +1,87 @@
+"""The report's configuration: each field's docstring is its `--help` text (`sae.cli.add_dataclass_options`), and
+the benchmark's own settings are one embedded `BenchConfig` (its options, such as --dev-prompts, sit beside the
+report's own)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sae.lm import EMBEDDED
+from steering.benchmark.runner import BenchConfig
+
+ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
+        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE inject")  # then the combined rows
+
+
+@dataclass
+class ReportConfig:
+    model: str = EMBEDDED
+    """LM: the embedded alias, a .gguf, a local folder or a hub id"""
+    sae: str | None = None
+    """an SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post); 'train' trains one with
+    train_config; default: the model's shipped SAE, else train one"""
+    train_config: str = "configs/smollm2-135m.yaml"
+    """LightningCLI config used when training the SAE"""
+    train_args: str = ""
+    """extra LightningCLI arguments, e.g. '--trainer.max_steps=100'"""
+    out: str | None = None
+    """report folder (default: reports/steering/<today>-report)"""
+    explain_windows: int = 512
+    """corpus windows for explanations"""
+    explain_ctx_len: int = 64
+    """tokens per explanation window"""
+    explain_words: int = 5000
+    """MI vocabulary size"""
+    aura_per_class: int = 1000
+    """Davidson tweets per label for AURA ranking (and the tweet contrast)"""
+    judge_per_class: int = 2000
+    """Davidson tweets per label for the MiniLM toxicity judge (+ all ToxiGen train sentences)"""
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    """the benchmark: prompts, samples, tokens, perplexity budget, seed"""
+    quick: bool = False
+    """CI-sized benchmark (a few prompts and tokens; replaces the bench settings)"""
+    amplify_features: int = 64
+    """features SAE amplification acts on"""
+    amplify_alpha: list[float] = field(default_factory=lambda: [-0.5, -0.75, -1.0])
+    """SAE amplification grid: α (< 0 weakens)"""
+    calibrate_features: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
+    """SAE calibration grid: features removed"""
+    calibrate_beta: float = 0.0
+    """SAE calibration β"""
+    det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
+    """Det0 grid: units zeroed"""
+    damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
+    """DAMP grid: units dampened"""
+    damp_alpha: float = 0.5
+    """DAMP factor"""
+    diffmean_coef: list[float] = field(default_factory=lambda: [-0.5, -1.0, -2.0])
+    """DiffMean add grid, in units of the toxic − non-toxic mean difference's norm"""
+    diffmean_hooks: list[str] = field(default_factory=list)
+    """hook points DiffMean acts at, each with its own direction (e.g. [blocks.15.resid_post,blocks.20.resid_post]);
+    default: the SAE's hook point"""
+    conditional_mode: str = "cap"
+    """DiffMean conditional (steering.methods.conditional), acting only on tokens whose projection on the direction
+    passes a threshold τ: 'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess over τ"""
+    conditional_coef: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.0])
+    """DiffMean conditional grid: coef (gate: < 0, in units of the mean difference's norm; cap: > 0, 1 caps the
+    projection at τ)"""
+    conditional_quantile: float = 0.25
+    """DiffMean conditional threshold τ: this quantile of the non-toxic contrast tokens' projections"""
+    linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    """Linear-AcT grid: λ"""
+    contrast: str = "tweets"
+    """toxic vs non-toxic texts DiffMean and the SAE rows' features are fitted on: 'tweets' (Davidson, train part),
+    'own' (the model's own continuations of dev ToxiGen list prompts, labelled by the MiniLM judge) or 'both'"""
+    inject_concept: str = "respectful, polite, kind, friendly, peaceful"
+    """SAE inject (the MI paper's operator) acts on the features whose MI explanations read most like this"""
+    inject_features: int = 8
+    """features SAE inject acts on"""
+    inject_m: list[float] = field(default_factory=lambda: [2.5, 5.0, 10.0])
+    """SAE inject grid: m, the magnitude each feature is brought to"""
+    rows: list[str] = field(default_factory=list)
+    """run only these rows, by name (e.g. [AURA,SAE inject]; the original always runs, and the combined rows join
+    when their parts run); default: every row"""
+
+    @property
+    def bench_config(self) -> BenchConfig:
+        """The benchmark's settings as run: `bench`, or the CI-sized ones with `quick` (same seed)."""
+        return BenchConfig.quick() if self.quick else self.bench

@@ -1,0 +1,148 @@
+"""The import contract: the packages read as the data path, with no circles.
+
+    sae  →  steering (methods, interventions, feature selection)  →  explain  →  steering.benchmark (report)
+
+A module may import only from its own layer or the layers before it; inside `sae`, text data comes before
+training, and training before evaluation. Imports sit at the top of a module, except those of a heavy library
+only a few entry points need (the live server's web stack, sentence-transformers), which say so where they are.
+No source file is longer than 300 lines.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("sae", "steering", "explain")
+LAZY_OK = ("fastapi", "uvicorn", "sentence_transformers")  # heavy, needed by a few entry points only
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def resolve(target: str, known: dict[str, Path]) -> str | None:
+    while target and target not in known:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, int, bool]]:
+    """(imported project module, line, inside a function) for every import in the file."""
+    tree = ast.parse(path.read_text())
+    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for n in ast.walk(f)}
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            targets = [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for t in targets:
+            if t.split(".")[0] in PACKAGES and (m := resolve(t, known)) and m != name:
+                out.append((m, node.lineno, id(node) in in_function))
+    return out
+
+
+def layer(name: str) -> int:
+    if name.startswith("steering.benchmark"):
+        return 3
+    return {"sae": 0, "steering": 1, "explain": 2}[name.split(".")[0]]
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: {m for m, _, _ in imports(name, path, known)} for name, path in known.items()}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circles():
+    assert cycles(graph()) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_import_points_back_along_the_data_path():
+    bad = [f"{a} → {b}" for a, targets in graph().items() for b in targets if layer(b) > layer(a)]
+    assert bad == [], "imports against the data path (sae → steering → explain → steering.benchmark)"
+
+
+SAE_ORDER = ("sae.data", "sae.train", "sae.eval")  # inside sae: text data, then training, then evaluation
+
+
+def test_inside_sae_data_comes_before_training_and_training_before_evaluation():
+    stage = lambda m: next((i for i, s in enumerate(SAE_ORDER) if m == s or m.startswith(s + ".")), None)
+    bad = [f"{a} → {b}" for a, targets in graph().items() if a.startswith("sae") for b in targets
+           if stage(a) is not None and stage(b) is not None and stage(b) > stage(a)]
+    bad += [f"{a} → {b}" for a, targets in graph().items() if a.startswith("sae.data") for b in targets
+            if b.startswith(("sae.model", "sae.checkpoints", "sae.train", "sae.eval"))]
+    assert bad == []
+
+
+def test_imports_inside_functions_are_only_heavy_optional_libraries():
+    lazy = []
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text())
+        for f in ast.walk(tree):
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for n in ast.walk(f):
+                    if isinstance(n, (ast.Import, ast.ImportFrom)):
+                        mod = n.module if isinstance(n, ast.ImportFrom) else n.names[0].name
+                        if not (mod or "").startswith(LAZY_OK):
+                            lazy.append(f"{name}:{n.lineno} {ast.unparse(n)}")
+    assert lazy == []
+
+
+@pytest.mark.parametrize("folder", [*PACKAGES, "tests", "bench"])
+def test_no_source_file_is_longer_than_300_lines(folder):
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / folder).rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
