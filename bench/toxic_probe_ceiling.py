@@ -25,12 +25,13 @@ import argparse
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sae.eval.probing import best_unit
-from sae.eval.saebench import collect, latent_pools
+from sae.capture import pooled_responses
+from sae.eval.probing import POOLINGS, best_unit
+from sae.eval.saebench import latent_pools
+from sae.eval.scores import auroc
 from sae.eval.stats import auroc_ci
 from sae.eval.tasks import EvalConfig, tasks
 from sae.lm import load_lm
@@ -39,7 +40,7 @@ from sae.model import TopKSAE
 
 def dense_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> float:
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.1)).fit(*train)
-    return float(roc_auc_score(test[1], clf.predict_proba(test[0])[:, 1]))
+    return float(auroc(clf.predict_proba(test[0])[:, 1:], test[1])[0])
 
 
 def one_direction(train: dict, test: dict) -> dict[str, float]:
@@ -49,8 +50,8 @@ def one_direction(train: dict, test: dict) -> dict[str, float]:
     (x, rows), y = test["tokens"], test["y"]
     s = x @ direction  # (tokens,)
     peak = torch.full((len(y),), -torch.inf).scatter_reduce_(0, rows, s, "amax")
-    return {"mean": float(roc_auc_score(y, test["mean"] @ direction.numpy())),
-            "max": float(roc_auc_score(y, peak.numpy()))}
+    return {"mean": float(auroc((test["mean"] @ direction.numpy())[:, None], y)[0]),
+            "max": float(auroc(peak[:, None], y)[0])}
 
 
 def main() -> None:
@@ -76,7 +77,9 @@ def main() -> None:
     for hook in hooks:
         parts = {}
         for part, (x, y) in texts.items():
-            acts = collect(model, tok, x, [hook], EvalConfig())  # inliers at this hook, as in training
+            cfg = EvalConfig()  # the evaluation's tokens: inliers at this hook, as in training
+            acts = pooled_responses(model, tok, x, [hook], POOLINGS, cfg.batch_size, cfg.max_length,
+                                    cfg.outlier_factor, keep_tokens=True)
             parts[part] = {"tokens": acts.tokens[hook], "y": y, "mean": acts.units["mean"][hook].numpy(),
                            "max": acts.units["max"][hook].numpy()}
         train, test = parts["train"], parts[f"test{first}"]  # the references use the first held-out size

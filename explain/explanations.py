@@ -180,21 +180,6 @@ def quantile_contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: 
             for i, sample in enumerate(stats.quantile_samples(f, bins))]
 
 
-def read_jsonl(path: str | os.PathLike) -> dict[int, dict]:
-    """{feature id: record} from an explanations file."""
-    out = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            out[int(rec["feature"])] = rec
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}, line {n}: not an explanation record ({type(e).__name__}: {e}); write the file "
-                             "with `python -m explain`.") from None
-    return out
-
-
 def write_jsonl(records, path: str | os.PathLike) -> Path:
     """Write records atomically: a temp file renamed into place when complete."""
     path = Path(path)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from explain.explanations import read_jsonl
 from explain.quality import embedding_aurocs
 from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
@@ -36,7 +35,7 @@ from sae.eval.stats import rate_ci
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
-from steering.features import EXPLANATION_METHODS, explanation_words
+from steering.features import EXPLANATION_METHODS, explanation_words, load_explanations
 from steering.intervention import steer
 from steering.methods.inject import Inject
 
@@ -142,7 +141,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
-    records = read_jsonl(args.explanations)
+    records = load_explanations(args.explanations)
     fired = sorted(f for f, r in records.items() if r.get("max_act", 0) > 0 and r.get("top_contexts"))
     features = sorted(random.Random(0).sample(fired, min(args.features, len(fired))))
     methods = methods_in(records)

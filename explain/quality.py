@@ -17,18 +17,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from wordfreq import top_n_list
 
-from explain.explanations import read_jsonl
 from explain.topact import FeatureStats, collect_stats
 from sae.cli import HelpFormatter, run_cli
 from sae.data.text import TextSource
 from sae.embed import load_embedder
+from sae.eval.scores import auroc
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
-from steering.features import explanation_words  # the record format's reader, shared with feature selection
+from steering.features import (  # the record format's reader, shared with feature selection
+    explanation_words,
+    load_explanations,
+)
 
 
 def _context_text(stats: FeatureStats, window: int, peak: int, tokenizer, left: int = 24, right: int = 8) -> str:
@@ -72,7 +74,7 @@ def embedding_aurocs(records: dict[int, dict], stats: FeatureStats, tokenizer, m
     for g, (f, n_pos, n_neg) in enumerate(groups):
         labels = np.r_[np.ones(n_pos), np.zeros(n_neg)]
         for j, m in enumerate(methods):
-            out[m][f] = float(roc_auc_score(labels, (ctx[i : i + n_pos + n_neg] @ expl[j, g]).numpy()))
+            out[m][f] = float(auroc((ctx[i : i + n_pos + n_neg] @ expl[j, g])[:, None], labels)[0])
         i += n_pos + n_neg
     return out
 
@@ -123,7 +125,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
-    records = read_jsonl(args.explanations)
+    records = load_explanations(args.explanations)
     bad = [f for f in records if not 0 <= f < sae.d_sae]
     if bad:
         raise ValueError(f"{args.explanations} explains features {bad[:5]}, but {args.sae} has {sae.d_sae} features "

@@ -25,12 +25,18 @@ class Chosen:
 
 
 def load_explanations(path: str | Path) -> dict[int, dict]:
-    """{feature id: record} from an explanations JSONL (one record per feature, with 'feature' or 'id')."""
+    """{feature id: record} from an explanations JSONL (one record per feature, its id under 'feature' or 'id'),
+    as `python -m explain` writes it: the one reader of the format (the explainer's scores use it too)."""
     out = {}
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
-            out[int(rec.get("feature", rec.get("id")))] = rec
+            out[int(rec["feature"] if "feature" in rec else rec["id"])] = rec
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}, line {n}: not an explanation record ({type(e).__name__}: {e}); write the file "
+                             "with `python -m explain`.") from None
     return out
 
 

@@ -52,6 +52,7 @@ class Intervention(nn.Module):
 
     registry: ClassVar[dict[str, type[Intervention]]] = {}
     scalars: ClassVar[tuple[str, ...]] = ()
+    width_of: ClassVar[str | None] = None  # the buffer whose first dimension must equal the hook point's width
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -69,11 +70,20 @@ class Intervention(nn.Module):
                 "scalars": {k: getattr(self, k) for k in self.scalars}}
 
     def check_width(self, model: nn.Module) -> None:
-        """Raise if this intervention's tensors do not fit the model's hook-point width."""
+        """Raise if this intervention's tensors do not fit the model's hook-point width: the first dimension of
+        the buffer named by the class's `width_of` (a class without one has nothing to check)."""
+        if self.width_of is None:
+            return
+        width, expected = getattr(self, self.width_of).shape[0], HookPoint.parse(self.hook_point).width(model)
+        if width != expected:
+            raise ValueError(f"{type(self).__name__} at {self.hook_point} has width {width}, but that hook point of "
+                             f"{type(model).__name__} has width {expected}")
 
 
 class Scale(Intervention):
     """x' = x ⊙ alpha, one factor per unit (AURA, Det0 and DAMP are all this with different alphas)."""
+
+    width_of = "alpha"
 
     def __init__(self, hook_point: str, alpha: torch.Tensor):
         super().__init__(hook_point)
@@ -82,12 +92,12 @@ class Scale(Intervention):
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.alpha.to(x)
 
-    def check_width(self, model: nn.Module) -> None:
-        _check(self, len(self.alpha), model)
 
 
 class AddVector(Intervention):
     """x' = x + coef · vector (activation addition)."""
+
+    width_of = "vector"
 
     scalars = ("coef",)
 
@@ -100,15 +110,6 @@ class AddVector(Intervention):
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.coef * self.vector.to(x)
 
-    def check_width(self, model: nn.Module) -> None:
-        _check(self, len(self.vector), model)
-
-
-def _check(iv: Intervention, width: int, model: nn.Module) -> None:
-    expected = HookPoint.parse(iv.hook_point).width(model)
-    if width != expected:
-        raise ValueError(f"{type(iv).__name__} at {iv.hook_point} has width {width}, but that hook point of "
-                         f"{type(model).__name__} has width {expected}")
 
 
 class _Positions:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import capture_texts
-from steering.intervention import Intervention, _check, finite
+from steering.intervention import Intervention, finite
 from steering.methods.diffmean import unit_direction
 
 MODES = ("gate", "cap")
@@ -26,6 +26,8 @@ MODES = ("gate", "cap")
 
 class ConditionalDiffMean(Intervention):
     """x' = x + coef · r̂ · [x · r̂ > τ] ('gate') or x' = x − coef · relu(x · r̂ − τ) · r̂ ('cap')."""
+
+    width_of = "direction"
 
     scalars = ("mode", "coef", "threshold")
 
@@ -45,8 +47,6 @@ class ConditionalDiffMean(Intervention):
             return x + (self.coef * (excess > 0).to(x))[..., None] * r
         return x - (self.coef * torch.relu(excess))[..., None] * r
 
-    def check_width(self, model) -> None:
-        _check(self, len(self.direction), model)
 
 
 @torch.no_grad()

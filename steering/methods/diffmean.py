@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import capture_texts
-from steering.intervention import Intervention, _check, finite
+from steering.intervention import Intervention, finite
 
 MODES = ("add", "ablate")
 
@@ -59,6 +59,8 @@ def unit_direction(owner: str, direction: torch.Tensor) -> torch.Tensor:
 class DiffMean(Intervention):
     """x' = x + coef · r̂ (mode 'add') or x' = x − (x · r̂) r̂ (mode 'ablate'); r̂ is stored unit-norm."""
 
+    width_of = "direction"
+
     scalars = ("mode", "coef")
 
     def __init__(self, hook_point: str, direction: torch.Tensor, mode: str = "add", coef: float = 1.0):
@@ -80,8 +82,6 @@ class DiffMean(Intervention):
             return x + self.coef * r
         return x - (x @ r)[..., None] * r
 
-    def check_width(self, model) -> None:
-        _check(self, len(self.direction), model)
 
 
 def add_relative(diffs: dict[str, torch.Tensor], coef: float,

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 import torch
 
 from sae.model import TopKSAE, feature_ids
-from steering.intervention import Intervention, _check, finite
+from steering.intervention import Intervention, finite
 from steering.methods.sae_features import _inliers_only, rescale_to
 
 DIRECTIONS = ("encoder", "decoder")
 
 
 class Inject(Intervention):
+    width_of = "W"
     scalars = ("m", "directions", "preserve_norm", "outlier_factor", "model_name")
 
     def __init__(self, hook_point: str, W: torch.Tensor, b: torch.Tensor, b_dec: torch.Tensor, D: torch.Tensor,
@@ -66,5 +67,3 @@ class Inject(Intervention):
             edited = rescale_to(xf, edited)
         return _inliers_only(x, edited.to(x.dtype), self.outlier_factor)
 
-    def check_width(self, model) -> None:
-        _check(self, self.W.shape[0], model)

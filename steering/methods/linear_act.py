@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import pooled_responses
-from steering.intervention import Intervention, _check, finite
+from steering.intervention import Intervention, finite
 
 
 def fit_transport(source: torch.Tensor, target: torch.Tensor, quantiles: int = 256) -> tuple[torch.Tensor, ...]:
@@ -40,6 +40,8 @@ def fit_transport(source: torch.Tensor, target: torch.Tensor, quantiles: int = 2
 class LinearAcT(Intervention):
     """z' = λ(a·z + b) + (1 − λ)z per unit, inside the source support [lo, hi]."""
 
+    width_of = "a"
+
     scalars = ("strength",)
 
     def __init__(self, hook_point: str, a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
@@ -56,8 +58,6 @@ class LinearAcT(Intervention):
         moved = x + self.strength * ((a - 1) * x + b)  # = λ(a·x + b) + (1 − λ)x
         return torch.where((x >= lo) & (x <= hi), moved, x)
 
-    def check_width(self, model) -> None:
-        _check(self, len(self.a), model)
 
     @classmethod
     def from_responses(cls, source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],

@@ -27,7 +27,7 @@ import torch
 
 from sae.capture import inlier_mask
 from sae.model import TopKSAE, feature_ids
-from steering.intervention import Intervention, _check, finite
+from steering.intervention import Intervention, finite
 
 
 def feature_directions(sae: TopKSAE, features: Sequence[int]) -> torch.Tensor:
@@ -46,6 +46,8 @@ def rescale_to(x: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
 
 class _Directions(Intervention):
     """Shared by Amplify and Calibrate: S as a buffer, width checked against the hook point."""
+
+    width_of = "S"
 
     def __init__(self, hook_point: str, S: torch.Tensor, outlier_factor: float | None = 10.0,
                  model_name: str | None = None, preserve_norm: bool = False):
@@ -69,8 +71,6 @@ class _Directions(Intervention):
         """x (..., d), proj = ReLU(x S) (..., |F|), S (d, |F|) → x'."""
         raise NotImplementedError
 
-    def check_width(self, model) -> None:
-        _check(self, self.S.shape[0], model)
 
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], *args, **kw):
@@ -113,6 +113,8 @@ class FeatureEdit(Intervention):
     reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The encoder is the SAE's: each token's top k, and
     for BatchTopK/Matryoshka SAEs (k = max_l0) only those above the SAE's `threshold`."""
 
+    width_of = "W_enc"
+
     scalars = ("k", "alpha", "outlier_factor", "model_name")
 
     def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
@@ -146,5 +148,3 @@ class FeatureEdit(Intervention):
         delta = (self.alpha * vals * chosen).unsqueeze(-1) * self.W_dec[idx]  # (..., k, d)
         return _inliers_only(x, (xf + delta.sum(-2)).to(x.dtype), self.outlier_factor)
 
-    def check_width(self, model) -> None:
-        _check(self, self.W_enc.shape[0], model)
