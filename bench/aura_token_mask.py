@@ -1,0 +1,48 @@
+"""What AURA's unit scores lose or gain when they stop seeing the attention-sink token: the unit responses of
+2,000 training-part Davidson tweets pooled over every real token (before the redesign) and over the tokens
+`sae.capture.token_mask` keeps (now: no outliers above 10x the text's median norm), scored by AUROC.
+
+    python bench/aura_token_mask.py [--per-class 1000] [--top 512]
+
+Prints, for each mask: the best unit's AUROC, how many units pass 0.5 and 0.6, AURA's mean factor α, and how many
+of the top-`top` units the two rankings share.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from sae.capture import pooled_responses
+from sae.data.labelled import load_labelled
+from sae.lm import load_lm
+from steering.methods.aura import default_hook_points, scores_from_responses
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-class", type=int, default=1000)
+    p.add_argument("--top", type=int, default=512)
+    args = p.parse_args()
+    model, tok = load_lm("smollm2-135m")
+    texts, labels = load_labelled("davidson", max_per_class=args.per_class, part="train")
+    hooks = default_hook_points(model)
+    flat, tops = {}, {}
+    print(f"{len(texts)} tweets ({sum(labels)} toxic), {len(hooks)} hook points, max pooling, AUROC")
+    print("| tokens pooled | best unit AUROC | units > 0.5 | units > 0.6 | AURA mean α |")
+    print("|---|---|---|---|---|")
+    for name, factor in (("every real token (before)", None), ("token_mask, outliers > 10x out (now)", 10.0)):
+        responses = pooled_responses(model, tok, texts, hooks, ("max",), outlier_factor=factor).units["max"]
+        scores = scores_from_responses(responses, torch.tensor(labels))
+        flat[name] = torch.cat([scores.scores[h] for h in hooks])
+        s = flat[name]
+        alpha = torch.where(s > 0.5, 1 - 2 * (s - 0.5), torch.ones_like(s))
+        tops[name] = set(s.topk(args.top).indices.tolist())
+        print(f"| {name} | {s.max():.3f} | {int((s > 0.5).sum())} | {int((s > 0.6).sum())} | {alpha.mean():.4f} |",
+              flush=True)
+    a, b = tops.values()
+    print(f"top-{args.top} units shared by the two rankings: {len(a & b)}")
+
+
+if __name__ == "__main__":
+    main()
