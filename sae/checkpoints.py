@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from sae.config import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig
+from sae.config import ARCHITECTURES, CONFIG, LOADED_ONLY, WEIGHTS, SAEConfig
 from sae.files import old_copies
+from sae.formats import DICTIONARY_LEARNING, GEMMA_SCOPE, read_dictionary_learning, read_gemma_scope
+from sae.hooks import hook_point_from
 
 SPARSIFY_WEIGHTS = "sae.safetensors"
 
@@ -25,9 +27,16 @@ def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
         old = olds[-1]
         raise FileNotFoundError(f"{folder} is missing, but an interrupted save left the previous SAE in {old}: "
                                 f"rename it back (mv {old} {folder}), or save again (which restores it first).")
+    if folder.is_file() and folder.name in (GEMMA_SCOPE, DICTIONARY_LEARNING):  # the file itself was named
+        folder = folder.parent
+    if (folder / GEMMA_SCOPE).is_file():
+        return read_gemma_scope(folder)
+    if (folder / DICTIONARY_LEARNING).is_file():
+        return read_dictionary_learning(folder)
     if not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is not an SAE folder: no {CONFIG}. Expected {CONFIG} with "
-                                f"{WEIGHTS} (saesteer/SAELens) or {SPARSIFY_WEIGHTS} (sparsify).")
+                                f"{WEIGHTS} (saesteer/SAELens) or {SPARSIFY_WEIGHTS} (sparsify), Gemma Scope's "
+                                f"{GEMMA_SCOPE}, or dictionary_learning's {DICTIONARY_LEARNING}.")
     try:
         cfg = json.loads((folder / CONFIG).read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -58,26 +67,52 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     return weights
 
 
+# SAELens' architecture names → ours (SAELens saves its BatchTopK and Matryoshka SAEs as JumpReLU for inference)
+SAELENS_ARCHITECTURES = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk"}
+NORMALIZATIONS_OK = ("none", None)
+
+
 def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
+    """Ours (topk, batchtopk, matryoshka: `TopKSAE.save`) or any SAELens ≥ 6 folder (`SAE.save_model`): standard,
+    jumprelu, gated, topk; `apply_b_dec_to_input` false is folded into the encoder biases."""
     if "architecture" not in cfg:
         raise ValueError(f"{folder / CONFIG} has no 'architecture' key, so it cannot tell how to encode; add "
                          '"architecture": "topk" (with "k") if this is a Top-K SAE.')
-    arch = cfg["architecture"]
+    arch = SAELENS_ARCHITECTURES.get(cfg["architecture"], cfg["architecture"])
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{folder}: SAE architecture {cfg['architecture']!r} cannot be loaded; known: "
+                         f"{', '.join(sorted(set(ARCHITECTURES) | set(SAELENS_ARCHITECTURES)))}.")
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
-    if arch not in ARCHITECTURES or k is None:
-        raise ValueError(f"Only {', '.join(ARCHITECTURES)} SAEs (with their k) can be loaded; this checkpoint is "
-                         f"architecture={arch!r}, k={k}. (A SAELens JumpReLU export of ours: load the folder it "
-                         "was exported from.)")
-    if cfg.get("normalize_activations", "none") not in ("none", None):
+    if arch in ("topk", "batchtopk", "matryoshka") and k is None:
+        raise ValueError(f"{folder / CONFIG}: a {arch} SAE needs its k (\"k\": …).")
+    if cfg.get("normalize_activations", "none") not in NORMALIZATIONS_OK:
         raise ValueError(f"SAELens normalize_activations={cfg['normalize_activations']!r} is not folded into "
-                         "the weights; fold it in SAELens first (sae.fold_activation_norm_scaling_factor).")
-    state = {k_: w[k_] for k_ in ("W_enc", "b_enc", "W_dec", "b_dec", *(("threshold",) if arch != "topk" else ()))}
-    if not cfg.get("apply_b_dec_to_input", True):  # encoder sees x, not x − b_dec: move b_dec into b_enc
-        state["b_enc"] = state["b_enc"] + state["b_dec"] @ state["W_enc"]
+                         "the weights; fold it in SAELens first (sae.fold_activation_norm_scaling_factor) and save.")
+    state = {name: w[name] for name in ("W_enc", "W_dec", "b_dec")}
     d_in, d_sae = state["W_enc"].shape
-    config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "k": int(k),
-                                       "hook_point": cfg.get("hook_point") or cfg.get("hook_name", ""),
-                                       "model_name": cfg.get("model_name", "")})
+    if arch == "gated":  # gate path kept aside; the magnitude path becomes W_enc, b_enc (sae/gated.py)
+        state |= {"W_gate": w["W_enc"], "b_gate": w["b_gate"], "W_enc": w["W_enc"] * w["r_mag"].exp(),
+                  "b_enc": w["b_mag"]}
+    else:
+        state["b_enc"] = w["b_enc"]
+    if arch in ("jumprelu", "relu", "batchtopk", "matryoshka"):
+        state["threshold"] = w["threshold"] if "threshold" in w else torch.zeros(d_sae)
+    if cfg.get("rescale_acts_by_decoder_norm"):  # TopK on pre·‖W_dec‖, decoding with unit rows: fold the norms
+        norm = state["W_dec"].norm(dim=-1)
+        state |= {"W_enc": state["W_enc"] * norm, "b_enc": state["b_enc"] * norm,
+                  "W_dec": state["W_dec"] / norm[:, None]}
+    if not cfg.get("apply_b_dec_to_input", True):  # encoder sees x, not x − b_dec: move b_dec into the biases
+        for W, b in (("W_enc", "b_enc"), ("W_gate", "b_gate")):
+            if W in state:
+                state[b] = state[b] + state["b_dec"] @ state[W]
+    meta = cfg.get("metadata") or {}
+    hook = cfg.get("hook_point") or cfg.get("hook_name") or meta.get("hook_name") or ""
+    exact = arch in LOADED_ONLY  # a published SAE's code is never cut off (see sae/jumprelu.py)
+    config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "architecture": arch,
+                                  "k": int(k) if k is not None else d_sae,
+                                  "max_l0": d_sae if exact else cfg.get("max_l0"),
+                                  "hook_point": hook_point_from(hook) if hook else "",
+                                  "model_name": cfg.get("model_name") or meta.get("model_name") or ""})
     return config, state
 
 

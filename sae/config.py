@@ -5,7 +5,9 @@ from dataclasses import asdict, dataclass, fields
 
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
 
-ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
+TRAINABLE = ("topk", "batchtopk", "matryoshka")  # what `train.py --model.architecture` trains
+LOADED_ONLY = ("jumprelu", "relu", "gated")  # published architectures this project loads, explains and steers with
+ARCHITECTURES = TRAINABLE + LOADED_ONLY
 
 
 @dataclass

@@ -128,6 +128,35 @@ class HookPoint:
         return int(model.config.hidden_size)
 
 
+# Other libraries' names for our hook points: TransformerLens/SAELens (blocks.12.hook_resid_post,
+# blocks.12.mlp.hook_post), sparsify / raw module paths (layers.12, layers.12.mlp, model.layers.12.mlp.act_fn).
+_FOREIGN = (
+    (re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post|attn_out|mlp_out)$"), None),
+    (re.compile(r"^blocks\.(\d+)\.mlp\.hook_post$"), "mlp_act"),
+    (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)$"), "resid_post"),
+    (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)\.mlp$"), "mlp_out"),
+    (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)\.(?:self_attn|attn|attention)$"),
+     "attn_out"),
+    (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)\.mlp\.(?:act_fn|act)$"), "mlp_act"),
+)
+
+
+def hook_point_from(name: str) -> str:
+    """Our hook-point name for one written by another library (SAELens' `hook_name`, sparsify's hookpoint):
+    'blocks.12.hook_resid_post' → 'blocks.12.resid_post', 'layers.12.mlp' → 'blocks.12.mlp_out'. A name that is
+    already ours comes back unchanged; one with no equivalent (e.g. hook_resid_mid, attention heads' hook_z) is
+    refused with what is supported."""
+    if _NAME.match(name) and _NAME.match(name).group(2) in SITES:
+        return name
+    for pattern, site in _FOREIGN:
+        m = pattern.match(name)
+        if m:
+            return f"blocks.{m.group(1)}.{site or m.group(2)}"
+    raise ValueError(f"Hook {name!r} has no saesteer equivalent; supported: blocks.N.hook_resid_pre/resid_post/"
+                     "attn_out/mlp_out, blocks.N.mlp.hook_post, layers.N, layers.N.mlp, layers.N.self_attn (or "
+                     "our own blocks.N.<site>). Pass hook_point= to load it anyway.")
+
+
 def list_hook_points(model: nn.Module) -> list[str]:
     return [f"blocks.{i}.{s}" for i in range(n_layers(model)) for s in SITES]
 

@@ -29,6 +29,7 @@ from torch import nn
 from sae.checkpoints import read_checkpoint
 from sae.config import CONFIG, WEIGHTS, SAEConfig
 from sae.files import output_dir
+from sae.hooks import HookPoint
 from sae.pretrained import is_release_name, release_folder
 from sae.sparse import _TopKEncode, sparse_decode
 
@@ -76,6 +77,7 @@ def sae_class(architecture: str) -> type[TopKSAE]:
 
 @register("topk")
 class TopKSAE(nn.Module):
+    trainable = True  # False for architectures loaded from other libraries (sae/jumprelu.py, relu.py, gated.py)
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__()
         self.cfg = cfg
@@ -201,19 +203,23 @@ class TopKSAE(nn.Module):
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
-             dtype: torch.dtype | None = None) -> TopKSAE:
-        """Load a folder written by `save` (any architecture: a BatchTopKSAE or MatryoshkaSAE comes back for
-        those), by SAELens (TopK) or by EleutherAI sparsify, or a pretrained SAE by name
-        ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights (default: as
-        stored; pretrained SAEs are stored in bfloat16 and loaded as float32)."""
+             dtype: torch.dtype | None = None, hook_point: str | None = None) -> TopKSAE:
+        """Load an SAE, whatever wrote it, as the class of its architecture: a folder written by `save` (TopK,
+        BatchTopK, Matryoshka), by SAELens ≥ 6 (standard, JumpReLU, gated, TopK), by EleutherAI sparsify, Gemma
+        Scope's params.npz, dictionary_learning's ae.pt (see `sae.checkpoints`, `sae.formats`), or a pretrained
+        SAE by name ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights
+        (default: as stored; pretrained SAEs are stored in bfloat16 and loaded as float32). `hook_point`: where
+        the SAE reads, when its files do not say (or say it in a form with no saesteer equivalent)."""
         source = str(folder)
         if not Path(folder).exists() and is_release_name(str(folder)):
             folder, dtype = release_folder(str(folder)), dtype or torch.float32
         cfg, state = read_checkpoint(Path(folder))
+        if hook_point is not None:
+            cfg.hook_point = HookPoint.parse(hook_point).name
         dtype = dtype or state["W_dec"].dtype
         sae = sae_class(cfg.architecture)(cfg, device=device, dtype=dtype)
         state = {k: v.to(torch.float32 if k == "threshold" else dtype) for k, v in state.items()}
-        sae.load_state_dict({**state, "scale": torch.ones(())}, strict=True)
+        sae.load_state_dict({"scale": torch.ones(()), **state}, strict=True)
         sae.source = source  # what it was loaded from (a folder or a release name), for reproducible snippets
         return sae
 

@@ -136,8 +136,8 @@ def test_saelens_loads_the_export(saes, data, arch, tmp_path):
 
 
 def test_bad_architecture_configs():
-    with pytest.raises(ValueError, match="Unknown SAE architecture 'gated'"):
-        SAEConfig(D, N, K, architecture="gated")
+    with pytest.raises(ValueError, match="Unknown SAE architecture 'crosscoder'"):
+        SAEConfig(D, N, K, architecture="crosscoder")
     with pytest.raises(ValueError, match="matryoshka_widths must rise strictly and end at d_sae=256"):
         SAEConfig(D, N, K, architecture="matryoshka", matryoshka_widths=[64, 32, 256])
     with pytest.raises(ValueError, match="max_l0 must be in k..d_sae"):

@@ -45,6 +45,16 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     windows = TextSource("wikitext2-valid", ctx_len=32).load(tok, 16)
     write_jsonl(explain_features(model, tok, TopKSAE.pretrained(), windows, ExplainConfig(words=300, top_m=5)),
                 tmp_path / "runs/smollm2-135m/explanations.jsonl")
+    # the published SAE the README's "Use a published SAE" snippet loads: written by sae-lens itself
+    from sae_lens.registry import SAE_CLASS_REGISTRY
+    from sae_lens.saes.sae import SAEMetadata
+
+    jumprelu, jumprelu_cfg = SAE_CLASS_REGISTRY["jumprelu"]
+    published = jumprelu(jumprelu_cfg(d_in=32, d_sae=64, metadata=SAEMetadata(hook_name="blocks.15.hook_resid_post")))
+    with torch.no_grad():
+        for p in published.parameters():
+            p.copy_(torch.rand(p.shape) * 0.1)
+    published.save_model(tmp_path / "downloads" / "saelens-sae")
     code = blocks("python")
     assert len(code) >= 5
     namespace: dict = {}

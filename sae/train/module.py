@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from sae.config import SAEConfig
+from sae.config import TRAINABLE, SAEConfig
 from sae.hooks import HookPoint
 from sae.lm import cached_lm, resolve_model_name
 from sae.model import TopKSAE, sae_class
@@ -63,6 +63,10 @@ class SAEModule(L.LightningModule):
         outlier_factor: float | None = 10.0,
     ):
         super().__init__()
+        if architecture not in TRAINABLE:
+            raise ValueError(f"--model.architecture {architecture!r} cannot be trained here; choose one of "
+                             f"{', '.join(TRAINABLE)} (JumpReLU, ReLU and gated SAEs are loaded from SAELens, Gemma "
+                             "Scope or dictionary_learning with TopKSAE.load).")
         self.save_hyperparameters()
         self.hook_points = list(hook_points)
         model = cached_lm(model_name, lm_dtype)[0]

@@ -133,6 +133,9 @@ class FeatureEdit(Intervention):
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], alpha: float = 1.0,
                  outlier_factor: float | None = 10.0) -> FeatureEdit:
+        if sae.cfg.architecture == "gated":
+            raise ValueError("FeatureEdit re-encodes with a ReLU/threshold encoder, which a gated SAE does not have "
+                             "(its gate decides which latents fire); use Amplify, Calibrate or Inject with it.")
         st = sae.folded_state()
         return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"],
                    torch.tensor(feature_ids(features, sae.d_sae)), sae.width, alpha, outlier_factor,

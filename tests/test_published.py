@@ -1,0 +1,201 @@
+"""Bring your own SAE: folders written by the real libraries load into ours and encode/decode as they do.
+
+Each SAE is made by the library itself with random weights (thresholds, gates and biases included), saved with
+its own save function, loaded with `TopKSAE.load`, and compared on random inputs: max abs diff ≤ 1e-5 (fp32).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from sae.model import TopKSAE, sae_class
+
+sae_lens = pytest.importorskip("sae_lens")
+from sae_lens.registry import SAE_CLASS_REGISTRY  # noqa: E402
+from sae_lens.saes.sae import SAEMetadata  # noqa: E402
+
+D, N, TOL = 16, 48, 1e-5
+OURS = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk"}
+
+
+def saelens_sae(arch: str, **cfg):
+    cls, cfg_cls = SAE_CLASS_REGISTRY[arch]
+    sae = cls(cfg_cls(d_in=D, d_sae=N, metadata=SAEMetadata(hook_name="blocks.3.hook_resid_post", model_name="m"),
+                      **cfg))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in sae.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if name != "threshold" else 0.2))
+            if name == "threshold":
+                p.abs_()
+    return sae
+
+
+CASES = [("standard", {}), ("standard", {"apply_b_dec_to_input": False}), ("jumprelu", {}),
+         ("jumprelu", {"apply_b_dec_to_input": False}), ("gated", {}), ("gated", {"apply_b_dec_to_input": False}),
+         ("topk", {"k": 6}), ("topk", {"k": 6, "rescale_acts_by_decoder_norm": True})]
+
+
+@pytest.mark.parametrize(("arch", "cfg"), CASES, ids=[f"{a}-{'-'.join(c) or 'default'}" for a, c in CASES])
+def test_a_saelens_folder_loads_and_encodes_and_decodes_as_saelens(tmp_path, arch, cfg):
+    theirs = saelens_sae(arch, **cfg)
+    theirs.save_model(tmp_path / "sae")
+    ours = TopKSAE.load(tmp_path / "sae")
+    assert ours.cfg.architecture == OURS[arch] and type(ours) is sae_class(OURS[arch])
+    assert ours.cfg.hook_point == "blocks.3.resid_post" and ours.cfg.model_name == "m"
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(1)) * 2
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want_z = theirs.encode(x)
+        got_z = ours.feature_acts(x)
+        assert (want_z > 0).any() and (want_z == 0).any()  # a test that could tell a wrong gate from a right one
+        assert (got_z - want_z).abs().max() <= TOL
+        enc = ours.encode(x)
+        assert (ours.decode(enc.values, enc.indices) - theirs.decode(want_z)).abs().max() <= TOL
+
+
+# --- formats written by a test in the libraries' documented layouts -----------------------------------------
+def _rand(*shape, seed=0, scale=0.3):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def _compare(ours, x, want_z, want_recon):
+    with torch.no_grad():
+        got_z = ours.feature_acts(x)
+        enc = ours.encode(x)
+        recon = ours.decode(enc.values, enc.indices)
+    assert (want_z > 0).any() and (want_z == 0).any()
+    assert (got_z - want_z).abs().max() <= TOL and (recon - want_recon).abs().max() <= TOL
+
+
+def test_gemma_scope_params_npz_loads_as_jumprelu_with_its_hook_from_the_path(tmp_path):
+    """Gemma Scope: z = ReLU(pre)·[pre > θ], pre = x W_enc + b_enc (b_dec not subtracted), x̂ = z W_dec + b_dec."""
+    import numpy as np
+
+    W_enc, W_dec, b_enc, b_dec = _rand(D, N, seed=1), _rand(N, D, seed=2), _rand(N, seed=3), _rand(D, seed=4)
+    theta = _rand(N, seed=5).abs()
+    folder = tmp_path / "gemma-scope-2b-pt-res" / "layer_12" / "width_16k" / "average_l0_82"
+    folder.mkdir(parents=True)
+    np.savez(folder / "params.npz", W_enc=W_enc.numpy(), W_dec=W_dec.numpy(), b_enc=b_enc.numpy(),
+             b_dec=b_dec.numpy(), threshold=theta.numpy())
+    ours = TopKSAE.load(folder / "params.npz")
+    assert ours.cfg.architecture == "jumprelu" and ours.cfg.hook_point == "blocks.12.resid_post"
+    x = _rand(64, D, seed=6, scale=2)
+    pre = x @ W_enc + b_enc
+    z = torch.relu(pre) * (pre > theta)
+    _compare(ours, x, z, z @ W_dec + b_dec)
+    assert TopKSAE.load(folder, hook_point="blocks.3.mlp_out").cfg.hook_point == "blocks.3.mlp_out"
+    att = tmp_path / "gemma-scope-2b-pt-att" / "layer_3" / "width_16k" / "average_l0_9"
+    att.mkdir(parents=True)
+    (att / "params.npz").write_bytes((folder / "params.npz").read_bytes())
+    with pytest.raises(ValueError, match="hook_z"):
+        TopKSAE.load(att)
+
+
+def _dictionary_learning(kind: str):
+    """(state dict as dictionary_learning saves it, its encode, its decode) for `kind`."""
+    enc_w, enc_b, dec_w = _rand(N, D, seed=1), _rand(N, seed=2), _rand(D, N, seed=3)  # nn.Linear layouts
+    b = _rand(D, seed=4)
+    if kind == "AutoEncoder":
+        return ({"bias": b, "encoder.weight": enc_w, "encoder.bias": enc_b, "decoder.weight": dec_w},
+                lambda x: torch.relu((x - b) @ enc_w.T + enc_b), lambda f: f @ dec_w.T + b)
+    if kind in ("AutoEncoderTopK", "BatchTopKSAE"):
+        k, theta = 6, torch.tensor(0.4)
+        state = {"k": torch.tensor(k, dtype=torch.int), "threshold": theta if kind == "BatchTopKSAE" else
+                 torch.tensor(-1.0), "decoder.weight": dec_w, "encoder.weight": enc_w, "encoder.bias": enc_b,
+                 "b_dec": b}
+
+        def encode(x):
+            post = torch.relu((x - b) @ enc_w.T + enc_b)
+            if kind == "BatchTopKSAE":
+                return post * (post > theta)
+            top = post.topk(k, dim=-1)
+            return torch.zeros_like(post).scatter_(-1, top.indices, top.values)
+        return state, encode, lambda f: f @ dec_w.T + b
+    if kind == "JumpReluAutoEncoder":
+        W_enc, W_dec, b_enc, theta = _rand(D, N, seed=5), _rand(N, D, seed=6), _rand(N, seed=7), _rand(N, seed=8).abs()
+        b_dec = b
+
+        def encode(x):  # apply_b_dec_to_input is False for a saved JumpReluAutoEncoder
+            pre = x @ W_enc + b_enc
+            return torch.relu(pre * (pre > theta)) * W_dec.norm(dim=1)
+        return ({"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec, "threshold": theta}, encode,
+                lambda f: (f / W_dec.norm(dim=1)) @ W_dec + b_dec)
+    r_mag, gate_b, mag_b = _rand(N, seed=9), _rand(N, seed=10), _rand(N, seed=11)
+
+    def encode(x):
+        x_enc = (x - b) @ enc_w.T
+        f = (x_enc + gate_b > 0).float() * torch.relu(r_mag.exp() * x_enc + mag_b)
+        return f * dec_w.norm(dim=0, keepdim=True)
+    return ({"decoder_bias": b, "encoder.weight": enc_w, "r_mag": r_mag, "gate_bias": gate_b, "mag_bias": mag_b,
+             "decoder.weight": dec_w}, encode, lambda f: (f / dec_w.norm(dim=0, keepdim=True)) @ dec_w.T + b)
+
+
+DL_KINDS = {"AutoEncoder": "relu", "AutoEncoderTopK": "topk", "BatchTopKSAE": "jumprelu",
+            "JumpReluAutoEncoder": "jumprelu", "GatedAutoEncoder": "gated"}
+
+
+@pytest.mark.parametrize("kind", list(DL_KINDS))
+def test_a_dictionary_learning_folder_loads_without_unpickling_and_matches_its_equations(tmp_path, kind):
+    import json
+
+    state, encode, decode = _dictionary_learning(kind)
+    torch.save(state, tmp_path / "ae.pt")
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": {"dict_class": kind, "activation_dim": D,
+                                                                  "dict_size": N, "layer": 5,
+                                                                  "submodule_name": "resid_post_layer_5"}}))
+    ours = TopKSAE.load(tmp_path)
+    assert ours.cfg.architecture == DL_KINDS[kind] and ours.cfg.hook_point == "blocks.5.resid_post"
+    x = _rand(64, D, seed=12, scale=2)
+    z = encode(x)
+    _compare(ours, x, z, decode(z))
+
+
+def test_a_pickled_object_in_ae_pt_is_refused_not_run(tmp_path):
+    torch.save({"encoder.weight": torch.zeros(2, 2), "evil": Exception("a pickled object")}, tmp_path / "ae.pt")
+    with pytest.raises(ValueError, match="never pickled objects"):
+        TopKSAE.load(tmp_path)
+
+
+# --- everything downstream works on a loaded SAE, or says why not --------------------------------------------
+@pytest.mark.parametrize("arch", ["standard", "jumprelu", "gated"])
+def test_a_loaded_saelens_sae_explains_and_steers(tmp_path, arch, tokenizer):
+    from explain.explanations import ExplainConfig, explain_features
+    from sae.data.text import TextSource
+    from sae.eval.saebench import latent_pools
+    from steering.intervention import steer
+    from steering.methods.inject import Inject
+    from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
+    from tests.conftest import make_tiny
+
+    cls, cfg_cls = SAE_CLASS_REGISTRY[arch]
+    theirs = cls(cfg_cls(d_in=32, d_sae=64, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))) * 0.2)
+            if name == "threshold":
+                p.abs_()
+    theirs.save_model(tmp_path / "sae")
+    sae = TopKSAE.load(tmp_path / "sae")
+    model = make_tiny("llama", d=32)
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=8)
+    records = list(explain_features(model, tokenizer, sae, windows, ExplainConfig(words=300, top_m=5)))
+    assert len(records) == 64 and sum(r["frequency"] > 0 for r in records) > 10
+    assert all(r["mi_words"] for r in records) and any(r["top_contexts"] for r in records)
+    pools = latent_pools(sae, torch.randn(20, 32), torch.arange(20) // 4, 5)  # the SAEBench evaluation's pooling
+    assert pools["max"].shape == (5, 64) and bool((pools["max"] >= pools["mean"]).all())
+    ids = torch.randint(3, 500, (2, 6))
+    edits = [Amplify.from_sae(sae, [1, 2], alpha=4.0), Calibrate.from_sae(sae, [1, 2], beta=2.0),
+             Inject.from_sae(sae, [1, 2], m=30.0)]
+    if arch == "gated":
+        with pytest.raises(ValueError, match="FeatureEdit .* gated SAE"):
+            FeatureEdit.from_sae(sae, [1, 2])
+    else:
+        edits.append(FeatureEdit.from_sae(sae, [1, 2], alpha=4.0))
+    with torch.no_grad():
+        clean = model(ids).logits
+        for iv in edits:
+            with steer(model, [iv]):
+                assert not torch.allclose(model(ids).logits, clean), type(iv).__name__
