@@ -28,7 +28,7 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def _depth(hp: HookPoint) -> tuple[int, int]:
-    order = {"resid_pre": 0, "attn_out": 1, "mlp_act": 2, "mlp_out": 3, "resid_post": 4}
+    order = {"resid_pre": 0, "attn_out": 1, "mlp_in": 2, "mlp_act": 3, "mlp_out": 4, "resid_post": 5}
     assert set(order) == set(SITES)
     return hp.layer, order[hp.site]
 

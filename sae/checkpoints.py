@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +69,9 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 # SAELens' architecture names → ours (SAELens saves its BatchTopK and Matryoshka SAEs as JumpReLU for inference)
-SAELENS_ARCHITECTURES = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk"}
+SAELENS_ARCHITECTURES = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk",
+                         "transcoder": "transcoder", "skip_transcoder": "transcoder",
+                         "jumprelu_transcoder": "transcoder", "jumprelu_skip_transcoder": "transcoder"}
 NORMALIZATIONS_OK = ("none", None)
 
 
@@ -95,38 +98,75 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
                   "b_enc": w["b_mag"]}
     else:
         state["b_enc"] = w["b_enc"]
-    if arch in ("jumprelu", "relu", "batchtopk", "matryoshka"):
+    if arch in ("jumprelu", "relu", "batchtopk", "matryoshka", "transcoder"):
         state["threshold"] = w["threshold"] if "threshold" in w else torch.zeros(d_sae)
+    if "W_skip" in w:
+        state["W_skip"] = w["W_skip"]
     if cfg.get("rescale_acts_by_decoder_norm"):  # TopK on pre·‖W_dec‖, decoding with unit rows: fold the norms
         norm = state["W_dec"].norm(dim=-1)
         state |= {"W_enc": state["W_enc"] * norm, "b_enc": state["b_enc"] * norm,
                   "W_dec": state["W_dec"] / norm[:, None]}
-    if not cfg.get("apply_b_dec_to_input", True):  # encoder sees x, not x − b_dec: move b_dec into the biases
+    if not cfg.get("apply_b_dec_to_input", True) and arch != "transcoder":  # encoder sees x, not x − b_dec: move
+        # b_dec into the biases (a transcoder never centres its input: its b_dec is the output's bias)
         for W, b in (("W_enc", "b_enc"), ("W_gate", "b_gate")):
             if W in state:
                 state[b] = state[b] + state["b_dec"] @ state[W]
     meta = cfg.get("metadata") or {}
     hook = cfg.get("hook_point") or cfg.get("hook_name") or meta.get("hook_name") or ""
+    hook = our_hook_name(hook, folder)
+    hook_out = cfg.get("hook_point_out") or cfg.get("hook_name_out") or meta.get("hook_name_out") or ""
+    if arch == "transcoder":  # an MLP transcoder reads the MLP's input and writes its output
+        hook_out = our_hook_name(hook_out, folder) if hook_out else (hook.replace(".mlp_in", ".mlp_out")
+                                                                if hook.endswith(".mlp_in") else "")
     exact = arch in LOADED_ONLY  # a published SAE's code is never cut off (see sae/jumprelu.py)
     config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "architecture": arch,
                                   "k": int(k) if k is not None else d_sae,
                                   "max_l0": d_sae if exact else cfg.get("max_l0"),
-                                  "hook_point": hook_point_from(hook) if hook else "",
+                                  "hook_point": hook, "hook_point_out": hook_out if arch == "transcoder" else "",
+                                  **({"d_out": state["W_dec"].shape[1], "skip": "W_skip" in state}
+                                     if arch == "transcoder" else {}),
                                   "model_name": cfg.get("model_name") or meta.get("model_name") or ""})
     return config, state
 
 
+def our_hook_name(name: str, folder: Path) -> str:
+    """`hook_point_from(name)`; a name with no equivalent is kept as written, with a warning naming the fix (the SAE
+    still loads for inspection; steering at it fails with the hook-point error)."""
+    if not name:
+        return ""
+    try:
+        return hook_point_from(name)
+    except ValueError as e:
+        warnings.warn(f"{folder}: {e}", stacklevel=3)
+        return name
+
+
+_TRANSCODED_INPUT = {"mlp_out": "mlp_in", "resid_post": "resid_pre"}  # a module's output → the input it transcodes
+
+
 def _sparsify(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
-    unsupported = {"W_skip (skip connection)": "W_skip" in w or cfg.get("skip_connection"),
-                   "a transcoder (transcode=true)": cfg.get("transcode"),
-                   f"activation={cfg.get('activation')!r}": cfg.get("activation", "topk") != "topk"}
-    found = [what for what, present in unsupported.items() if present]
-    if found:
-        raise ValueError(f"{folder} is a sparsify checkpoint with {', '.join(found)}; only plain Top-K SAEs "
-                         "(activation topk, no skip connection, not a transcoder) can be loaded.")
+    """EleutherAI sparsify (`SparseCoder.save_to_disk`): a Top-K SAE, or a transcoder (`transcode`, with or without
+    `skip_connection`). The folder's name is sparsify's hookpoint (layers.6.mlp); a transcoder there maps the
+    module's input to its output (blocks.6.mlp_in → blocks.6.mlp_out)."""
+    if cfg.get("activation", "topk") != "topk":
+        raise ValueError(f"{folder} is a sparsify checkpoint with activation={cfg.get('activation')!r}; only topk "
+                         "SAEs and transcoders load.")
+    transcoder = bool(cfg.get("transcode"))
+    if ("W_skip" in w or cfg.get("skip_connection")) and not transcoder:
+        raise ValueError(f"{folder} is a sparsify SAE with a skip connection (W_skip); only transcoders with one "
+                         "load (a skip connection on an autoencoder has no saesteer equivalent).")
     if "k" not in cfg:
         raise ValueError(f"{folder / CONFIG} has no 'k'; a sparsify Top-K cfg.json names its k.")
     W_enc = w["encoder.weight"].T.contiguous()  # sparsify stores nn.Linear (n, d)
     d_in, d_sae = W_enc.shape
-    config = SAEConfig(d_in=d_in, d_sae=d_sae, k=int(cfg["k"]), hook_point=cfg.get("hook_point", folder.name))
-    return config, {"W_enc": W_enc, "b_enc": w["encoder.bias"], "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
+    k = int(cfg["k"])
+    name = cfg.get("hook_point", folder.name)
+    hook = our_hook_name(name, folder)
+    state = {"W_enc": W_enc, "b_enc": w["encoder.bias"], "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
+    if not transcoder:
+        return SAEConfig(d_in=d_in, d_sae=d_sae, k=k, hook_point=hook), state
+    site = hook.rsplit(".", 1)[-1] if hook else ""
+    hook_in = hook.replace(site, _TRANSCODED_INPUT[site]) if site in _TRANSCODED_INPUT else ""
+    state |= {"threshold": torch.zeros(d_sae), **({"W_skip": w["W_skip"]} if "W_skip" in w else {})}
+    return SAEConfig(d_in=d_in, d_sae=d_sae, k=k, architecture="transcoder", max_l0=k, hook_point=hook_in,
+                     hook_point_out=hook, d_out=w["W_dec"].shape[1], skip="W_skip" in w), state

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
 
 TRAINABLE = ("topk", "batchtopk", "matryoshka")  # what `train.py --model.architecture` trains
-LOADED_ONLY = ("jumprelu", "relu", "gated")  # published architectures this project loads, explains and steers with
+LOADED_ONLY = ("jumprelu", "relu", "gated", "transcoder")  # published ones: loaded, explained, steered with
 ARCHITECTURES = TRAINABLE + LOADED_ONLY
 
 
@@ -24,6 +24,9 @@ class SAEConfig:
     architecture: str = "topk"
     max_l0: int | None = None
     matryoshka_widths: list[int] | None = None
+    d_out: int | None = None  # a transcoder's output width (default d_in)
+    hook_point_out: str = ""  # a transcoder's output hook: where it writes and steering edits ("" for an SAE)
+    skip: bool = False  # a transcoder's linear skip connection W_skip (d_out, d_in)
 
     def __post_init__(self):
         if self.d_in <= 0 or self.d_sae <= 0:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "mlp_act")
+SITES = ("resid_pre", "resid_post", "attn_out", "mlp_in", "mlp_out", "mlp_act")
 _NAME = re.compile(r"^blocks\.(\d+)\.(\w+)$")
 
 # Attribute paths tried in order; the first that exists on the model wins.
@@ -108,6 +108,8 @@ class HookPoint:
         branch = _first(block, _ATTN if self.site == "attn_out" else _MLP)
         if branch is None:
             raise ValueError(f"{self.name!r}: cannot find the {self.site[:3]} module in {type(block).__name__}")
+        if self.site == "mlp_in":  # what the MLP reads: the residual after its pre-MLP norm (a transcoder's input)
+            return branch, True
         if self.site == "mlp_act":
             down = _first(branch, _DOWN)
             if down is None:
@@ -133,6 +135,7 @@ class HookPoint:
 _FOREIGN = (
     (re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_post|attn_out|mlp_out)$"), None),
     (re.compile(r"^blocks\.(\d+)\.mlp\.hook_post$"), "mlp_act"),
+    (re.compile(r"^blocks\.(\d+)\.(?:ln2\.hook_normalized|mlp\.hook_in)$"), "mlp_in"),
     (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)$"), "resid_post"),
     (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)\.mlp$"), "mlp_out"),
     (re.compile(r"^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)\.(?:self_attn|attn|attention)$"),

@@ -98,6 +98,12 @@ class TopKSAE(nn.Module):
     def d_sae(self) -> int:
         return self.cfg.d_sae
 
+    @property
+    def writes_at(self) -> str:
+        """The hook point its decoder writes to, where decoder-direction steering edits: the hook it reads, or a
+        transcoder's output hook."""
+        return self.cfg.hook_point_out or self.cfg.hook_point
+
     def _check(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.d_in:
             raise ValueError(f"SAE expects inputs of width d_in={self.d_in} ({self.cfg.hook_point or 'its hook'}), "

@@ -118,9 +118,10 @@ def per_text_means(model, tokenizer, sae: TopKSAE, texts: Sequence[str], of: str
     if of not in ("features", "projections"):
         raise ValueError(f"of must be 'features' or 'projections', got {of!r}")
     S = feature_directions(sae, range(sae.d_sae)) if of == "projections" else None
+    hook = sae.cfg.hook_point if of == "features" else sae.writes_at  # a transcoder's projections: at its output
     out = []
-    for x, n in capture_texts(model, tokenizer, texts, [sae.cfg.hook_point], batch_size, max_length, outlier_factor):
-        acts = x.acts[sae.cfg.hook_point]
+    for x, n in capture_texts(model, tokenizer, texts, [hook], batch_size, max_length, outlier_factor):
+        acts = x.acts[hook]
         vals = (sae.feature_acts(acts) if of == "features" else torch.relu(acts.float() @ S.to(acts.device)))
         rows = x.positions[:, 0].cpu()
         sums = torch.zeros(n, sae.d_sae).index_add_(0, rows, vals.float().cpu())

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sae.capture import capture, run_with_hooks
-from sae.hooks import list_hook_points
+from sae.hooks import SITES, list_hook_points
 from tests.conftest import ARCHS, make_tiny
 
 
@@ -67,7 +67,7 @@ def test_all_hook_points_in_one_pass():
     calls = []
     model.model.layers[0].register_forward_pre_hook(lambda *a: calls.append(1))
     acts = capture(model, torch.randint(3, 500, (2, 6)), hook_points=list_hook_points(model))
-    assert len(calls) == 1 and len(acts.acts) == 15
+    assert len(calls) == 1 and len(acts.acts) == 3 * len(SITES) == 18
     assert all(v.shape[0] == 12 for v in acts.acts.values())
 
 
@@ -109,3 +109,14 @@ def test_outlier_filter_is_the_same_alone_and_in_a_padded_batch():
         alone = capture(model, short[None], None, ["blocks.1.resid_post"], outlier_factor=factor)
         kept = batched.positions[batched.positions[:, 0] == 0, 1] - 3
         assert kept.tolist() == alone.positions[:, 1].tolist()
+
+
+def test_mlp_in_is_what_the_mlp_reads_the_normed_residual_after_attention():
+    """blocks.N.mlp_in (a transcoder's input) = post_attention_layernorm(resid_pre + attn_out) on Llama."""
+    model = make_tiny("llama")
+    ids = torch.randint(3, 500, (2, 6))
+    acts = capture(model, ids, hook_points=["blocks.1.resid_pre", "blocks.1.attn_out", "blocks.1.mlp_in"]).acts
+    norm = model.model.layers[1].post_attention_layernorm
+    with torch.no_grad():
+        want = norm(acts["blocks.1.resid_pre"] + acts["blocks.1.attn_out"])
+    assert torch.allclose(acts["blocks.1.mlp_in"], want, atol=1e-5)

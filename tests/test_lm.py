@@ -22,10 +22,12 @@ def test_embedded_smollm2_answers_capital_of_france(smollm2):
 @pytest.mark.slow
 def test_embedded_hook_widths(smollm2):
     model, tok = smollm2
-    assert len(list_hook_points(model)) == 150
+    assert len(list_hook_points(model)) == 30 * 6  # 30 layers × 6 sites
     ids = tok(["The quick brown fox"], return_tensors="pt")
-    acts = capture(model, ids.input_ids, ids.attention_mask, ["blocks.15.resid_post", "blocks.3.mlp_act"])
-    assert acts.acts["blocks.15.resid_post"].shape == (ids.input_ids.shape[1], 576)
+    acts = capture(model, ids.input_ids, ids.attention_mask, ["blocks.15.resid_post", "blocks.3.mlp_act",
+                                                              "blocks.3.mlp_in"])
+    assert acts.acts["blocks.15.resid_post"].shape == acts.acts["blocks.3.mlp_in"].shape == (ids.input_ids.shape[1],
+                                                                                               576)
     assert acts.acts["blocks.3.mlp_act"].shape == (ids.input_ids.shape[1], 1536)
 
 

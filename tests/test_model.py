@@ -217,7 +217,7 @@ def test_load_sparsify_folder(tmp_path):
     vals, idx = torch.relu((x - b_dec) @ enc_w.T + enc_b).topk(k)
     expected = torch.zeros(5, n).scatter(1, idx, vals) @ W_dec + b_dec
     sae = TopKSAE.load(folder)
-    assert sae.cfg.hook_point == "layers.3"
+    assert sae.cfg.hook_point == "blocks.3.resid_post"  # sparsify's hookpoint, in our names
     assert torch.allclose(sae(x).recon, expected, atol=1e-5)
 
 

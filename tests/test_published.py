@@ -199,3 +199,92 @@ def test_a_loaded_saelens_sae_explains_and_steers(tmp_path, arch, tokenizer):
         for iv in edits:
             with steer(model, [iv]):
                 assert not torch.allclose(model(ids).logits, clean), type(iv).__name__
+
+
+# --- transcoders and sparsify --------------------------------------------------------------------------------
+TRANSCODERS = ["transcoder", "skip_transcoder", "jumprelu_transcoder", "jumprelu_skip_transcoder"]
+
+
+@pytest.mark.parametrize("arch", TRANSCODERS)
+def test_a_saelens_transcoder_loads_and_transcodes_as_saelens(tmp_path, arch):
+    cls, cfg_cls = SAE_CLASS_REGISTRY[arch]
+    theirs = cls(cfg_cls(d_in=D, d_out=D + 4, d_sae=N, apply_b_dec_to_input=False,
+                         metadata=SAEMetadata(hook_name="blocks.2.ln2.hook_normalized")))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+            if name == "threshold":
+                p.abs_()
+    theirs.save_model(tmp_path / "tc")
+    ours = TopKSAE.load(tmp_path / "tc")
+    assert ours.cfg.architecture == "transcoder" and ours.cfg.skip == ("skip" in arch)
+    assert (ours.cfg.hook_point, ours.writes_at) == ("blocks.2.mlp_in", "blocks.2.mlp_out")
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(1)) * 2
+    with torch.no_grad():
+        want_z = theirs.encode(x)
+        assert (want_z > 0).any() and (want_z == 0).any()
+        assert (ours.feature_acts(x) - want_z).abs().max() <= TOL
+        assert (ours.transcode(x) - theirs(x)).abs().max() <= TOL
+        with pytest.raises(ValueError, match="transcode"):
+            ours(x)
+
+
+sparsify = pytest.importorskip("sparsify")
+
+
+@pytest.mark.parametrize(("transcode", "skip"), [(False, False), (True, False), (True, True)],
+                         ids=["sae", "transcoder", "skip-transcoder"])
+def test_a_sparsify_checkpoint_loads_and_matches_sparsify(tmp_path, transcode, skip):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    theirs = SparseCoder(D, SparseCoderConfig(num_latents=N, k=6, transcode=transcode, skip_connection=skip))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    theirs.save_to_disk(tmp_path / "layers.4.mlp")
+    ours = TopKSAE.load(tmp_path / "layers.4.mlp")
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(1)) * 2
+    with torch.no_grad():
+        top = theirs.encode(x)
+        want_z = torch.zeros(64, N).scatter_(1, top.top_indices, top.top_acts)
+        assert (ours.feature_acts(x) - want_z).abs().max() <= TOL
+        want_out = theirs(x).sae_out
+        got_out = ours.transcode(x) if transcode else ours(x).recon
+        assert (got_out - want_out).abs().max() <= TOL
+    if transcode:
+        assert (ours.cfg.hook_point, ours.writes_at) == ("blocks.4.mlp_in", "blocks.4.mlp_out")
+    else:
+        assert ours.cfg.architecture == "topk" and ours.cfg.hook_point == "blocks.4.mlp_out"
+
+
+def test_a_transcoder_steers_at_its_output_hook_and_refuses_operators_that_re_encode(tmp_path, tokenizer):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    from explain.explanations import ExplainConfig, explain_features
+    from sae.data.text import TextSource
+    from steering.intervention import steer
+    from steering.methods.inject import Inject
+    from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
+    from tests.conftest import make_tiny
+
+    theirs = SparseCoder(32, SparseCoderConfig(num_latents=64, k=4, transcode=True))
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)) * 0.3)
+    theirs.save_to_disk(tmp_path / "layers.1.mlp")
+    tc = TopKSAE.load(tmp_path / "layers.1.mlp")
+    model = make_tiny("llama", d=32)
+    windows = TextSource(ctx_len=24).load(tokenizer, max_windows=8)
+    records = list(explain_features(model, tokenizer, tc, windows, ExplainConfig(words=300, top_m=5)))
+    assert len(records) == 64 and sum(r["frequency"] > 0 for r in records) > 10  # read at blocks.1.mlp_in
+    amplify = Amplify.from_sae(tc, [1, 2], alpha=4.0)
+    assert amplify.hook_point == Calibrate.from_sae(tc, [1]).hook_point == "blocks.1.mlp_out"
+    ids = torch.randint(3, 500, (2, 6))
+    with torch.no_grad(), steer(model, [amplify]):
+        steered = model(ids).logits
+    assert not torch.allclose(steered, model(ids).logits)
+    for op in (lambda: Inject.from_sae(tc, [1]), lambda: FeatureEdit.from_sae(tc, [1])):
+        with pytest.raises(ValueError, match="reads blocks.1.mlp_in and writes blocks.1.mlp_out"):
+            op()

@@ -21,7 +21,7 @@ import torch
 
 from sae.model import TopKSAE, feature_ids
 from steering.intervention import Intervention, finite
-from steering.methods.sae_features import _inliers_only, rescale_to
+from steering.methods.sae_features import _inliers_only, refuse_transcoder, rescale_to
 
 DIRECTIONS = ("encoder", "decoder")
 
@@ -49,6 +49,7 @@ class Inject(Intervention):
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], m: float = 2.5, directions: str = "encoder",
                  **kw) -> Inject:
+        refuse_transcoder(sae, "Inject")
         ids = feature_ids(features, sae.d_sae)
         st = sae.folded_state()  # raw units: the hook's activations go in as they are
         W = st["W_enc"][:, ids].float()

@@ -30,6 +30,14 @@ from sae.model import TopKSAE, feature_ids
 from steering.intervention import Intervention, finite
 
 
+def refuse_transcoder(sae: TopKSAE, operator: str) -> None:
+    """Operators that re-encode the tensor they edit need an encoder that reads where the decoder writes."""
+    if sae.cfg.hook_point_out and sae.cfg.hook_point_out != sae.cfg.hook_point:
+        raise ValueError(f"{operator} re-encodes the tensor it edits, but this transcoder reads {sae.cfg.hook_point} "
+                         f"and writes {sae.cfg.hook_point_out}; steer it with Amplify or Calibrate (decoder "
+                         "directions, at its output hook).")
+
+
 def feature_directions(sae: TopKSAE, features: Sequence[int]) -> torch.Tensor:
     """S: (d_in, |F|), the chosen features' decoder rows as columns."""
     return sae.W_dec.detach()[feature_ids(features, sae.d_sae)].T.contiguous().float()
@@ -74,9 +82,10 @@ class _Directions(Intervention):
 
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], *args, **kw):
-        if not sae.cfg.hook_point:
-            raise ValueError("This SAE's cfg has no hook_point; construct the intervention with one explicitly")
-        return cls(sae.cfg.hook_point, feature_directions(sae, features), *args,
+        if not sae.writes_at:
+            raise ValueError("This SAE's cfg has no hook_point; load it with TopKSAE.load(..., hook_point=...) or "
+                             "construct the intervention with one explicitly")
+        return cls(sae.writes_at, feature_directions(sae, features), *args,  # a transcoder: at its output hook
                    **{"model_name": sae.cfg.model_name or None, **kw})
 
 
@@ -133,6 +142,7 @@ class FeatureEdit(Intervention):
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], alpha: float = 1.0,
                  outlier_factor: float | None = 10.0) -> FeatureEdit:
+        refuse_transcoder(sae, "FeatureEdit")
         if sae.cfg.architecture == "gated":
             raise ValueError("FeatureEdit re-encodes with a ReLU/threshold encoder, which a gated SAE does not have "
                              "(its gate decides which latents fire); use Amplify, Calibrate or Inject with it.")
