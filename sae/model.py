@@ -30,7 +30,7 @@ from sae.checkpoints import read_checkpoint
 from sae.config import CONFIG, WEIGHTS, SAEConfig
 from sae.files import output_dir
 from sae.hooks import HookPoint
-from sae.pretrained import is_release_name, release_folder
+from sae.pretrained import HUB_PREFIX, hub_folder, is_release_name, release_folder
 from sae.sparse import _TopKEncode, sparse_decode
 
 
@@ -211,13 +211,16 @@ class TopKSAE(nn.Module):
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu",
              dtype: torch.dtype | None = None, hook_point: str | None = None) -> TopKSAE:
         """Load an SAE, whatever wrote it, as the class of its architecture: a folder written by `save` (TopK,
-        BatchTopK, Matryoshka), by SAELens ≥ 6 (standard, JumpReLU, gated, TopK), by EleutherAI sparsify, Gemma
-        Scope's params.npz, dictionary_learning's ae.pt (see `sae.checkpoints`, `sae.formats`), or a pretrained
-        SAE by name ('smollm2-135m/blocks.15.resid_post', see `pretrained`). `dtype`: cast the weights
-        (default: as stored; pretrained SAEs are stored in bfloat16 and loaded as float32). `hook_point`: where
-        the SAE reads, when its files do not say (or say it in a form with no saesteer equivalent)."""
+        BatchTopK, Matryoshka), by SAELens ≥ 6 (every SAE architecture and transcoders), by EleutherAI sparsify,
+        Gemma Scope's params.npz, dictionary_learning's ae.pt (see `sae.checkpoints`, `sae.formats`); a pretrained
+        SAE by name ('smollm2-135m/blocks.15.resid_post', see `pretrained`); or a hub repository's folder,
+        'hf://org/repo/path/in/repo' (the local Hugging Face cache when offline: `sae.pretrained.hub_folder`).
+        `dtype`: cast the weights (default: as stored; pretrained SAEs are stored in bfloat16 and loaded as
+        float32). `hook_point`: where the SAE reads, when its files do not say (or not in a form we translate)."""
         source = str(folder)
-        if not Path(folder).exists() and is_release_name(str(folder)):
+        if source.startswith(HUB_PREFIX):
+            folder = hub_folder(source)
+        elif not Path(folder).exists() and is_release_name(str(folder)):
             folder, dtype = release_folder(str(folder)), dtype or torch.float32
         cfg, state = read_checkpoint(Path(folder))
         if hook_point is not None:

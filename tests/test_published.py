@@ -288,3 +288,26 @@ def test_a_transcoder_steers_at_its_output_hook_and_refuses_operators_that_re_en
     for op in (lambda: Inject.from_sae(tc, [1]), lambda: FeatureEdit.from_sae(tc, [1])):
         with pytest.raises(ValueError, match="reads blocks.1.mlp_in and writes blocks.1.mlp_out"):
             op()
+
+
+def test_a_hub_sae_loads_offline_from_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    """hf://org/repo/path: the cache layout huggingface_hub writes (refs/main → snapshots/<commit>/…), offline."""
+    import huggingface_hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--gemma-scope-toy-res"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    theirs = saelens_sae("jumprelu")
+    theirs.save_model(repo / "snapshots" / commit / "layer_3" / "width_48")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    ours = TopKSAE.load("hf://someone/gemma-scope-toy-res/layer_3/width_48")
+    x = torch.randn(8, D)
+    with torch.no_grad():
+        assert (ours.feature_acts(x) - theirs.encode(x)).abs().max() <= TOL
+    assert ours.source == "hf://someone/gemma-scope-toy-res/layer_3/width_48"
+    with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache"):
+        TopKSAE.load("hf://someone/absent-repo/layer_3")
+    with pytest.raises(FileNotFoundError, match="has no 'layer_9'"):
+        TopKSAE.load("hf://someone/gemma-scope-toy-res/layer_9")
