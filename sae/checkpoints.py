@@ -118,7 +118,8 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
     if arch == "transcoder":  # an MLP transcoder reads the MLP's input and writes its output
         hook_out = our_hook_name(hook_out, folder) if hook_out else (hook.replace(".mlp_in", ".mlp_out")
                                                                 if hook.endswith(".mlp_in") else "")
-    exact = arch in LOADED_ONLY  # a published SAE's code is never cut off (see sae/jumprelu.py)
+    # a published SAE's code is never cut off (see sae/jumprelu.py); a transcoder keeps its own width
+    exact = arch in LOADED_ONLY or (arch == "transcoder" and not cfg.get("max_l0"))
     config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "architecture": arch,
                                   "k": int(k) if k is not None else d_sae,
                                   "max_l0": d_sae if exact else cfg.get("max_l0"),

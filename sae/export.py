@@ -21,6 +21,11 @@ def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
     feature values out): TopK as 'topk'; BatchTopK and Matryoshka as 'jumprelu' with their threshold θ on every
     latent (their inference rule z = pre·[pre > θ]; SAELens applies it to all latents, ours to each token's top
     max_l0, which differ only on tokens `capped_fraction` counts)."""
+    if sae.cfg.architecture not in ("topk", "batchtopk", "matryoshka"):
+        raise ValueError(f"export_saelens writes TopK, BatchTopK and Matryoshka SAEs; this one is "
+                         f"{sae.cfg.architecture!r}" + (" (SAELens has no Top-K transcoder: keep ours, which "
+                                                         "TopKSAE.load reads)" if sae.cfg.architecture == "transcoder"
+                                                         else " and was loaded from another library's files"))
     state = {k: v.contiguous().cpu() for k, v in sae.folded_state().items()}
     topk = sae.cfg.architecture == "topk"
     cfg = {"architecture": "topk" if topk else "jumprelu", "d_in": sae.d_in, "d_sae": sae.d_sae,

@@ -228,7 +228,8 @@ class TopKSAE(nn.Module):
         dtype = dtype or state["W_dec"].dtype
         sae = sae_class(cfg.architecture)(cfg, device=device, dtype=dtype)
         state = {k: v.to(torch.float32 if k == "threshold" else dtype) for k, v in state.items()}
-        sae.load_state_dict({"scale": torch.ones(()), **state}, strict=True)
+        unit = {k: torch.ones(()) for k in ("scale", "scale_out") if k in sae.state_dict()}  # raw units: folded
+        sae.load_state_dict({**unit, **state}, strict=True)
         sae.source = source  # what it was loaded from (a folder or a release name), for reproducible snippets
         return sae
 

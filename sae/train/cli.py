@@ -24,7 +24,7 @@ UNSUPPORTED_PRECISION = {"16-true": "fp16 weights overflow in the SAE's Adam upd
 class SAECLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # The data module and the SAE module must agree on the LM and its hook points: set them once.
-        for name in ("model_name", "hook_points", "lm_dtype", "outlier_factor"):
+        for name in ("model_name", "hook_points", "target_hook_points", "lm_dtype", "outlier_factor"):
             parser.link_arguments(f"data.{name}", f"model.{name}")
 
     def before_fit(self) -> None:

@@ -52,6 +52,8 @@ class ActivationDataModule(L.LightningDataModule):
             folder or a hub id (linked to --model.model_name).
         hook_points: where to read activations, e.g. [blocks.15.resid_post]; one SAE is trained per hook point,
             all from one LM pass.
+        target_hook_points: for transcoders, the hook point each one reconstructs, in the order of hook_points
+            (e.g. [blocks.15.mlp_out] for [blocks.15.mlp_in]); harvested in the same pass. Empty for SAEs.
         train_path: training text: a bundled alias (wikitext2-valid), a local jsonl/json/csv/parquet/txt file or
             folder, a mixture YAML (configs/corpus/) or a hub dataset name.
         val_path: held-out text for validation (FVU, CE-loss recovered), read the same way.
@@ -78,6 +80,7 @@ class ActivationDataModule(L.LightningDataModule):
         self,
         model_name: str = "smollm2-135m",
         hook_points: list[str] = ("blocks.15.resid_post",),
+        target_hook_points: list[str] = (),
         train_path: str = "wikitext2-valid",
         val_path: str = "wikitext2-test",
         text_column: str = "text",
@@ -99,6 +102,8 @@ class ActivationDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.model_name, self.hook_points = model_name, list(hook_points)
+        self.target_hook_points = list(target_hook_points)
+        self.harvested = list(dict.fromkeys(self.hook_points + self.target_hook_points))  # one pass reads all
         self.train_source = TextSource(train_path, split, text_column, ctx_len, seed, config=dataset_config)
         self.val_source = TextSource(val_path, text_column=text_column, ctx_len=ctx_len, seed=seed)
         self.batch_size, self.lm_batch_size, self.max_tokens = batch_size, lm_batch_size, max_tokens
@@ -124,7 +129,7 @@ class ActivationDataModule(L.LightningDataModule):
 
     def hook_widths(self) -> dict[str, int]:
         model = self.lm[0]
-        return {h: HookPoint.parse(h).width(model) for h in self.hook_points}
+        return {h: HookPoint.parse(h).width(model) for h in self.harvested}
 
     def activation_stream(self, rank: int = 0, world: int = 1):
         """Activations of the training text; rank r of `world` takes every world-th window."""
@@ -134,7 +139,7 @@ class ActivationDataModule(L.LightningDataModule):
             windows = itertools.islice(windows, -(-self.max_tokens // (self.train_source.ctx_len * world)))
         exclude = tok.all_special_ids if self.exclude_special else ()
         seen = 0
-        for acts in harvest(model, windows, self.hook_points, self.lm_batch_size, exclude, self.outlier_factor,
+        for acts in harvest(model, windows, self.harvested, self.lm_batch_size, exclude, self.outlier_factor,
                             total_tokens=self.max_tokens and self.max_tokens // world):
             seen += 1
             yield acts
@@ -142,7 +147,7 @@ class ActivationDataModule(L.LightningDataModule):
             raise ValueError(f"Training text {self.train_source.path!r} gave no activations (empty or too short)")
 
     def _cache_meta(self) -> dict:
-        return {"model": self.model_name, "hook_points": self.hook_points, "source": self.train_source.path,
+        return {"model": self.model_name, "hook_points": self.harvested, "source": self.train_source.path,
                 "source_sha256": source_fingerprint(self.train_source.path), "split": self.train_source.split,
                 "dataset_config": self.train_source.config, "lm_dtype": self.lm_dtype,
                 "text_column": self.train_source.text_column, "ctx_len": self.train_source.ctx_len,
@@ -170,7 +175,7 @@ class ActivationDataModule(L.LightningDataModule):
                 if done + n <= start:  # skip a whole pass without reading it
                     done += n
                     continue
-                stream = cached_batches(self.cache_dir, self.hook_points, self.batch_size, seed, rank, world)
+                stream = cached_batches(self.cache_dir, self.harvested, self.batch_size, seed, rank, world)
             else:
                 stream = shuffled_batches(self.activation_stream(rank, world), self.batch_size, self.buffer_tokens,
                                           seed)

@@ -86,9 +86,10 @@ def evaluate_batch(model, ids: torch.Tensor, saes: dict, stats: dict[str, SAESta
 def evaluate_saes(model, ids: torch.Tensor, saes: Sequence[tuple[str, nn.Module]], stats: Sequence[SAEStats],
                   outlier_factor: float | None = None) -> None:
     """Update stats[i] for the SAE saes[i] = (hook, sae); several SAEs may share a hook point. One clean pass,
-    one zero-ablated pass per hook point and one spliced pass per SAE. Tokens the training excluded as outliers
-    (norm > outlier_factor × median) are neither scored nor spliced: there the LM sees its clean activations in
-    every run."""
+    one zero-ablated pass per hook point written and one spliced pass per SAE. Tokens the training excluded as
+    outliers (norm > outlier_factor × median) are neither scored nor spliced: there the LM sees its clean
+    activations in every run. A transcoder is scored on its output hook and spliced there, in place of what the
+    module it replaces wrote, fed the clean input it reads (upstream of the splice, so the same in both runs)."""
     captured: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -96,23 +97,31 @@ def evaluate_saes(model, ids: torch.Tensor, saes: Sequence[tuple[str, nn.Module]
             captured[name] = x
         return fn
 
-    hooks = list(dict.fromkeys(h for h, _ in saes))
+    hooks = list(dict.fromkeys(h for hook, sae in saes for h in (hook, sae.writes_at)))
     with ExitStack() as stack:
         for h in hooks:
             stack.enter_context(hooked(model, h, keep(h)))
         clean = model(ids, use_cache=False).logits
     clean_ce = token_ce(clean, ids)
-    masks, zero_ce = {}, {}
-    for h in hooks:
-        masks[h] = inlier_mask(captured[h], outlier_factor)  # (B, S)
+    masks = {h: inlier_mask(captured[h], outlier_factor) for h in hooks}  # (B, S)
+    zero_ce = {}
+    for h in dict.fromkeys(sae.writes_at for _, sae in saes):
         with hooked(model, h, lambda t, keep=masks[h]: torch.where(keep[..., None], 0.0, t)):
             zero_ce[h] = token_ce(model(ids, use_cache=False).logits, ids)
     for (hook, sae), st in zip(saes, stats):
-        x, keep = captured[hook], masks[hook]
-        xk = x[keep]
-        out = sae(xk)
-        st.add_recon(xk, out.recon, out.indices, out.values)
-        splice = lambda t, sae=sae, keep=keep: torch.where(keep[..., None], sae(t).recon.to(t.dtype), t)
-        with hooked(model, hook, splice):
+        out_hook = sae.writes_at
+        keep = masks[hook] & masks[out_hook]
+        if out_hook == hook:
+            xk = captured[hook][keep]
+            out = sae(xk)
+            st.add_recon(xk, out.recon, out.indices, out.values)
+            replace = lambda t, sae=sae: sae(t).recon.to(t.dtype)
+        else:  # a transcoder: predict the output hook from the input hook
+            xk = captured[hook][keep]
+            enc = sae.encode(xk)
+            st.add_recon(captured[out_hook][keep], sae.transcode(xk), enc.indices, enc.values)
+            replace = lambda t, sae=sae, x=captured[hook]: sae.transcode(x).to(t.dtype)
+        splice = lambda t, keep=keep, replace=replace: torch.where(keep[..., None], replace(t), t)
+        with hooked(model, out_hook, splice):
             spliced = model(ids, use_cache=False).logits
-        st.add_losses(clean_ce, token_ce(spliced, ids), zero_ce[hook], kl_per_token(clean, spliced))
+        st.add_losses(clean_ce, token_ce(spliced, ids), zero_ce[out_hook], kl_per_token(clean, spliced))

@@ -27,12 +27,15 @@ class SAEModule(L.LightningModule):
     Args:
         model_name: the LM (set once with --data.model_name; linked here).
         hook_points: the hook points (set once with --data.hook_points; linked here).
+        target_hook_points: a transcoder's output hook points (set once with --data.target_hook_points; linked).
         expansion_factor: latents per input dimension (d_sae = expansion_factor × d_in) unless d_sae is given.
         d_sae: number of latents; overrides expansion_factor.
         k: active latents per token (TopK), or on average over a batch (BatchTopK, Matryoshka).
-        architecture: topk, batchtopk or matryoshka (one file each beside sae/model.py).
+        architecture: topk, batchtopk, matryoshka or transcoder (one file each beside sae/model.py); a transcoder
+            reads each hook point and reconstructs the matching target hook point (TopK code).
         max_l0: the most latents one BatchTopK/Matryoshka token may use (default 4k).
         matryoshka_widths: Matryoshka's nested prefix sizes, ending at d_sae (default d_sae/64, /16, /4, 1).
+        skip: a transcoder's linear skip connection (W_skip, trained with it).
         lr: Adam's learning rate (default 2e-4 / sqrt(d_sae / 2^14), Gao et al.).
         warmup_steps: linear learning-rate warm-up.
         k_aux: latents of the AuxK loss on dead latents (default d_in / 2).
@@ -47,12 +50,14 @@ class SAEModule(L.LightningModule):
         self,
         model_name: str = "smollm2-135m",
         hook_points: list[str] = ("blocks.15.resid_post",),
+        target_hook_points: list[str] = (),
         expansion_factor: int = 8,
         d_sae: int | None = None,
         k: int = 32,
         architecture: str = "topk",
         max_l0: int | None = None,
         matryoshka_widths: list[int] | None = None,
+        skip: bool = False,
         lr: float | None = None,
         warmup_steps: int = 100,
         k_aux: int | None = None,
@@ -67,15 +72,23 @@ class SAEModule(L.LightningModule):
             raise ValueError(f"--model.architecture {architecture!r} cannot be trained here; choose one of "
                              f"{', '.join(TRAINABLE)} (JumpReLU, ReLU and gated SAEs are loaded from SAELens, Gemma "
                              "Scope or dictionary_learning with TopKSAE.load).")
+        transcoder = architecture == "transcoder"
+        if transcoder != bool(target_hook_points) or (transcoder and len(target_hook_points) != len(hook_points)):
+            raise ValueError("A transcoder needs one --data.target_hook_points entry per hook point (e.g. "
+                             "--data.hook_points [blocks.15.mlp_in] --data.target_hook_points [blocks.15.mlp_out]); "
+                             "other architectures take none.")
         self.save_hyperparameters()
         self.hook_points = list(hook_points)
+        self.targets = dict(zip(self.hook_points, target_hook_points))  # transcoders: input hook → output hook
         model = cached_lm(model_name, lm_dtype)[0]
         self.saes = nn.ModuleDict()
         for hook in self.hook_points:
             d = HookPoint.parse(hook).width(model)
             n = d_sae or d * expansion_factor
+            out = {"hook_point_out": self.targets[hook], "d_out": HookPoint.parse(self.targets[hook]).width(model),
+                   "skip": skip, "max_l0": k} if transcoder else {"max_l0": max_l0}
             cfg = SAEConfig(d_in=d, d_sae=n, k=k, hook_point=hook, model_name=resolve_model_name(model_name),
-                            architecture=architecture, max_l0=max_l0, matryoshka_widths=matryoshka_widths)
+                            architecture=architecture, matryoshka_widths=matryoshka_widths, **out)
             self.saes[_key(hook)] = sae_class(architecture)(cfg)
             self.register_buffer(f"since_fired_{len(self.saes) - 1}", torch.zeros(n, dtype=torch.long))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
@@ -93,7 +106,7 @@ class SAEModule(L.LightningModule):
     # --- training ------------------------------------------------------------------------------
     def _init_from_batch(self, batch: dict[str, torch.Tensor]) -> None:
         for hook in self.hook_points:
-            self.sae(hook).init_from_data(batch[hook])
+            self.sae(hook).init_from_data(batch[hook], *([batch[self.targets[hook]]] if hook in self.targets else []))
         if distributed():  # ranks saw different data
             for t in [*self.parameters(), *self.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
@@ -106,7 +119,8 @@ class SAEModule(L.LightningModule):
         for i, hook in enumerate(self.hook_points):
             sae, x = self.sae(hook), batch[hook]
             dead = self._since_fired(i) >= self.hparams.dead_tokens
-            out = sae(x, dead=dead, k_aux=self.hparams.k_aux or sae.d_in // 2, batch=True)
+            target = {"target": batch[self.targets[hook]]} if hook in self.targets else {}
+            out = sae(x, dead=dead, k_aux=self.hparams.k_aux or sae.d_in // 2, batch=True, **target)
             loss = loss + out.loss + self.hparams.aux_coef * out.auxk
             self._update_fired(i, out.indices[out.values > 0], x.shape[0])
             self.log_dict({f"train/{hook}/mse": out.mse, f"train/{hook}/fvu": out.fvu,
