@@ -311,3 +311,31 @@ def test_a_hub_sae_loads_offline_from_the_local_hugging_face_cache(tmp_path, mon
         TopKSAE.load("hf://someone/absent-repo/layer_3")
     with pytest.raises(FileNotFoundError, match="has no 'layer_9'"):
         TopKSAE.load("hf://someone/gemma-scope-toy-res/layer_9")
+
+
+def test_the_saebench_evaluation_runs_on_a_loaded_sae_and_a_loaded_transcoder(tmp_path, tokenizer):
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    from sae.eval.saebench import evaluate
+    from sae.eval.tasks import EvalConfig
+    from tests.conftest import make_tiny
+
+    cls, cfg_cls = SAE_CLASS_REGISTRY["jumprelu"]
+    theirs = cls(cfg_cls(d_in=32, d_sae=64, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():  # tiny activations: small thresholds, positive b_enc, no b_dec
+            r = torch.randn(p.shape, generator=torch.Generator().manual_seed(4))
+            p.copy_({"threshold": 0.01 * r.abs(), "b_enc": 0.1 * r.abs(), "b_dec": 0 * r}.get(name, 0.3 * r))
+    theirs.save_model(tmp_path / "jumprelu")
+    coder = SparseCoder(32, SparseCoderConfig(num_latents=64, k=4, transcode=True))
+    coder.save_to_disk(tmp_path / "layers.1.mlp")
+    saes = {"jumprelu": TopKSAE.load(tmp_path / "jumprelu"), "transcoder": TopKSAE.load(tmp_path / "layers.1.mlp")}
+    tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+    try:
+        rows = evaluate(saes, make_tiny("llama", d=32), tokenizer, EvalConfig.quick(), references=False)
+    finally:
+        tokenizer.chat_template = None
+    assert [r["name"] for r in rows] == ["jumprelu", "transcoder"]
+    for r in rows:
+        assert 0 <= r["auroc_toxic"] <= 1 and r["l0"] > 0 and r["fvu"] > 0 and "ce_recovered" in r, r
+    assert rows[1]["l0"] <= 4  # the transcoder's own width: sparsify's k
