@@ -339,3 +339,11 @@ def test_the_saebench_evaluation_runs_on_a_loaded_sae_and_a_loaded_transcoder(tm
     for r in rows:
         assert 0 <= r["auroc_toxic"] <= 1 and r["l0"] > 0 and r["fvu"] > 0 and "ce_recovered" in r, r
     assert rows[1]["l0"] <= 4  # the transcoder's own width: sparsify's k
+
+
+def test_a_saelens_architecture_with_no_equivalent_is_refused_by_name(tmp_path):
+    """AbsTopK keeps signed (negative) feature values, which a non-negative sparse code cannot hold."""
+    cls, cfg_cls = SAE_CLASS_REGISTRY["abstopk"]
+    cls(cfg_cls(d_in=D, d_sae=N, k=4)).save_model(tmp_path / "abstopk")
+    with pytest.raises(ValueError, match="architecture 'abstopk' cannot be loaded; known: .*gated.*jumprelu"):
+        TopKSAE.load(tmp_path / "abstopk")
