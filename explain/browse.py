@@ -111,11 +111,9 @@ def main(argv=None) -> None:
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
     elif args.live:
-
         sae = TopKSAE.load(args.sae)
         name = args.model or sae.cfg.model_name or EMBEDDED
         model, tok = load_lm(name)
-
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
         server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), args.host or "127.0.0.1",
                             args.port, allow_remote=args.host is not None)

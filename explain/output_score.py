@@ -124,8 +124,6 @@ def methods_in(records: dict[int, dict]) -> list[str]:
 
 
 def main(argv=None) -> None:
-
-
     p = argparse.ArgumentParser(prog="python -m explain.output_score", description=__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--explanations", required=True, help="JSONL from `python -m explain` (any --mi variants)")

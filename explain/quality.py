@@ -110,8 +110,6 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
 
 def main(argv=None) -> None:
     """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
-
-
     p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--explanations", required=True, help="JSONL from `python -m explain`")
     p.add_argument("--sae", required=True, help="the SAE (folder or pretrained name) those explanations describe")

@@ -26,7 +26,6 @@ _WORD = re.compile(r"^[a-z]+$")
 
 def word_list(n: int = 5000, min_len: int = 1) -> list[str]:
     """The n most frequent lowercase alphabetic English words (wordfreq), de-duplicated, in frequency order."""
-
     if n <= 0:
         raise ValueError(f"The vocabulary needs at least one word; got n={n}")
     words, seen = [], set()
