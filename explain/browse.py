@@ -21,7 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
-from explain.live import LiveModel, serve_live
+from explain.live import LiveModel, bind, serve_live
 from sae.cli import run_cli
 from sae.files import output_dir
 from sae.lm import EMBEDDED, load_lm
@@ -111,15 +111,17 @@ def main(argv=None) -> None:
     if args.cmd == "build":
         print(f"site written to {build(args.explanations, args.out, args.title)}/index.html")
     elif args.live:
+        host = args.host or "127.0.0.1"
+        sock = bind(host, args.port)  # before the model loads: a busy port fails now, not after it
+        port = sock.getsockname()[1]
         sae = TopKSAE.load(args.sae)
         name = args.model or sae.cfg.model_name or EMBEDDED
         model, tok = load_lm(name)
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
-        server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), args.host or "127.0.0.1",
-                            args.port, allow_remote=args.host is not None)
-        print(f"serving {args.site} live ({name}, {args.sae}) on http://{args.host or '127.0.0.1'}:{args.port}/",
-              flush=True)
-        server.run()
+        server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), host, port,
+                            allow_remote=args.host is not None)
+        print(f"serving {args.site} live ({name}, {args.sae}) on http://{host}:{port}/", flush=True)
+        server.run(sockets=[sock])
     else:
         server = serve(args.site, args.port)
         host, port = server.server_address[:2]

@@ -12,13 +12,18 @@
                                          the server was started with (--interventions)
     GET  /api/nearest/{feature}          the features whose decoder rows are closest in cosine
 
-One LM call runs at a time (a lock: requests queue). Request sizes are bounded (`Limits`): too long a text
-or too many new tokens gets a 422 that names the limit. The server binds 127.0.0.1; `serve_live` refuses any
-other host unless `allow_remote=True` (the CLI sets it only when --host is given).
+One LM call runs at a time (a lock: requests queue). Request sizes are bounded (`Limits`): texts are counted in
+tokens, after tokenising (what the model pays for), and too long a text or too many new tokens gets a 422 that
+names the limit; a request body over `max_body_bytes` gets a 413 before it is read whole; a strength that is not
+a finite number within ±`max_strength` is refused. Only requests whose Host is this machine's (localhost names
+and the bound address) are served, so a web page elsewhere cannot reach the API through DNS rebinding. The
+server binds 127.0.0.1; `serve_live` refuses any other host unless `allow_remote=True` (the CLI sets it only
+when --host is given).
 """
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +44,10 @@ OPERATORS = ("amplify", "calibrate", "inject")
 
 @dataclass
 class Limits:
-    max_chars: int = 2000  # text for test-your-text and prompts
+    max_tokens: int = 512  # text for test-your-text and prompts, counted after tokenising
+    max_chars: int = 20_000  # a cheap bound checked before tokenising
+    max_body_bytes: int = 65_536  # a request body, checked before it is parsed
+    max_strength: float = 1000.0  # |strength| of a steer request
     max_new_tokens: int = 64
     max_features: int = 16  # features combined in one steer request
     top_features: int = 5  # features listed per token
@@ -55,7 +63,7 @@ class SteerRequest(BaseModel):
     features: list[int] = []
     saved: str | None = None  # the name of a saved intervention file the server holds
     operator: Literal["amplify", "calibrate", "inject"] = "amplify"
-    strength: float = 4.0
+    strength: float = Field(4.0, allow_inf_nan=False)
     positions: Literal["all", "prompt", "generated"] = "all"
     max_new_tokens: int = Field(32, ge=1)
     seed: int = 0
@@ -76,11 +84,16 @@ class LiveModel:
         self.hook = sae.cfg.hook_point
         self._unit_dec = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)  # for nearest()
 
-    def _check_text(self, text: str, what: str) -> None:
+    def _tokens(self, text: str, what: str) -> torch.Tensor:
+        """(1, n) token ids of a text within the limits (counted in tokens: 2,000 rare characters can be 8,000)."""
         if not text.strip():
             raise ValueError(f"{what} is empty")
         if len(text) > self.limits.max_chars:
             raise ValueError(f"{what} has {len(text)} characters; the limit is {self.limits.max_chars}")
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+        if ids.shape[1] > self.limits.max_tokens:
+            raise ValueError(f"{what} has {ids.shape[1]} tokens; the limit is {self.limits.max_tokens} tokens")
+        return ids
 
     def _features(self, features: list[int]) -> list[int]:
         if len(features) > self.limits.max_features:
@@ -89,10 +102,9 @@ class LiveModel:
 
     @torch.no_grad()
     def activations(self, text: str, feature: int | None = None) -> dict:
-        self._check_text(text, "text")
+        ids = self._tokens(text, "text")
         if feature is not None:
             feature = self._features([feature])[0]
-        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
         with self.lock:
             acts = self.sae.feature_acts(capture(self.model, ids, None, [self.hook]).acts[self.hook]).float()
         top = acts.topk(min(self.limits.top_features, self.sae.d_sae), dim=-1)
@@ -112,7 +124,9 @@ class LiveModel:
 
     @torch.no_grad()
     def steer(self, req: SteerRequest) -> dict:
-        self._check_text(req.prompt, "prompt")
+        prompt_ids = self._tokens(req.prompt, "prompt")
+        if abs(req.strength) > self.limits.max_strength:
+            raise ValueError(f"strength {req.strength:g} is outside ±{self.limits.max_strength:g}")
         if req.max_new_tokens > self.limits.max_new_tokens:
             raise ValueError(f"max_new_tokens={req.max_new_tokens}; the limit is {self.limits.max_new_tokens}")
         if not req.features and req.saved is None:
@@ -122,7 +136,7 @@ class LiveModel:
         features = self._features(req.features) if req.features else []
         ivs = [self.intervention(features, req.operator, req.strength)] if features else []
         ivs += self.saved.get(req.saved, [])
-        ids = self.tokenizer(req.prompt, return_tensors="pt", add_special_tokens=False).input_ids.repeat(2, 1)
+        ids = prompt_ids.repeat(2, 1)
         n = ids.shape[1]
         # one batch, two rows: row 0 unsteered, row 1 steered, both drawing from the same noise (a strength
         # that changes nothing reproduces the unsteered text); half the decode steps of two generate calls
@@ -175,13 +189,34 @@ def _sae_ref(sae: TopKSAE) -> str:
     return getattr(sae, "source", None) or f"{sae.cfg.model_name}/{sae.cfg.hook_point}"
 
 
-def make_app(site: str | Path, live: LiveModel):
-    """The FastAPI app: the API under /api, the static site everywhere else."""
+def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
+    """The FastAPI app: the API under /api, the static site everywhere else. `hosts`: the Host names served
+    (default: localhost names; `serve_live` adds the bound address)."""
     # the web stack is imported when a live server is made, not by every import of explain
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
     from fastapi.staticfiles import StaticFiles
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     app = FastAPI(title="saesteer live browser", docs_url=None, redoc_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(dict.fromkeys([*LOCAL_HOSTS, *(hosts or [])])))
+
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        too_big = size is not None and size.isdigit() and int(size) > live.limits.max_body_bytes
+        if not too_big and size is None and request.method == "POST":
+            too_big = len(await request.body()) > live.limits.max_body_bytes
+        if too_big:
+            return JSONResponse({"detail": f"request body over {live.limits.max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def readable(request: Request, exc: RequestValidationError):
+        """One line per bad field ('strength: Input should be a finite number'), not pydantic's JSON."""
+        lines = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(lines)}, status_code=422)
 
     def call(fn, *args):
         try:
@@ -210,6 +245,9 @@ def make_app(site: str | Path, live: LiveModel):
     return app
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -221,7 +259,8 @@ def is_loopback(host: str) -> bool:
 
 def serve_live(site: str | Path, live: LiveModel, host: str = "127.0.0.1", port: int = 8000,
                allow_remote: bool = False):
-    """A uvicorn server for the app (call .run(), or run it in a thread and set .should_exit to stop)."""
+    """A uvicorn server for the app (call .run(), or run it in a thread and set .should_exit to stop); pass
+    `.run(sockets=[bind(host, port)])` to serve on a socket bound before the model loaded."""
     import uvicorn  # as fastapi above: only a live server needs it
 
     site = Path(site)
@@ -230,5 +269,20 @@ def serve_live(site: str | Path, live: LiveModel, host: str = "127.0.0.1", port:
     if not is_loopback(host) and not allow_remote:
         raise ValueError(f"Refusing to serve the live browser on {host}: it runs the model for anyone who can reach "
                          "it. Pass --host explicitly to bind a non-loopback address.")
-    config = uvicorn.Config(make_app(site, live), host=host, port=port, log_level="warning", workers=1)
+    config = uvicorn.Config(make_app(site, live, [host]), host=host, port=port, log_level="warning", workers=1)
     return uvicorn.Server(config)
+
+
+def bind(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A listening socket on host:port, made before anything slow (the model load): a busy port fails at once,
+    and port 0 gives a free port whose number `sock.getsockname()[1]` tells."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ValueError(f"Cannot listen on {host}:{port} ({e.strerror}); another server holds it: pass another "
+                         "--port, or --port 0 for a free one.") from None
+    sock.listen(128)
+    return sock

@@ -69,7 +69,7 @@ def test_api_bounds_and_errors_keep_the_server_serving(live):
     health = httpx.get(f"{url}/api/health").json()
     assert health["d_sae"] == 40 and health["hook_point"] == HOOK
     too_long = post(url, "/api/activations", {"text": "word " * 1000})
-    assert too_long.status_code == 422 and "limit is 2000" in too_long.json()["detail"]
+    assert too_long.status_code == 422 and "tokens; the limit is 512 tokens" in too_long.json()["detail"]
     too_many = post(url, "/api/steer", {"prompt": "The", "features": [1], "max_new_tokens": 500})
     assert too_many.status_code == 422 and "limit is 64" in too_many.json()["detail"]
     assert post(url, "/api/steer", {"prompt": "The", "features": [99]}).status_code == 422  # no such feature
@@ -83,6 +83,45 @@ def test_api_bounds_and_errors_keep_the_server_serving(live):
     near = httpx.get(f"{url}/api/nearest/3").json()
     assert len(near) == 10 and 3 not in [f for f, _ in near]
     assert [c for _, c in near] == sorted((c for _, c in near), reverse=True)
+
+
+def test_hardened_server_limits_tokens_bodies_hosts_and_strengths(live):
+    url, _ = live
+    # counted in tokens: 1,800 characters the tokenizer splits apart are refused, and quickly
+    start = time.perf_counter()
+    rare = post(url, "/api/activations", {"text": "\u4e00\u9fa5\u3400" * 600})
+    assert rare.status_code == 422 and "the limit is 512 tokens" in rare.json()["detail"]
+    assert time.perf_counter() - start < 5
+    big = httpx.post(f"{url}/api/activations", json={"text": "a", "junk": "x" * 200_000}, timeout=60)
+    assert big.status_code == 413 and "65536 bytes" in big.json()["detail"]
+    assert httpx.get(f"{url}/api/health", headers={"Host": "attacker.example"}).status_code == 400  # DNS rebinding
+    assert httpx.get(f"{url}/api/health", headers={"Host": "localhost"}).status_code == 200
+    for strength, says in ((1e308, "outside ±1000"), ("inf", "finite number"), (None, "strength: ")):
+        bad = post(url, "/api/steer", {"prompt": "The", "features": [1], "strength": strength})
+        assert bad.status_code == 422 and says in bad.json()["detail"], bad.text
+        assert isinstance(bad.json()["detail"], str)  # one readable line for the page, not pydantic's JSON
+    assert httpx.get(f"{url}/api/health").status_code == 200
+
+
+def test_the_port_is_bound_before_the_model_loads_and_the_real_one_is_printed(live, tmp_path):
+    import subprocess
+    import sys
+
+    from explain.live import bind
+
+    _, site = live
+    with bind("127.0.0.1", 0) as held:
+        busy = held.getsockname()[1]
+        with pytest.raises(ValueError, match=f"127.0.0.1:{busy}.*--port 0 for a free one"):
+            bind("127.0.0.1", busy)
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "explain.browse", "serve", str(site), "--live", "--port",
+                               str(busy)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "another server holds it" in proc.stderr and "serving" not in proc.stdout
+        assert time.perf_counter() - start < 30  # no model was loaded first
+    free = bind("127.0.0.1", 0)
+    assert free.getsockname()[1] > 0
+    free.close()
 
 
 def test_refuses_a_non_loopback_host_unless_asked(live, tokenizer):
