@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from sae.capture import capture
+from sae.capture import capture, run_with_hooks, token_mask
 from sae.model import TopKSAE, feature_ids
 from steering.intervention import steer
 from steering.methods.inject import Inject
@@ -73,7 +73,7 @@ class LiveModel:
     """The LM, tokenizer and SAE behind the API, with a lock so one call runs at a time."""
 
     def __init__(self, model, tokenizer, sae: TopKSAE, limits: Limits | None = None, name: str = "",
-                 saved: dict[str, list] | None = None):
+                 saved: dict[str, list] | None = None, outlier_factor: float | None = 10.0):
         """`saved`: {name: interventions} (e.g. from steering.intervention.load_interventions) the page may add."""
         self.model, self.tokenizer, self.sae = model.eval(), tokenizer, sae.eval()
         self.saved = saved or {}
@@ -81,6 +81,7 @@ class LiveModel:
             for iv in ivs:
                 iv.check_width(model)
         self.limits, self.name, self.lock = limits or Limits(), name, threading.Lock()
+        self.outlier_factor = outlier_factor  # test-your-text leaves out what training left out
         self.hook = sae.cfg.hook_point
         self._unit_dec = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)  # for nearest()
 
@@ -105,12 +106,18 @@ class LiveModel:
         ids = self._tokens(text, "text")
         if feature is not None:
             feature = self._features([feature])[0]
+        ones = torch.ones_like(ids)
         with self.lock:
-            acts = self.sae.feature_acts(capture(self.model, ids, None, [self.hook]).acts[self.hook]).float()
+            x = run_with_hooks(self.model, ids, ones, [self.hook])
+            acts = self.sae.feature_acts(x[self.hook][0]).float()  # (tokens, d_sae)
+        # the tokens training and the explanations read (`token_mask`); the others (the attention sink, special
+        # tokens) are shown but left out of the colour scale and the top lists, as they were left out of training
+        kept = token_mask(x, ids, ones, self.tokenizer.all_special_ids, self.outlier_factor)[0]
         top = acts.topk(min(self.limits.top_features, self.sae.d_sae), dim=-1)
         out = {"tokens": [self.tokenizer.decode([t]) for t in ids[0].tolist()],
-               "top": [[[int(f), round(float(a), 4)] for f, a in zip(i.tolist(), v.tolist()) if a > 0]
-                       for v, i in zip(top.values, top.indices)]}
+               "excluded": [not k for k in kept.tolist()],
+               "top": [[[int(f), round(float(a), 4)] for f, a in zip(i.tolist(), v.tolist()) if a > 0] if k else []
+                       for v, i, k in zip(top.values, top.indices, kept.tolist())]}
         if feature is not None:
             out["feature"], out["acts"] = feature, [round(float(a), 4) for a in acts[:, feature]]
         return out

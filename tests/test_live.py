@@ -205,3 +205,18 @@ def test_live_pages_in_chromium(live):
         page.wait_for_function("document.querySelector('#st-err').innerText.includes('limit is 64')")
         page.screenshot(path=str(ARTIFACTS / "live_feature.png"), full_page=True)
         browser.close()
+
+
+def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
+    """Special tokens and attention-sink outliers are flagged, get no top features, and (page) set no colour."""
+    url, _ = live
+    r = post(url, "/api/activations", {"text": f"The town {tokenizer.eos_token} had a river"}).json()
+    at = r["tokens"].index(tokenizer.eos_token)
+    assert r["excluded"][at] and r["top"][at] == [] and sum(r["excluded"]) == 1
+    assert all(r["top"][i] for i, e in enumerate(r["excluded"]) if not e)  # the others keep their features
+    model = make_tiny("llama", d=32)
+    strict = LiveModel(model, tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)),
+                       outlier_factor=1.0)  # every token above its text's median norm counts as an outlier
+    out = strict.activations("The town had a river and a mill by the bridge")
+    n = len(out["tokens"])
+    assert 0 < sum(out["excluded"]) < n and all(not t for t, e in zip(out["top"], out["excluded"]) if e)

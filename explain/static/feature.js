@@ -69,7 +69,7 @@ if (Number.isInteger(id)) liveInit(() => {
     const e = document.getElementById("tt-err"); err(e);
     try {
       const r = await api("api/activations", {text: document.getElementById("tt-text").value, feature: id});
-      renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, Math.max(...r.acts, 1e-9));
+      renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, keptMax(r.acts, r.excluded), null, r.excluded);
     } catch (x) { err(e, x); }
   };
   steerPanel(() => document.getElementById("st-self").checked ? [id] : []);

@@ -43,7 +43,7 @@ liveInit(() => {
     try {
       const r = await api("api/activations", {text: document.getElementById("tt-text").value});
       const best = r.top.map(t => (t.length ? t[0][1] : 0));
-      renderTokens(document.getElementById("tt-out"), r.tokens, best, Math.max(...best, 1e-9));
+      renderTokens(document.getElementById("tt-out"), r.tokens, best, keptMax(best, r.excluded), null, r.excluded);
       const table = document.getElementById("tt-table"); table.replaceChildren();
       r.tokens.forEach((tok, i) => {
         const tr = mk("tr"); tr.appendChild(mk("td", "tok", JSON.stringify(tok)));

@@ -10,18 +10,25 @@ async function api(path, body) {
   return data;
 }
 
-// tokens coloured by one activation per token (acts) on a 0..max scale
-function renderTokens(box, tokens, acts, max, extra) {
+// tokens coloured by one activation per token (acts) on a 0..max scale; `excluded` tokens (attention sinks,
+// special tokens: left out of training) are shown struck through, uncoloured, and do not set the scale
+function renderTokens(box, tokens, acts, max, extra, excluded) {
   box.replaceChildren();
   tokens.forEach((t, i) => {
     const s = mk("span", "tok", t);
     const a = acts && acts.length ? acts[i] : 0;
     s.dataset.act = a; s.title = acts && acts.length ? a.toFixed(3) : "";
-    if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * Math.min(1, a / Math.max(max, 1e-9))})`;
+    if (excluded && excluded[i]) {
+      s.classList.add("excluded");
+      s.title = `${s.title} (left out: an attention-sink or special token, as in training)`;
+    } else if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * Math.min(1, a / Math.max(max, 1e-9))})`;
     if (extra) extra(s, i);
     box.appendChild(s);
   });
 }
+
+// the largest activation over the tokens that are not excluded: the colour scale
+const keptMax = (acts, excluded) => Math.max(...acts.filter((_, i) => !(excluded && excluded[i])), 1e-9);
 
 async function liveInit(onReady) {
   try { window.LIVE = await api("api/health"); } catch (e) { return; }  // static: the live cards stay hidden
