@@ -12,13 +12,13 @@
                                          the server was started with (--interventions)
     GET  /api/nearest/{feature}          the features whose decoder rows are closest in cosine
 
-One LM call runs at a time (a lock: requests queue). Request sizes are bounded (`Limits`): texts are counted in
-tokens, after tokenising (what the model pays for), and too long a text or too many new tokens gets a 422 that
-names the limit; a request body over `max_body_bytes` gets a 413 before it is read whole; a strength that is not
-a finite number within ±`max_strength` is refused. Only requests whose Host is this machine's (localhost names
-and the bound address) are served, so a web page elsewhere cannot reach the API through DNS rebinding. The
-server binds 127.0.0.1; `serve_live` refuses any other host unless `allow_remote=True` (the CLI sets it only
-when --host is given).
+One LM call runs at a time (a lock: requests queue, at most `queue` of them; one more gets a 503). Request sizes are
+bounded (`Limits`): texts are counted in tokens, after tokenising (what the model pays for), and too long a text or
+too many new tokens gets a 422 that names the limit; a request body over `max_body_bytes` gets a 413 before it is
+read whole; a strength that is not a finite number within ±`max_strength` is refused. Only requests whose Host is
+this machine's (localhost names and the bound address) are served, so a web page elsewhere cannot reach the API
+through DNS rebinding. The server binds 127.0.0.1; `serve_live` refuses any other host unless `allow_remote=True`
+(the CLI sets it only when --host is given).
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class Limits:
     max_body_bytes: int = 65_536  # a request body, checked before it is parsed
     max_strength: float = 1000.0  # |strength| of a steer request
     max_new_tokens: int = 64
+    queue: int = 8  # LM requests running or waiting; one more gets a 503 instead of an unbounded wait
     max_features: int = 16  # features combined in one steer request
     top_features: int = 5  # features listed per token
 
@@ -81,6 +82,7 @@ class LiveModel:
             for iv in ivs:
                 iv.check_width(model)
         self.limits, self.name, self.lock = limits or Limits(), name, threading.Lock()
+        self.slots = threading.Semaphore(self.limits.queue)  # bounds the queue in front of the lock
         self.outlier_factor = outlier_factor  # test-your-text leaves out what training left out
         self.hook = sae.cfg.hook_point
         self._unit_dec = torch.nn.functional.normalize(sae.W_dec.detach().float(), dim=1)  # for nearest()
@@ -225,11 +227,17 @@ def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
         lines = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(lines)}, status_code=422)
 
-    def call(fn, *args):
+    def call(fn, *args, uses_lm: bool = True):
+        if uses_lm and not live.slots.acquire(blocking=False):
+            raise HTTPException(status_code=503, detail=f"busy: {live.limits.queue} model requests are running or "
+                                                        "waiting; try again in a moment")
         try:
             return fn(*args)
         except (ValueError, TypeError) as e:  # bad input: say what is wrong, keep serving
             raise HTTPException(status_code=422, detail=str(e)) from None
+        finally:
+            if uses_lm:
+                live.slots.release()
 
     @app.get("/api/health")
     def health() -> dict:
@@ -246,7 +254,7 @@ def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
 
     @app.get("/api/nearest/{feature}")
     def nearest(feature: int) -> list:
-        return call(live.nearest, feature)
+        return call(live.nearest, feature, uses_lm=False)
 
     app.mount("/", StaticFiles(directory=str(site), html=True), name="site")
     return app

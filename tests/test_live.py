@@ -220,3 +220,29 @@ def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
     out = strict.activations("The town had a river and a mill by the bridge")
     n = len(out["tokens"])
     assert 0 < sum(out["excluded"]) < n and all(not t for t, e in zip(out["top"], out["excluded"]) if e)
+
+
+def test_a_full_queue_answers_503_and_health_stays_fast(tokenizer, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from explain.live import Limits, make_app
+
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK))
+    lm = LiveModel(make_tiny("llama", d=32), tokenizer, sae, limits=Limits(queue=1))
+    (tmp_path / "index.html").write_text("<html></html>")
+    client = TestClient(make_app(tmp_path, lm), base_url="http://127.0.0.1")
+    lm.lock.acquire()  # the model is busy: the first request waits on it, holding the only queue slot
+    first = threading.Thread(target=lambda: client.post("/api/activations", json={"text": "The town"}))
+    first.start()
+    for _ in range(100):
+        if lm.slots._value == 0:
+            break
+        time.sleep(0.02)
+    busy = client.post("/api/activations", json={"text": "The river"})
+    start = time.perf_counter()
+    health = client.get("/api/health")
+    assert busy.status_code == 503 and "try again" in busy.json()["detail"]
+    assert health.status_code == 200 and time.perf_counter() - start < 0.5
+    lm.lock.release()
+    first.join(timeout=30)
+    assert client.post("/api/activations", json={"text": "The river"}).status_code == 200  # the slot came back
