@@ -19,7 +19,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import httpx  # noqa: E402
 
-from explain.live import LiveModel, serve_live  # noqa: E402
+from explain.live import LiveModel  # noqa: E402
+from explain.server import serve_live  # noqa: E402
 from sae.lm import load_lm  # noqa: E402
 from sae.model import TopKSAE  # noqa: E402
 

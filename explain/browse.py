@@ -21,7 +21,8 @@ import json
 import shutil
 from pathlib import Path
 
-from explain.live import LiveModel, bind, serve_live
+from explain.live import LiveModel
+from explain.server import bind, serve_live
 from sae.cli import run_cli
 from sae.files import output_dir
 from sae.lm import EMBEDDED, load_lm

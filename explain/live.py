@@ -12,21 +12,12 @@
                                          the server was started with (--interventions)
     GET  /api/nearest/{feature}          the features whose decoder rows are closest in cosine
 
-One LM call runs at a time (a lock: requests queue, at most `queue` of them; one more gets a 503). Request sizes are
-bounded (`Limits`): texts are counted in tokens, after tokenising (what the model pays for), and too long a text or
-too many new tokens gets a 422 that names the limit; a request body over `max_body_bytes` gets a 413 before it is
-read whole; a strength that is not a finite number within ±`max_strength` is refused. Only requests whose Host is
-this machine's (localhost names and the bound address) are served, so a web page elsewhere cannot reach the API
-through DNS rebinding. The server binds 127.0.0.1; `serve_live` refuses any other host unless `allow_remote=True`
-(the CLI sets it only when --host is given).
+The HTTP side (the app, Host allow-list, body cap, queue, port binding) is `explain/server.py`.
 """
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -185,7 +176,7 @@ def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerReques
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
         "from steering.intervention import steer", "from steering.sampling import shared_noise_sampling",
         f"from {module} import {cls}", "",
-        f"model, tok = load_lm({model_name!r})", f"sae = TopKSAE.load({_sae_ref(sae)!r})",
+        f"model, tok = load_lm({model_name!r})", f"sae = TopKSAE.load({sae_ref(sae)!r})",
         f"iv = {cls}.from_sae(sae, {features}, {arg}={req.strength})",
         f"enc = tok({req.prompt!r}, return_tensors='pt', add_special_tokens=False)",
         f"with steer(model, [iv], positions={req.positions!r}):",
@@ -194,110 +185,5 @@ def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerReques
         "print(tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True))"])
 
 
-def _sae_ref(sae: TopKSAE) -> str:
+def sae_ref(sae: TopKSAE) -> str:
     return getattr(sae, "source", None) or f"{sae.cfg.model_name}/{sae.cfg.hook_point}"
-
-
-def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
-    """The FastAPI app: the API under /api, the static site everywhere else. `hosts`: the Host names served
-    (default: localhost names; `serve_live` adds the bound address)."""
-    # the web stack is imported when a live server is made, not by every import of explain
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-    app = FastAPI(title="saesteer live browser", docs_url=None, redoc_url=None)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(dict.fromkeys([*LOCAL_HOSTS, *(hosts or [])])))
-
-    @app.middleware("http")
-    async def cap_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        too_big = size is not None and size.isdigit() and int(size) > live.limits.max_body_bytes
-        if not too_big and size is None and request.method == "POST":
-            too_big = len(await request.body()) > live.limits.max_body_bytes
-        if too_big:
-            return JSONResponse({"detail": f"request body over {live.limits.max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
-
-    @app.exception_handler(RequestValidationError)
-    async def readable(request: Request, exc: RequestValidationError):
-        """One line per bad field ('strength: Input should be a finite number'), not pydantic's JSON."""
-        lines = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(lines)}, status_code=422)
-
-    def call(fn, *args, uses_lm: bool = True):
-        if uses_lm and not live.slots.acquire(blocking=False):
-            raise HTTPException(status_code=503, detail=f"busy: {live.limits.queue} model requests are running or "
-                                                        "waiting; try again in a moment")
-        try:
-            return fn(*args)
-        except (ValueError, TypeError) as e:  # bad input: say what is wrong, keep serving
-            raise HTTPException(status_code=422, detail=str(e)) from None
-        finally:
-            if uses_lm:
-                live.slots.release()
-
-    @app.get("/api/health")
-    def health() -> dict:
-        return {"model": live.name, "sae": _sae_ref(live.sae), "hook_point": live.hook, "d_sae": live.sae.d_sae,
-                "operators": list(OPERATORS), "limits": asdict(live.limits), "saved": sorted(live.saved)}
-
-    @app.post("/api/activations")
-    def activations(req: ActivationsRequest) -> dict:
-        return call(live.activations, req.text, req.feature)
-
-    @app.post("/api/steer")
-    def steer_(req: SteerRequest) -> dict:
-        return call(live.steer, req)
-
-    @app.get("/api/nearest/{feature}")
-    def nearest(feature: int) -> list:
-        return call(live.nearest, feature, uses_lm=False)
-
-    app.mount("/", StaticFiles(directory=str(site), html=True), name="site")
-    return app
-
-
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def serve_live(site: str | Path, live: LiveModel, host: str = "127.0.0.1", port: int = 8000,
-               allow_remote: bool = False):
-    """A uvicorn server for the app (call .run(), or run it in a thread and set .should_exit to stop); pass
-    `.run(sockets=[bind(host, port)])` to serve on a socket bound before the model loaded."""
-    import uvicorn  # as fastapi above: only a live server needs it
-
-    site = Path(site)
-    if not (site / "index.html").is_file():
-        raise FileNotFoundError(f"{site} has no index.html; build it first with `python -m explain.browse build`")
-    if not is_loopback(host) and not allow_remote:
-        raise ValueError(f"Refusing to serve the live browser on {host}: it runs the model for anyone who can reach "
-                         "it. Pass --host explicitly to bind a non-loopback address.")
-    config = uvicorn.Config(make_app(site, live, [host]), host=host, port=port, log_level="warning", workers=1)
-    return uvicorn.Server(config)
-
-
-def bind(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
-    """A listening socket on host:port, made before anything slow (the model load): a busy port fails at once,
-    and port 0 gives a free port whose number `sock.getsockname()[1]` tells."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise ValueError(f"Cannot listen on {host}:{port} ({e.strerror}); another server holds it: pass another "
-                         "--port, or --port 0 for a free one.") from None
-    sock.listen(128)
-    return sock

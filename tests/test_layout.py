@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("sae", "steering", "explain")
-LAZY_OK = ("fastapi", "uvicorn", "sentence_transformers")  # heavy, needed by a few entry points only
+LAZY_OK = ("fastapi", "starlette", "uvicorn", "sentence_transformers")  # heavy; a few entry points need them
 MAX_LINES = 300
 
 

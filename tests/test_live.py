@@ -10,7 +10,8 @@ import torch
 
 from explain.browse import build
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
-from explain.live import LiveModel, serve_live
+from explain.live import LiveModel
+from explain.server import serve_live
 from sae.config import SAEConfig
 from sae.data.text import TextSource
 from sae.model import TopKSAE
@@ -107,7 +108,7 @@ def test_the_port_is_bound_before_the_model_loads_and_the_real_one_is_printed(li
     import subprocess
     import sys
 
-    from explain.live import bind
+    from explain.server import bind
 
     _, site = live
     with bind("127.0.0.1", 0) as held:
@@ -225,7 +226,8 @@ def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
 def test_a_full_queue_answers_503_and_health_stays_fast(tokenizer, tmp_path):
     from fastapi.testclient import TestClient
 
-    from explain.live import Limits, make_app
+    from explain.live import Limits
+    from explain.server import make_app
 
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK))
     lm = LiveModel(make_tiny("llama", d=32), tokenizer, sae, limits=Limits(queue=1))
