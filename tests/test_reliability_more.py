@@ -108,15 +108,20 @@ def test_12_sparse_ids_one_shard_and_unsupported_checkpoints_refused(tmp_path):
     d, n = 8, 16
     w = {"encoder.weight": torch.randn(n, d), "encoder.bias": torch.zeros(n), "W_dec": torch.randn(n, d),
          "b_dec": torch.zeros(d)}
-    for name, cfg, extra in (("skip", {"k": 4}, {"W_skip": torch.eye(d)}),
-                             ("transcoder", {"k": 4, "transcode": True}, {}),
-                             ("groupmax", {"k": 4, "activation": "groupmax"}, {})):
+    refused = (("skip", {"k": 4}, {"W_skip": torch.eye(d)}, "only transcoders with one load"),
+               ("groupmax", {"k": 4, "activation": "groupmax"}, {}, "only topk SAEs and transcoders"))
+    for name, cfg, extra, says in refused:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "cfg.json").write_text(json.dumps(cfg))
         save_file({**w, **extra}, folder / "sae.safetensors")
-        with pytest.raises(ValueError, match="only plain Top-K"):
+        with pytest.raises(ValueError, match=says):
             TopKSAE.load(folder)
+    folder = tmp_path / "layers.2.mlp"  # a sparsify transcoder loads now (issue 31), reading the MLP's input
+    folder.mkdir()
+    (folder / "cfg.json").write_text(json.dumps({"k": 4, "transcode": True}))
+    save_file(w, folder / "sae.safetensors")
+    assert type(TopKSAE.load(folder)).__name__ == "TranscoderSAE"
     folder = tmp_path / "noarch"
     tiny_sae(d, n).save(folder)
     cfg = json.loads((folder / "cfg.json").read_text())
