@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from sae.config import ARCHITECTURES, CONFIG, LOADED_ONLY, WEIGHTS, SAEConfig
+from sae.config import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig
 from sae.files import old_copies
 from sae.formats import DICTIONARY_LEARNING, GEMMA_SCOPE, read_dictionary_learning, read_gemma_scope
 from sae.hooks import hook_point_from
@@ -70,7 +70,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 # SAELens' architecture names → ours (SAELens saves its BatchTopK and Matryoshka SAEs as JumpReLU for inference)
 SAELENS_ARCHITECTURES = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk",
-                         "transcoder": "transcoder", "skip_transcoder": "transcoder",
+                         "abstopk": "abstopk", "transcoder": "transcoder", "skip_transcoder": "transcoder",
                          "jumprelu_transcoder": "transcoder", "jumprelu_skip_transcoder": "transcoder"}
 NORMALIZATIONS_OK = ("none", None)
 
@@ -86,7 +86,7 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
         raise ValueError(f"{folder}: SAE architecture {cfg['architecture']!r} cannot be loaded; known: "
                          f"{', '.join(sorted(set(ARCHITECTURES) | set(SAELENS_ARCHITECTURES)))}.")
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
-    if arch in ("topk", "batchtopk", "matryoshka") and k is None:
+    if arch in ("topk", "batchtopk", "matryoshka", "abstopk") and k is None:
         raise ValueError(f"{folder / CONFIG}: a {arch} SAE needs its k (\"k\": …).")
     if cfg.get("normalize_activations", "none") not in NORMALIZATIONS_OK:
         raise ValueError(f"SAELens normalize_activations={cfg['normalize_activations']!r} is not folded into "
@@ -119,7 +119,7 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
         hook_out = our_hook_name(hook_out, folder) if hook_out else (hook.replace(".mlp_in", ".mlp_out")
                                                                 if hook.endswith(".mlp_in") else "")
     # a published SAE's code is never cut off (see sae/jumprelu.py); a transcoder keeps its own width
-    exact = arch in LOADED_ONLY or (arch == "transcoder" and not cfg.get("max_l0"))
+    exact = arch in ("jumprelu", "relu", "gated") or (arch == "transcoder" and not cfg.get("max_l0"))
     config = SAEConfig.from_dict({**cfg, "d_in": d_in, "d_sae": d_sae, "architecture": arch,
                                   "k": int(k) if k is not None else d_sae,
                                   "max_l0": d_sae if exact else cfg.get("max_l0"),

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
 
 TRAINABLE = ("topk", "batchtopk", "matryoshka", "transcoder")  # what `train.py --model.architecture` trains
-LOADED_ONLY = ("jumprelu", "relu", "gated")  # published ones: loaded, explained, steered with
+LOADED_ONLY = ("jumprelu", "relu", "gated", "abstopk")  # published ones: loaded, explained, steered with
 ARCHITECTURES = TRAINABLE + LOADED_ONLY
 
 

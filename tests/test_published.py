@@ -17,7 +17,7 @@ from sae_lens.registry import SAE_CLASS_REGISTRY  # noqa: E402
 from sae_lens.saes.sae import SAEMetadata  # noqa: E402
 
 D, N, TOL = 16, 48, 1e-5
-OURS = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk"}
+OURS = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk", "abstopk": "abstopk"}
 
 
 def saelens_sae(arch: str, **cfg):
@@ -35,7 +35,8 @@ def saelens_sae(arch: str, **cfg):
 
 CASES = [("standard", {}), ("standard", {"apply_b_dec_to_input": False}), ("jumprelu", {}),
          ("jumprelu", {"apply_b_dec_to_input": False}), ("gated", {}), ("gated", {"apply_b_dec_to_input": False}),
-         ("topk", {"k": 6}), ("topk", {"k": 6, "rescale_acts_by_decoder_norm": True})]
+         ("topk", {"k": 6}), ("topk", {"k": 6, "rescale_acts_by_decoder_norm": True}), ("abstopk", {"k": 6}),
+         ("abstopk", {"k": 6, "rescale_acts_by_decoder_norm": True})]
 
 
 @pytest.mark.parametrize(("arch", "cfg"), CASES, ids=[f"{a}-{'-'.join(c) or 'default'}" for a, c in CASES])
@@ -212,8 +213,8 @@ def test_a_hub_sae_loads_offline_from_the_local_hugging_face_cache(tmp_path, mon
 
 
 def test_a_saelens_architecture_with_no_equivalent_is_refused_by_name(tmp_path):
-    """AbsTopK keeps signed (negative) feature values, which a non-negative sparse code cannot hold."""
-    cls, cfg_cls = SAE_CLASS_REGISTRY["abstopk"]
-    cls(cfg_cls(d_in=D, d_sae=N, k=4)).save_model(tmp_path / "abstopk")
-    with pytest.raises(ValueError, match="architecture 'abstopk' cannot be loaded; known: .*gated.*jumprelu"):
-        TopKSAE.load(tmp_path / "abstopk")
+    """Matching pursuit encodes by an iterative search over the decoder, not a per-token encoder."""
+    cls, cfg_cls = SAE_CLASS_REGISTRY["matching_pursuit"]
+    cls(cfg_cls(d_in=D, d_sae=N, residual_threshold=0.1)).save_model(tmp_path / "mp")
+    with pytest.raises(ValueError, match="architecture 'matching_pursuit' cannot be loaded; known: .*gated.*jumprelu"):
+        TopKSAE.load(tmp_path / "mp")
