@@ -160,7 +160,6 @@ def capture(
     return Activations(acts, input_ids[mask], mask.nonzero())
 
 
-
 def capture_texts(model: nn.Module, tokenizer, texts: Sequence[str], hook_points: Sequence[str], batch_size: int = 16,
                   max_length: int = 128, outlier_factor: float | None = 10.0) -> Iterator[tuple[Activations, int]]:
     """(activations, texts in the batch) for `texts` in batches: each text tokenised alone up to max_length and

@@ -51,12 +51,6 @@ class ForwardOutput(NamedTuple):
     loss: torch.Tensor  # the reconstruction loss training minimises: the FVU (Matryoshka: over its prefixes)
 
 
-
-
-
-
-
-
 _CLASSES: dict[str, type] = {}  # architecture name -> class; filled by `register` (sae/__init__ imports every file)
 
 
@@ -238,9 +232,6 @@ class TopKSAE(nn.Module):
                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> TopKSAE:
         """A shipped SAE (data/pretrained/<release>/<hook_point>/, with its training config and eval table)."""
         return cls.load(f"{release}/{hook_point}", device, dtype)
-
-
-
 
 
 def feature_ids(features: Sequence[int], d_sae: int) -> list[int]:

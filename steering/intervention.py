@@ -93,12 +93,10 @@ class Scale(Intervention):
         return x * self.alpha.to(x)
 
 
-
 class AddVector(Intervention):
     """x' = x + coef · vector (activation addition)."""
 
     width_of = "vector"
-
     scalars = ("coef",)
 
     def __init__(self, hook_point: str, vector: torch.Tensor, coef: float = 1.0):
@@ -109,7 +107,6 @@ class AddVector(Intervention):
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.coef * self.vector.to(x)
-
 
 
 class _Positions:

@@ -57,8 +57,6 @@ def test_a_loaded_saelens_sae_explains_and_steers(tmp_path, arch, tokenizer):
                 assert not torch.allclose(model(ids).logits, clean), type(iv).__name__
 
 
-
-
 @pytest.mark.parametrize(("transcode", "skip"), [(False, False), (True, False), (True, True)],
                          ids=["sae", "transcoder", "skip-transcoder"])
 def test_a_sparsify_checkpoint_loads_and_matches_sparsify(tmp_path, transcode, skip):

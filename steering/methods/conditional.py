@@ -28,7 +28,6 @@ class ConditionalDiffMean(Intervention):
     """x' = x + coef · r̂ · [x · r̂ > τ] ('gate') or x' = x − coef · relu(x · r̂ − τ) · r̂ ('cap')."""
 
     width_of = "direction"
-
     scalars = ("mode", "coef", "threshold")
 
     def __init__(self, hook_point: str, direction: torch.Tensor, threshold: float, mode: str = "gate",
@@ -46,7 +45,6 @@ class ConditionalDiffMean(Intervention):
         if self.mode == "gate":
             return x + (self.coef * (excess > 0).to(x))[..., None] * r
         return x - (self.coef * torch.relu(excess))[..., None] * r
-
 
 
 @torch.no_grad()

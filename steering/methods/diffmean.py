@@ -60,7 +60,6 @@ class DiffMean(Intervention):
     """x' = x + coef · r̂ (mode 'add') or x' = x − (x · r̂) r̂ (mode 'ablate'); r̂ is stored unit-norm."""
 
     width_of = "direction"
-
     scalars = ("mode", "coef")
 
     def __init__(self, hook_point: str, direction: torch.Tensor, mode: str = "add", coef: float = 1.0):
@@ -81,7 +80,6 @@ class DiffMean(Intervention):
         if self.mode == "add":
             return x + self.coef * r
         return x - (x @ r)[..., None] * r
-
 
 
 def add_relative(diffs: dict[str, torch.Tensor], coef: float,

@@ -41,7 +41,6 @@ class LinearAcT(Intervention):
     """z' = λ(a·z + b) + (1 − λ)z per unit, inside the source support [lo, hi]."""
 
     width_of = "a"
-
     scalars = ("strength",)
 
     def __init__(self, hook_point: str, a: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,

@@ -123,7 +123,6 @@ class FeatureEdit(Intervention):
     for BatchTopK/Matryoshka SAEs (k = max_l0) only those above the SAE's `threshold`."""
 
     width_of = "W_enc"
-
     scalars = ("k", "alpha", "outlier_factor", "model_name")
 
     def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
