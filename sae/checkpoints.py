@@ -13,7 +13,14 @@ from safetensors.torch import load_file
 
 from sae.config import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig
 from sae.files import old_copies
-from sae.formats import DICTIONARY_LEARNING, GEMMA_SCOPE, read_dictionary_learning, read_gemma_scope
+from sae.formats import (
+    DICTIONARY_LEARNING,
+    GEMMA_SCOPE,
+    centre_input,
+    fold_decoder_norms,
+    read_dictionary_learning,
+    read_gemma_scope,
+)
 from sae.hooks import hook_point_from
 
 SPARSIFY_WEIGHTS = "sae.safetensors"
@@ -102,15 +109,11 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
         state["threshold"] = w["threshold"] if "threshold" in w else torch.zeros(d_sae)
     if "W_skip" in w:
         state["W_skip"] = w["W_skip"]
-    if cfg.get("rescale_acts_by_decoder_norm"):  # TopK on pre·‖W_dec‖, decoding with unit rows: fold the norms
-        norm = state["W_dec"].norm(dim=-1)
-        state |= {"W_enc": state["W_enc"] * norm, "b_enc": state["b_enc"] * norm,
-                  "W_dec": state["W_dec"] / norm[:, None]}
-    if not cfg.get("apply_b_dec_to_input", True) and arch != "transcoder":  # encoder sees x, not x − b_dec: move
-        # b_dec into the biases (a transcoder never centres its input: its b_dec is the output's bias)
-        for W, b in (("W_enc", "b_enc"), ("W_gate", "b_gate")):
-            if W in state:
-                state[b] = state[b] + state["b_dec"] @ state[W]
+    # a transcoder never centres its input: its b_dec is the output's bias
+    if not cfg.get("apply_b_dec_to_input", True) and arch != "transcoder":
+        centre_input(state)
+    if cfg.get("rescale_acts_by_decoder_norm"):  # TopK on pre·‖W_dec‖, decoding with unit rows
+        fold_decoder_norms(state)
     meta = cfg.get("metadata") or {}
     hook = cfg.get("hook_point") or cfg.get("hook_name") or meta.get("hook_name") or ""
     hook = our_hook_name(hook, folder)

@@ -22,6 +22,27 @@ import torch
 from sae.config import SAEConfig
 
 GEMMA_SCOPE, DICTIONARY_LEARNING = "params.npz", "ae.pt"
+
+
+def centre_input(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """For an encoder that reads x, not x − b_dec: b ← b + b_dec·W for each encoder path (W_enc, and a gated SAE's
+    W_gate), so `TopKSAE`'s (x − b_dec) W + b computes the same pre-activations. Returns `state`, changed."""
+    for W, b in (("W_enc", "b_enc"), ("W_gate", "b_gate")):
+        if W in state:
+            state[b] = state[b] + state["b_dec"] @ state[W]
+    return state
+
+
+def fold_decoder_norms(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """For features a library scales by ‖W_dec_i‖ (and decodes divided by it): scale the encoder's weights, bias
+    and threshold by the norms and make the decoder rows unit, so the feature values and the reconstruction are
+    theirs (pre > θ ⇔ pre·‖W_dec_i‖ > θ·‖W_dec_i‖). A gated SAE's gate path is left as it is. Call after
+    `centre_input`. Returns `state`, changed."""
+    norm = state["W_dec"].norm(dim=1)
+    state |= {"W_enc": state["W_enc"] * norm, "b_enc": state["b_enc"] * norm, "W_dec": state["W_dec"] / norm[:, None]}
+    if "threshold" in state:
+        state["threshold"] = state["threshold"] * norm
+    return state
 _GEMMA_SITES = {"res": "resid_post", "mlp": "mlp_out"}
 
 
@@ -45,8 +66,7 @@ def read_gemma_scope(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     if missing:
         raise ValueError(f"{folder / GEMMA_SCOPE} lacks {sorted(missing)}: not a Gemma Scope JumpReLU SAE.")
     d_in, d_sae = w["W_enc"].shape
-    state = {"W_enc": w["W_enc"], "b_enc": w["b_enc"] + w["b_dec"] @ w["W_enc"],  # b_dec folded (see sae/jumprelu)
-             "W_dec": w["W_dec"], "b_dec": w["b_dec"], "threshold": w["threshold"]}
+    state = centre_input({k: w[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")})
     cfg = SAEConfig(d_in=d_in, d_sae=d_sae, k=d_sae, architecture="jumprelu", max_l0=d_sae,
                     hook_point=gemma_scope_hook(folder.resolve()))
     return cfg, state
@@ -80,18 +100,15 @@ def read_dictionary_learning(folder: Path) -> tuple[SAEConfig, dict[str, torch.T
         return (SAEConfig(d_in, d_sae, k=d_sae, architecture=arch, max_l0=d_sae, hook_point=hook),
                 state | {"threshold": threshold})
     if kind == "JumpReluAutoEncoder":
-        norm = w["W_dec"].norm(dim=1)  # f = JumpReLU(pre)·‖W_dec_i‖: fold the norms into the encoder
-        d_in, d_sae = w["W_enc"].shape
-        state = {"W_enc": w["W_enc"] * norm, "b_enc": (w["b_enc"] + w["b_dec"] @ w["W_enc"]) * norm,
-                 "W_dec": w["W_dec"] / norm[:, None], "b_dec": w["b_dec"], "threshold": w["threshold"] * norm}
+        d_in, d_sae = w["W_enc"].shape  # f = JumpReLU(x W_enc + b_enc)·‖W_dec_i‖, x not centred
+        state = fold_decoder_norms(centre_input({k: w[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")}))
         return SAEConfig(d_in, d_sae, k=d_sae, architecture="jumprelu", max_l0=d_sae, hook_point=hook), state
     if kind == "GatedAutoEncoder":
-        W_dec = w["decoder.weight"].T.contiguous()  # (n, d)
-        norm = W_dec.norm(dim=1)  # f = gate·mag·‖decoder column‖, decoded as f / ‖…‖: fold the norms
-        W = w["encoder.weight"].T.contiguous()  # (d, n), shared by both paths
+        W = w["encoder.weight"].T.contiguous()  # (d, n), shared by both paths; f = gate·mag·‖decoder column‖
         d_in, d_sae = W.shape
-        state = {"W_gate": W, "b_gate": w["gate_bias"], "W_enc": W * w["r_mag"].exp() * norm,
-                 "b_enc": w["mag_bias"] * norm, "W_dec": W_dec / norm[:, None], "b_dec": w["decoder_bias"]}
+        state = fold_decoder_norms({"W_gate": W, "b_gate": w["gate_bias"], "W_enc": W * w["r_mag"].exp(),
+                                    "b_enc": w["mag_bias"], "W_dec": w["decoder.weight"].T.contiguous(),
+                                    "b_dec": w["decoder_bias"]})
         return SAEConfig(d_in, d_sae, k=d_sae, architecture="gated", max_l0=d_sae, hook_point=hook), state
     raise ValueError(f"{folder}: dictionary_learning class {kind!r} is not supported; loaded: AutoEncoder, "
                      "AutoEncoderTopK, BatchTopKSAE, JumpReluAutoEncoder, GatedAutoEncoder.")
