@@ -2,11 +2,11 @@
 
 One LM call runs at a time (a lock: requests queue, at most `queue` of them; one more gets a 503). Request sizes are
 bounded (`Limits`): texts are counted in tokens, after tokenising (what the model pays for), and too long a text or
-too many new tokens gets a 422 that names the limit; a request body over `max_body_bytes` gets a 413 before it is
-read whole; a strength that is not a finite number within ±`max_strength` is refused. Only requests whose Host is
-this machine's (localhost names and the bound address) are served, so a web page elsewhere cannot reach the API
-through DNS rebinding. The server binds 127.0.0.1; `serve_live` refuses any other host unless `allow_remote=True`
-(the CLI sets it only when --host is given).
+too many new tokens gets a 422 that names the limit; a request body over `max_body_bytes` gets a 413 (before it is
+read, when its length is declared); a strength that is not a finite number within ±`max_strength` is refused. Only
+requests whose Host is this machine's (localhost names and the bound address) are served, so a web page elsewhere
+cannot reach the API through DNS rebinding. The server binds 127.0.0.1; `serve_live` refuses any other host unless
+`allow_remote=True` (the CLI sets it only when --host is given).
 """
 from __future__ import annotations
 
