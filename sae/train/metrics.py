@@ -111,15 +111,12 @@ def evaluate_saes(model, ids: torch.Tensor, saes: Sequence[tuple[str, nn.Module]
     for (hook, sae), st in zip(saes, stats):
         out_hook = sae.writes_at
         keep = masks[hook] & masks[out_hook]
+        xk, yk = captured[hook][keep], captured[out_hook][keep]
+        out = sae(xk) if out_hook == hook else sae(xk, target=yk)  # a transcoder predicts its output hook
+        st.add_recon(yk, out.recon, out.indices, out.values)
         if out_hook == hook:
-            xk = captured[hook][keep]
-            out = sae(xk)
-            st.add_recon(xk, out.recon, out.indices, out.values)
             replace = lambda t, sae=sae: sae(t).recon.to(t.dtype)
-        else:  # a transcoder: predict the output hook from the input hook
-            xk = captured[hook][keep]
-            enc = sae.encode(xk)
-            st.add_recon(captured[out_hook][keep], sae.transcode(xk), enc.indices, enc.values)
+        else:
             replace = lambda t, sae=sae, x=captured[hook]: sae.transcode(x).to(t.dtype)
         splice = lambda t, keep=keep, replace=replace: torch.where(keep[..., None], replace(t), t)
         with hooked(model, out_hook, splice):
