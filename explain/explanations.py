@@ -3,6 +3,7 @@
     {"feature": 12, "mi_words": [[word, score], ...], "mi_variants": {"decoder-bayes": [[word, score], ...], ...},
      "logit_tokens": {"pos": [...], "neg": [...]},
      "topact_tokens": [[token, count], ...], "top_contexts": [{"tokens": [...], "acts": [...], "peak": i}, ...],
+     "input_summary": {"tokens": [[token, share], ...], "ngrams": [[text, fraction], ...]},
      "quantile_contexts": [{"quantile": [0.0, 0.25], "contexts": [...]}, ...],
      "frequency": 0.0123, "max_act": 4.2, "histogram": {"edges": [...], "counts": [...]}}
 
@@ -10,6 +11,8 @@
 named DIRECTIONS-SCORE[-cased]: DIRECTIONS 'decoder' (what a feature writes, W_dec rows) or 'encoder' (what it
 reads, W_enc columns, as the MI paper's code); SCORE 'bayes' or 'paper' (explain.mi); '-cased' scores the
 corpus's cased word forms (explain.vocab.cased_word_list) instead of lowercase English words.
+MI words say what a feature *writes*; `input_summary` (explain.input_side) what it *reads*: the tokens and
+n-grams that carry its activation in its top contexts.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from explain.input_side import input_summary
 from explain.logit_lens import logit_lens
 from explain.mi import SCORES, auto_tau, mi_explain
 from explain.topact import FeatureStats, collect_stats
@@ -124,6 +128,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [tokenizer.decode([t]) for t in ids]
     for f in features:
+        top = contexts(stats, f, tokenizer, cfg.left, cfg.right)
         variants = {name: [[words[w], round(float(s), 6)] for w, s in zip(ids[f].tolist(), scores[f].tolist())]
                     for name, (words, scores, ids) in mi.items()}
         yield {
@@ -132,7 +137,8 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
             "mi_variants": variants,
             "logit_tokens": {"pos": decode(pos[f].tolist()), "neg": decode(neg[f].tolist())},
             "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
-            "top_contexts": contexts(stats, f, tokenizer, cfg.left, cfg.right),
+            "top_contexts": top,
+            "input_summary": input_summary(top),
             "quantile_contexts": quantile_contexts(stats, f, tokenizer, cfg.left, cfg.right, cfg.quantile_bins),
             "frequency": float(stats.frequency[f]),
             "max_act": float(stats.max_act[f]),

@@ -17,11 +17,13 @@ The HTTP side (the app, Host allow-list, body cap, queue, port binding) is `expl
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, Field
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from sae.capture import capture, run_with_hooks, token_mask
 from sae.model import TopKSAE, feature_ids
@@ -31,6 +33,25 @@ from steering.methods.sae_features import Amplify, Calibrate
 from steering.sampling import shared_noise_sampling
 
 OPERATORS = ("amplify", "calibrate", "inject")
+# The steer panel's default strength per operator, as a multiple of a scale the page knows: the feature's largest
+# activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units), none for
+# Amplify's α (it multiplies the feature's own activation, so it does nothing where the feature is silent).
+# Inject's 4× was chosen on 30 dev features (the smallest multiple that changed the default prompt's
+# continuation for ≥ 90 % of them) and measured on 50 others: bench/steer_defaults.py, docs/RESULTS.md.
+STEER_DEFAULTS = {"inject": {"times": 4.0, "of": "max_act"}, "calibrate": {"times": 4.0, "of": "max_act"},
+                  "amplify": {"times": 4.0, "of": None}}
+
+
+class Cancelled(Exception):
+    """The client went away: the work stopped at the next token and there is no one to answer."""
+
+
+class _StopWhen(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -94,13 +115,21 @@ class LiveModel:
             raise ValueError(f"{len(features)} features; the limit is {self.limits.max_features}")
         return feature_ids(features, self.sae.d_sae)
 
+    @contextmanager
+    def _turn(self, cancel: threading.Event | None):
+        """Hold the model (one LM call at a time); a request whose client left while it waited is dropped."""
+        with self.lock:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            yield
+
     @torch.no_grad()
-    def activations(self, text: str, feature: int | None = None) -> dict:
+    def activations(self, text: str, feature: int | None = None, cancel: threading.Event | None = None) -> dict:
         ids = self._tokens(text, "text")
         if feature is not None:
             feature = self._features([feature])[0]
         ones = torch.ones_like(ids)
-        with self.lock:
+        with self._turn(cancel):
             x = run_with_hooks(self.model, ids, ones, [self.hook])
             acts = self.sae.feature_acts(x[self.hook][0]).float()  # (tokens, d_sae)
         # the tokens training and the explanations read (`token_mask`); the others (the attention sink, special
@@ -123,7 +152,8 @@ class LiveModel:
         return Inject.from_sae(self.sae, features, m=strength)
 
     @torch.no_grad()
-    def steer(self, req: SteerRequest) -> dict:
+    def steer(self, req: SteerRequest, cancel: threading.Event | None = None) -> dict:
+        """`cancel`: set it (the client disconnected) and generation stops at the next token."""
         prompt_ids = self._tokens(req.prompt, "prompt")
         if abs(req.strength) > self.limits.max_strength:
             raise ValueError(f"strength {req.strength:g} is outside ±{self.limits.max_strength:g}")
@@ -140,11 +170,15 @@ class LiveModel:
         n = ids.shape[1]
         # one batch, two rows: row 0 unsteered, row 1 steered, both drawing from the same noise (a strength
         # that changes nothing reproduces the unsteered text); half the decode steps of two generate calls
-        with self.lock:
+        stop = StoppingCriteriaList([_StopWhen(cancel)] if cancel is not None else [])
+        with self._turn(cancel):
             with steer(self.model, ivs, positions=req.positions, rows=[1]):
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                           max_new_tokens=req.max_new_tokens, **shared_noise_sampling(req.seed),
-                                          pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                                          pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                          stopping_criteria=stop)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
             # the features' activation (as the SAE reads them, unsteered forward) over each continuation
             traces = [[], []]
             if features:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from explain.browse import build, serve
+from explain.input_side import input_summary
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from sae.config import SAEConfig
 from sae.data.text import TextSource
@@ -29,6 +30,9 @@ def explanations(tmp_path_factory, tokenizer):
     # Corpus text can hold markup: plant a context token that would run if inserted as HTML.
     records[3]["top_contexts"].insert(0, {"tokens": ["before ", EVIL, " after"], "acts": [0.1, 2.0, 0.0], "peak": 1})
     records[3]["mi_words"][0] = ["zebra", 0.5]
+    # a top context peaking on a word no explanation holds: search must still find it (top-context tokens)
+    records[5]["top_contexts"].append({"tokens": [" the", " songbird", " sang"], "acts": [0.0, 1.5, 0.2], "peak": 1})
+    del records[6]["input_summary"]  # as in a file written before input summaries: build makes it
     return write_jsonl(records, tmp_path_factory.mktemp("expl") / "explanations.jsonl")
 
 
@@ -37,6 +41,7 @@ def test_records_have_every_field(explanations):
     assert [r["feature"] for r in recs] == list(range(40))
     for r in recs:
         assert {"mi_words", "logit_tokens", "topact_tokens", "top_contexts", "frequency", "histogram"} <= set(r)
+        assert r["feature"] == 6 or set(r["input_summary"]) == {"tokens", "ngrams"}
         assert len(r["mi_words"]) == 5 and len(r["histogram"]["counts"]) == 20
         for c in r["top_contexts"]:
             assert len(c["tokens"]) == len(c["acts"]) and 0 <= c["peak"] < len(c["tokens"])
@@ -79,8 +84,23 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
             assert EVIL in page.locator("#contexts .ctx").first.inner_text()  # shown as text …
             assert page.evaluate("window.__pwned") is None  # … and never executed
             assert page.locator("#hist svg rect").count() == 20
+            # both explanations, each labelled for its side; the input summary is the record's
+            rec = json.loads(explanations.read_text().splitlines()[3])
+            assert "input side" in page.locator("h3", has_text="Fires on").inner_text()
+            assert "output side" in page.locator("h3", has_text="MI words").inner_text()
+            chips = page.locator("#in-tokens .chip").all_inner_texts()
+            assert [c.rsplit(" ", 1)[0] for c in chips] == [json.dumps(t) for t, _ in rec["input_summary"]["tokens"]]
+            assert "not what it reads" in page.locator("#quality").inner_text()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)
+            # search covers top-context tokens ("songbird" is in no explanation), and a record without an input
+            # summary got one at build
+            page.goto(f"{url}/index.html?q=songbird")
+            page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+            assert page.locator("#rows a.feature-link").inner_text() == "#5"
+            shard = (site / "features" / "0.js").read_text()
+            shard = json.loads(shard[shard.index("{}, ") + 4 : shard.rindex(");")])
+            assert shard["6"]["input_summary"] == input_summary(shard["6"]["top_contexts"])
             page.goto(f"{url}/feature.html?id=99")
             assert "ids are 0..39" in page.locator("#title").inner_text()
             browser.close()

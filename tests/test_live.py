@@ -1,4 +1,5 @@
 """The live browser (explain/live.py) on a tiny model, driven through Debian's chromium."""
+import json
 import socket
 import threading
 import time
@@ -59,6 +60,12 @@ def steer_on_page(page, operator: str, strength: str, prompt: str = "The town", 
     page.fill("#st-strength", strength)
     page.fill("#st-n", new_tokens)
     page.click("#st-go")
+
+
+def json_record(url: str, feature: int) -> dict:
+    """A feature's record as the site serves it (its shard file)."""
+    shard = httpx.get(f"{url}/features/{feature // 64}.js").text
+    return json.loads(shard[shard.index("{}, ") + 4 : shard.rindex(");")])[str(feature)]
 
 
 def post(url, path, body):
@@ -166,6 +173,12 @@ def test_live_pages_in_chromium(live):
             best = max(range(len(shown)), key=shown.__getitem__)
             bg = page.locator("#tt-out .tok").nth(best).evaluate("e => e.style.background")
             assert bg.startswith("rgb") and api["tokens"][best] == page.locator("#tt-out .tok").nth(best).inner_text()
+        # the steer panel's default strength: 4 × this feature's largest corpus activation, with the scale said
+        max_act = json_record(url, 7)["max_act"]
+        assert float(page.input_value("#st-strength")) == pytest.approx(4 * max_act, rel=5e-3)
+        assert "largest activation on the corpus" in page.locator("#st-scale").inner_text()
+        page.select_option("#st-op", "amplify")
+        assert page.input_value("#st-strength") == "4" and "nothing where" in page.locator("#st-scale").inner_text()
         # markup typed into the box is shown as text, never run
         page.fill("#tt-text", EVIL)
         page.click("#tt-go")
@@ -221,30 +234,3 @@ def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
     out = strict.activations("The town had a river and a mill by the bridge")
     n = len(out["tokens"])
     assert 0 < sum(out["excluded"]) < n and all(not t for t, e in zip(out["top"], out["excluded"]) if e)
-
-
-def test_a_full_queue_answers_503_and_health_stays_fast(tokenizer, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from explain.live import Limits
-    from explain.server import make_app
-
-    sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK))
-    lm = LiveModel(make_tiny("llama", d=32), tokenizer, sae, limits=Limits(queue=1))
-    (tmp_path / "index.html").write_text("<html></html>")
-    client = TestClient(make_app(tmp_path, lm), base_url="http://127.0.0.1")
-    lm.lock.acquire()  # the model is busy: the first request waits on it, holding the only queue slot
-    first = threading.Thread(target=lambda: client.post("/api/activations", json={"text": "The town"}))
-    first.start()
-    for _ in range(100):
-        if lm.slots._value == 0:
-            break
-        time.sleep(0.02)
-    busy = client.post("/api/activations", json={"text": "The river"})
-    start = time.perf_counter()
-    health = client.get("/api/health")
-    assert busy.status_code == 503 and "try again" in busy.json()["detail"]
-    assert health.status_code == 200 and time.perf_counter() - start < 0.5
-    lm.lock.release()
-    first.join(timeout=30)
-    assert client.post("/api/activations", json={"text": "The river"}).status_code == 200  # the slot came back

@@ -5,9 +5,29 @@ document.getElementById("meta").textContent = SAE_META.title;
 const text = (el, t) => { el.textContent = t; return el; };
 const make = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
 
+let shownWith; const shown = new Promise(resolve => { shownWith = resolve; });
+const whenShown = (fn) => shown.then(fn);  // run fn(record) once the feature's record is on the page
+
 window.showFeature = function (rec) {
   document.title = "feature #" + rec.feature;
   text(document.getElementById("title"), "feature #" + rec.feature);
+  const summary = rec.input_summary || {tokens: [], ngrams: []};
+  for (const [t, share] of summary.tokens) document.getElementById("in-tokens").appendChild(make("span", "chip", `${JSON.stringify(t)} ${(100 * share).toFixed(0)}%`));
+  if (!summary.tokens.length) document.getElementById("in-tokens").appendChild(make("span", "muted", "never fired on the corpus"));
+  for (const [g, frac] of summary.ngrams) document.getElementById("in-ngrams").appendChild(make("span", "chip", `${JSON.stringify(g)} ${(100 * frac).toFixed(0)}%`));
+  if (!summary.ngrams.length) document.getElementById("in-ngrams").appendChild(make("span", "muted", "none recurs"));
+  const key = (t) => t.trim().toLowerCase();
+  const heldOut = (rec.quantile_contexts || []).filter(q => q.quantile[0] >= 0.5).flatMap(q => q.contexts);
+  if (heldOut.length) {
+    const peaks = new Set(heldOut.map(c => key(c.tokens[c.peak])));
+    const hit = summary.tokens.filter(([t]) => peaks.has(key(t))).map(([t]) => JSON.stringify(t));
+    text(document.getElementById("in-check"), hit.length
+      ? `✓ names the peak token of a held-out example (upper activation quantiles): ${hit.join(", ")}`
+      : "✗ names none of the peak tokens of the held-out examples (upper activation quantiles)");
+  }
+  if (rec.output_score !== undefined) text(document.getElementById("mi-check"),
+    `output-side score: steering with this feature raises these words' log-probability by ${rec.output_score.toFixed(2)} nats more than random words'`);
+  for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
   const mi = document.getElementById("mi");
   for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
   const variants = document.getElementById("mi-variants");
@@ -49,6 +69,7 @@ window.showFeature = function (rec) {
     svg.appendChild(r);
   });
   document.getElementById("hist").appendChild(svg);
+  shownWith(rec);
 };
 
 if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
@@ -72,7 +93,8 @@ if (Number.isInteger(id)) liveInit(() => {
       renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, keptMax(r.acts, r.excluded), null, r.excluded);
     } catch (x) { err(e, x); }
   };
-  steerPanel(() => document.getElementById("st-self").checked ? [id] : []);
+  // the record (max_act) loads asynchronously; the panel waits for it to set the default strength
+  whenShown(rec => steerPanel(() => document.getElementById("st-self").checked ? [id] : [], rec.max_act, "this feature's"));
   api(`api/nearest/${id}`).then(list => {
     const box = document.getElementById("nearest");
     for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }

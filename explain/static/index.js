@@ -1,7 +1,9 @@
-// Index: every feature as [id, frequency, "mi words", "logit tokens"]; filtering happens here, client-side.
+// Index: every feature as [id, frequency, "mi words", "logit tokens", "input summary tokens", "top-context peak
+// tokens"]; filtering happens here, client-side. A word matches any of the four word lists.
 const rows = document.getElementById("rows"), q = document.getElementById("q"), sort = document.getElementById("sort");
 const LIMIT = 300;
 document.getElementById("meta").textContent = SAE_META.title;
+for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(mk("div", "", line));
 
 function cell(text, cls) { const td = document.createElement("td"); if (cls) td.className = cls; td.textContent = text; return td; }
 
@@ -12,7 +14,8 @@ function render() {
     const id = parseInt(term.replace("#", ""), 10);
     list = list.filter(f => f[0] === id);
   } else if (term) {
-    list = list.filter(f => f[2].split(" ").includes(term) || f[3].toLowerCase().includes(term));
+    const has = (words) => (words || "").toLowerCase().split(" ").includes(term);
+    list = list.filter(f => has(f[2]) || has(f[4]) || has(f[5]) || f[3].toLowerCase().includes(term));
   }
   if (sort.value === "freq") list = [...list].sort((a, b) => b[1] - a[1]);
   if (sort.value === "rare") list = [...list].sort((a, b) => a[1] - b[1]);
@@ -23,9 +26,11 @@ function render() {
     a.href = "feature.html?id=" + f[0]; a.textContent = "#" + f[0]; a.className = "feature-link";
     const td = document.createElement("td"); td.appendChild(a); tr.appendChild(td);
     tr.appendChild(cell((100 * f[1]).toFixed(3) + "%"));
-    const words = document.createElement("td"); words.className = "words";
-    for (const w of f[2].split(" ").filter(Boolean)) { const s = document.createElement("span"); s.textContent = w; words.appendChild(s); }
-    tr.appendChild(words);
+    for (const list of [f[4] || "", f[2]]) {  // input side (what fires it), then output side (what it writes)
+      const words = document.createElement("td"); words.className = "words";
+      for (const w of list.split(" ").filter(Boolean)) { const s = document.createElement("span"); s.textContent = w; words.appendChild(s); }
+      tr.appendChild(words);
+    }
     tr.appendChild(cell(f[3]));
     rows.appendChild(tr);
   }
