@@ -1,7 +1,11 @@
-"""Live-browser latency on the embedded model (2 CPU cores here): test-your-text for a 64-token text and a
-steered + unsteered pair of 32 new tokens, through the HTTP API of a running server (median of `--repeats`).
+"""Live-browser latency on the embedded model (2 CPU cores here), through the HTTP API of a server on loopback.
 
     python bench/live.py [--sae smollm2-135m/blocks.15.resid_post] [--repeats 5]
+        test-your-text for a 64-token text and a steered + unsteered pair of 32 new tokens (median of --repeats)
+    python bench/live.py --load [--out reports/explain/2026-12-06-live-load]
+        a bounded load test: 8 clients × 40 test-your-text, then 4 concurrent steers, then the 2,000-character
+        CJK text (7,992 tokens) to both endpoints, with /api/health polled every 0.1 s throughout: p50/p95 per
+        phase, status codes, and the slowest health answer
 """
 from __future__ import annotations
 
@@ -12,30 +16,31 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 # bench/explain.py would shadow the explain package when this runs as `python bench/live.py`
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 
 from explain.live import LiveModel  # noqa: E402
 from explain.server import serve_live  # noqa: E402
 from sae.lm import load_lm  # noqa: E402
+from sae.files import write_manifest, write_text  # noqa: E402
 from sae.model import TopKSAE  # noqa: E402
+from sae.tables import markdown_table  # noqa: E402
 
 TEXT = ("The committee met on Tuesday to discuss the new budget for the city library, which had been closed for "
         "repairs since the storm damaged its roof last spring, and several residents asked when it would reopen.")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args()
-    sae = TopKSAE.load(args.sae)
-    model, tok = load_lm(sae.cfg.model_name)
-    text = tok.decode(tok(TEXT * 2, add_special_tokens=False).input_ids[:64])
+CJK = "".join(chr(0x20000 + i) for i in range(2000))  # CJK Extension B: ~4 tokens per character
+
+
+def start_server(sae, model, tok):
+    """A live server on a free loopback port (a throwaway site); returns (server, API url)."""
     site = Path(tempfile.mkdtemp())
     (site / "index.html").write_text("<!doctype html>")
     with socket.socket() as s:
@@ -45,8 +50,10 @@ def main() -> None:
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}/api"
+    return server, f"http://127.0.0.1:{port}/api"
 
+
+def latency(url: str, text: str, repeats: int, tok) -> None:
     def timed(path, body) -> float:
         start = time.perf_counter()
         r = httpx.post(f"{url}/{path}", json=body, timeout=120)
@@ -57,13 +64,90 @@ def main() -> None:
     steer_body = {"prompt": "I think that", "features": [100], "operator": "inject", "strength": 20,
                   "max_new_tokens": 32}
     timed("activations", text_body), timed("steer", steer_body)  # warm-up
-    a = [timed("activations", text_body) for _ in range(args.repeats)]
-    s = [timed("steer", steer_body) for _ in range(args.repeats)]
+    a = [timed("activations", text_body) for _ in range(repeats)]
+    s = [timed("steer", steer_body) for _ in range(repeats)]
     n_tok = len(tok(text, add_special_tokens=False).input_ids)
     print(f"test your text, {n_tok} tokens: median {statistics.median(a):.3f} s (min {min(a):.3f}, max {max(a):.3f})")
     print(f"steered + unsteered, 32 new tokens each: median {statistics.median(s):.3f} s "
           f"(min {min(s):.3f}, max {max(s):.3f})")
-    server.should_exit = True
+
+
+def load(url: str, text: str) -> list[dict]:
+    """The three phases with health polled throughout; one row per phase."""
+    health, done = [], threading.Event()
+
+    def poll():
+        with httpx.Client() as c:
+            while not done.is_set():
+                t = time.perf_counter()
+                c.get(f"{url}/health", timeout=30).raise_for_status()
+                health[-1].append(time.perf_counter() - t)
+                time.sleep(0.1)
+
+    def phase(name: str, requests: list[list[tuple[str, dict]]]) -> dict:
+        """Each inner list is one client's requests, sent one after another; clients run concurrently."""
+        times, codes = [], Counter()
+
+        def client(reqs):
+            with httpx.Client() as c:
+                for path, body in reqs:
+                    t = time.perf_counter()
+                    r = c.post(f"{url}/{path}", json=body, timeout=600)
+                    times.append(time.perf_counter() - t)
+                    codes[r.status_code] += 1
+
+        health.append([])
+        threads = [threading.Thread(target=client, args=(reqs,)) for reqs in requests]
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t0
+        p50, p95 = (float(np.quantile(times, q)) for q in (0.5, 0.95))
+        h = health[-1] or [float("nan")]
+        return {"phase": name, "requests": len(times), "status": " ".join(f"{k}×{v}" for k, v in sorted(codes.items())),
+                "p50 s": p50, "p95 s": p95, "wall s": wall, "health polls": len(health[-1]),
+                "health p50 s": float(np.median(h)), "health max s": max(h)}
+
+    health.append([])
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    tt = [("activations", {"text": text})] * 40
+    steer = ("steer", {"prompt": "I think that", "features": [100], "operator": "inject", "strength": 50,
+                       "max_new_tokens": 32})
+    rows = [phase("8 clients × 40 test-your-text (64 tokens)", [tt] * 8),
+            phase("4 concurrent steers (32 new tokens, steered + unsteered)", [[steer]] * 4),
+            phase("CJK text, 2,000 characters = 7,992 tokens: activations + steer",
+                  [[("activations", {"text": CJK})], [("steer", {**steer[1], "prompt": CJK})]])]
+    done.set()
+    poller.join()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--load", action="store_true", help="run the load test instead of the latency bench")
+    p.add_argument("--out", help="with --load: report folder (results.md, manifest.json)")
+    args = p.parse_args()
+    sae = TopKSAE.load(args.sae)
+    model, tok = load_lm(sae.cfg.model_name)
+    text = tok.decode(tok(TEXT * 2, add_special_tokens=False).input_ids[:64])
+    server, url = start_server(sae, model, tok)
+    try:
+        if not args.load:
+            return latency(url, text, args.repeats, tok)
+        print(f"the CJK text is {len(tok(CJK, add_special_tokens=False).input_ids)} tokens", flush=True)
+        rows = load(url, text)
+        table = markdown_table(rows)
+        print(table)
+        if args.out:
+            write_text(Path(args.out) / "results.md", f"# Live browser under load\n\n{table}\n")
+            write_manifest(args.out, " ".join(["python", *sys.argv]), vars(args))
+    finally:
+        server.should_exit = True
 
 
 if __name__ == "__main__":

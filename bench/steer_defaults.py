@@ -41,6 +41,13 @@ def changed(live: LiveModel, feature: int, operator: str, strength: float, new_t
     return {"changed": float(a != b), "first_change": same, "steered": r["steered"]}
 
 
+def first_change(results: list[dict]) -> dict:
+    """Where the continuations that changed first differ (token index), and the share changed in the first 8."""
+    first = sorted(r["first_change"] for r in results if r["changed"])
+    return {"median first changed token": first[len(first) // 2] if first else None,
+            "changed in first 8 tokens %": 100 * sum(f < 8 for f in first) / len(results)}
+
+
 def rate_row(name: str, hits: list[float], **extra) -> dict:
     est = rate_ci(hits)
     return {"setting": name, "features": est.n, **est.as_row("changed %", 100), **extra}
@@ -67,9 +74,10 @@ def main() -> None:
     live = LiveModel(model, tok, sae, name=sae.cfg.model_name)
     rows, chosen = [], None
     for times in args.grid:
-        hits = [changed(live, f, "inject", times * records[f]["max_act"], args.new_tokens)["changed"]
-                for f in tqdm(dev, desc=f"dev: inject {times:g}× max_act")]
-        rows.append(rate_row(f"dev: inject {times:g} × max_act", hits))
+        results = [changed(live, f, "inject", times * records[f]["max_act"], args.new_tokens)
+                   for f in tqdm(dev, desc=f"dev: inject {times:g}× max_act")]
+        hits = [r["changed"] for r in results]
+        rows.append(rate_row(f"dev: inject {times:g} × max_act", hits, **first_change(results)))
         if chosen is None and sum(hits) / len(hits) >= args.target:
             chosen = times
     print(f"chosen on dev: inject {chosen}× max_act (shipped default: {STEER_DEFAULTS['inject']['times']}×)")
@@ -77,10 +85,8 @@ def main() -> None:
     for op, d in STEER_DEFAULTS.items():
         results = [changed(live, f, op, d["times"] * (records[f]["max_act"] if d["of"] == "max_act" else 1.0),
                            args.new_tokens) for f in tqdm(test, desc=f"test: {op} default")]
-        first = [r["first_change"] for r in results if r["changed"]]
         rows.append(rate_row(f"test: {op} {d['times']:g}" + (" × max_act" if d["of"] else ""),
-                             [r["changed"] for r in results],
-                             **{"median first changed token": sorted(first)[len(first) // 2] if first else None}))
+                             [r["changed"] for r in results], **first_change(results)))
         examples += [(op, f, r["steered"]) for f, r in zip(test[:3], results[:3])]
     table = markdown_table(rows)
     print(table)

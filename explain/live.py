@@ -34,11 +34,12 @@ from steering.sampling import shared_noise_sampling
 
 OPERATORS = ("amplify", "calibrate", "inject")
 # The steer panel's default strength per operator, as a multiple of a scale the page knows: the feature's largest
-# activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units), none for
-# Amplify's α (it multiplies the feature's own activation, so it does nothing where the feature is silent).
-# Inject's 4× was chosen on 30 dev features (the smallest multiple that changed the default prompt's
-# continuation for ≥ 90 % of them) and measured on 50 others: bench/steer_defaults.py, docs/RESULTS.md.
-STEER_DEFAULTS = {"inject": {"times": 4.0, "of": "max_act"}, "calibrate": {"times": 4.0, "of": "max_act"},
+# activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units); none for
+# Amplify's α (the design card's X + α·ReLU(X S) Sᵀ scales the residual's projection on the decoder directions,
+# whatever the feature's activation). Inject's 1× is the smallest multiple of 1, 2, 4, 8 that changed the default
+# prompt's continuation for ≥ 90 % of 30 dev features; every default is measured on 50 other features:
+# bench/steer_defaults.py, docs/results/explanations.md.
+STEER_DEFAULTS = {"inject": {"times": 1.0, "of": "max_act"}, "calibrate": {"times": 1.0, "of": "max_act"},
                   "amplify": {"times": 4.0, "of": None}}
 
 

@@ -173,12 +173,12 @@ def test_live_pages_in_chromium(live):
             best = max(range(len(shown)), key=shown.__getitem__)
             bg = page.locator("#tt-out .tok").nth(best).evaluate("e => e.style.background")
             assert bg.startswith("rgb") and api["tokens"][best] == page.locator("#tt-out .tok").nth(best).inner_text()
-        # the steer panel's default strength: 4 × this feature's largest corpus activation, with the scale said
+        # the steer panel's default strength: 1 × this feature's largest corpus activation, with the scale said
         max_act = json_record(url, 7)["max_act"]
-        assert float(page.input_value("#st-strength")) == pytest.approx(4 * max_act, rel=5e-3)
+        assert float(page.input_value("#st-strength")) == pytest.approx(max_act, rel=5e-3)
         assert "largest activation on the corpus" in page.locator("#st-scale").inner_text()
         page.select_option("#st-op", "amplify")
-        assert page.input_value("#st-strength") == "4" and "nothing where" in page.locator("#st-scale").inner_text()
+        assert page.input_value("#st-strength") == "4" and "decoder directions" in page.locator("#st-scale").inner_text()
         # markup typed into the box is shown as text, never run
         page.fill("#tt-text", EVIL)
         page.click("#tt-go")

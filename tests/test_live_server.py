@@ -89,7 +89,7 @@ def test_a_full_queue_answers_503_and_health_stays_fast(tokenizer, tmp_path):
     health = client.get("/api/health")
     assert busy.status_code == 503 and "try again" in busy.json()["detail"]
     assert health.status_code == 200 and time.perf_counter() - start < 0.5
-    assert health.json()["steer_defaults"]["inject"] == {"times": 4.0, "of": "max_act"}
+    assert health.json()["steer_defaults"]["inject"] == {"times": 1.0, "of": "max_act"}
     lm.lock.release()
     first.join(timeout=30)
     assert client.post("/api/activations", json={"text": "The river"}).status_code == 200  # the slot came back

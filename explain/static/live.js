@@ -67,8 +67,8 @@ function steerPanel(own, scale, whose) {
     } else {
       strength.value = d.times;
       note.textContent = d.of === "max_act" ? `default strength ${d.times} (no activation scale known)` :
-        `amplify multiplies the features' own activation by 1 + strength: it changes nothing where they do not fire ` +
-        `(use inject to add a feature that is absent).`;
+        `amplify scales the text's projection on the features' decoder directions by 1 + strength: its effect ` +
+        `depends on the text, not on the features' activation scale (inject adds a feature that is absent).`;
     }
   };
   op.addEventListener("change", setDefault); setDefault();

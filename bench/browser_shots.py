@@ -1,0 +1,83 @@
+"""Screenshots of the live browser on the shipped SAE and the embedded model, taken with Debian's chromium and
+checked as they are taken: a feature page with both explanations, test-your-text without the first-token spike,
+and the steer panel's default strength changing the text. Written to tests/artifacts/shipped_*.png.
+
+    make site && python bench/browser_shots.py [--site runs/smollm2-135m/site] [--feature 70]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+# bench/explain.py would shadow the explain package when this runs as `python bench/browser_shots.py`
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import httpx  # noqa: E402
+
+from explain.live import LiveModel  # noqa: E402
+from explain.server import bind, serve_live  # noqa: E402
+from sae.lm import load_lm  # noqa: E402
+from sae.model import TopKSAE  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
+TEXT = "The song was released as the second single from the band's debut album in 1994."
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--site", default="runs/smollm2-135m/site")
+    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
+    p.add_argument("--feature", type=int, default=70)
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    sae = TopKSAE.load(args.sae)
+    model, tok = load_lm(sae.cfg.model_name)
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = serve_live(args.site, LiveModel(model, tok, sae, name=sae.cfg.model_name), port=port)
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    url, f = f"http://127.0.0.1:{port}", args.feature
+    api = httpx.post(f"{url}/api/activations", json={"text": TEXT, "feature": f}, timeout=60).json()
+    kept = [a for a, e in zip(api["acts"], api["excluded"]) if not e]
+    print(f"test your text: {len(api['tokens'])} tokens, excluded {[t for t, e in zip(api['tokens'], api['excluded']) if e]}"
+          f"; feature #{f} max over kept tokens {max(kept):.2f} at {api['tokens'][api['acts'].index(max(kept))]!r}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.goto(f"{url}/feature.html?id={f}")
+        page.wait_for_selector(".live:not([hidden])")
+        page.wait_for_selector("#in-tokens .chip")
+        print("fires on:", page.locator("#in-tokens").inner_text().replace("\n", " "))
+        print("MI words:", page.locator("#mi").inner_text().replace("\n", " "))
+        page.screenshot(path=str(ARTIFACTS / "shipped_feature_both_explanations.png"), full_page=False)
+        page.fill("#tt-text", TEXT)
+        page.click("#tt-go")
+        page.wait_for_selector("#tt-out .tok")
+        page.locator("#tt-out").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "shipped_test_your_text.png"), full_page=False)
+        print("default strength:", page.input_value("#st-strength"), "|", page.locator("#st-scale").inner_text())
+        page.click("#st-go")
+        page.wait_for_selector("#st-steered .tok", timeout=120_000)
+        plain, steered = page.locator("#st-plain").inner_text(), page.locator("#st-steered").inner_text()
+        print(json.dumps({"unsteered": plain, "steered": steered}, ensure_ascii=False))
+        if plain == steered:
+            raise SystemExit("the default steer did not change the text")
+        page.locator("#st-steered").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "shipped_default_steer.png"), full_page=False)
+        browser.close()
+    server.should_exit = True
+    print(f"screenshots in {ARTIFACTS}/shipped_*.png")
+
+
+if __name__ == "__main__":
+    main()
