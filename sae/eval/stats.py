@@ -4,6 +4,7 @@ original, and the smallest effect a benchmark of a given size can detect (the de
 
     rate_ci(hits)               hits (prompts, samples) in {0, 1}: the rate and its 95 % CI, resampling prompts
                                 (the samples of one prompt are not independent, so prompts are the unit)
+    exp_mean_ci(sums, counts)   exp(Σ sums / Σ counts), e.g. a perplexity from per-prompt NLL sums, with its CI
     ratio_ci(base, other)       base rate / other rate with a paired bootstrap: the same resampled prompts
                                 (and, because every setting samples with the same seeds, the same streams)
     auroc_ci(scores, labels)    a detector's AUROC with a percentile bootstrap CI over the scored texts
@@ -55,6 +56,18 @@ def rate_ci(hits, level: float = 0.95, draws: int = 2000, seed: int = 0) -> Esti
     boot = h[_boot_index(len(h), draws, seed)].mean(1)
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return Estimate(float(h.mean()), float(lo), float(hi), len(h))
+
+
+def exp_mean_ci(sums, counts, level: float = 0.95, draws: int = 2000, seed: int = 0) -> Estimate:
+    """exp(Σ sums / Σ counts) over units (e.g. prompts: summed token NLL and token count, giving a perplexity)
+    with a percentile bootstrap CI over the units."""
+    sums, counts = np.asarray(sums, float), np.asarray(counts, float)
+    if sums.shape != counts.shape or sums.ndim != 1 or len(sums) == 0:
+        raise ValueError(f"sums and counts must be equal-length 1-d arrays, got {sums.shape} and {counts.shape}")
+    idx = _boot_index(len(sums), draws, seed)
+    boot = np.exp(sums[idx].sum(1) / np.maximum(counts[idx].sum(1), 1))
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(float(np.exp(sums.sum() / max(counts.sum(), 1))), float(lo), float(hi), len(sums))
 
 
 def ratio_ci(base, other, level: float = 0.95, draws: int = 2000, seed: int = 0) -> Estimate:

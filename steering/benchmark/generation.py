@@ -82,26 +82,35 @@ def perplexity(model, tokenizer, interventions: Sequence[Intervention] = (), sou
     return math.exp(total / count)
 
 
-@torch.no_grad()
 def continuation_perplexity(model, tokenizer, prompts: Sequence[str], continuations: Sequence[Sequence[str]],
                             batch_size: int = 16) -> float:
     """exp(mean cross-entropy of each continuation's tokens given its prompt) under `model` as it is, unsteered:
     how natural the steered continuations read. ml-aura and ml-act score theirs with a larger LM; here the
-    model itself scores them. Prompt and continuation are tokenised apart and joined, so the continuation's
-    tokens are exactly its own; empty continuations count no tokens. Left padding puts every continuation at
-    the end of its row, so the vocabulary projection runs on the continuation positions only."""
+    model itself scores them (`continuation_nll`)."""
+    nll = continuation_nll(model, tokenizer, prompts, continuations, batch_size)
+    count = sum(n for _, n in nll)
+    if not count:
+        raise ValueError("Every continuation is empty: nothing to score")
+    return math.exp(sum(s for s, _ in nll) / count)
+
+
+@torch.no_grad()
+def continuation_nll(model, tokenizer, prompts: Sequence[str], continuations: Sequence[Sequence[str]],
+                     batch_size: int = 16) -> list[tuple[float, int]]:
+    """(summed cross-entropy, tokens) of every continuation given its prompt, in order (prompt by prompt), under
+    `model` as it is. Prompt and continuation are tokenised apart and joined, so the continuation's tokens are
+    exactly its own; an empty continuation gives (0, 0). Left padding puts every continuation at the end of its
+    row, so the vocabulary projection runs on the continuation positions only."""
     if len(prompts) != len(continuations):
         raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuation lists")
     pairs = [(tokenizer(p, add_special_tokens=False).input_ids, tokenizer(c, add_special_tokens=False).input_ids)
              for p, cs in zip(prompts, continuations) for c in cs]
-    pairs = [(p, c) for p, c in pairs if c]
-    if not pairs:
-        raise ValueError("Every continuation is empty: nothing to score")
+    out = [(0.0, 0)] * len(pairs)
+    todo = [i for i, (_, c) in enumerate(pairs) if c]
     device, pad = next(model.parameters()).device, tokenizer.pad_token_id or 0
     last_only = _keeps_logits(model)
-    total, count = 0.0, 0
-    for i in tqdm(range(0, len(pairs), batch_size), desc="continuation perplexity", unit="batch", mininterval=2):
-        batch = pairs[i : i + batch_size]
+    for i in tqdm(range(0, len(todo), batch_size), desc="continuation perplexity", unit="batch", mininterval=2):
+        batch = [pairs[j] for j in todo[i : i + batch_size]]
         width, keep = max(len(p) + len(c) for p, c in batch), max(len(c) for _, c in batch) + 1
         ids = torch.tensor([[pad] * (width - len(p) - len(c)) + p + c for p, c in batch], device=device)
         mask = torch.tensor([[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in batch],
@@ -111,5 +120,6 @@ def continuation_perplexity(model, tokenizer, prompts: Sequence[str], continuati
         ce = token_ce(logits, ids[:, -keep:])  # (B, keep − 1): the last keep − 1 tokens, each given all before it
         lengths = torch.tensor([len(c) for _, c in batch], device=device)[:, None]
         scored = torch.arange(keep - 1, 0, -1, device=device)[None, :] <= lengths  # the last len(c) targets
-        total, count = total + ce[scored].sum().item(), count + int(scored.sum())
-    return math.exp(total / count)
+        for j, row, n in zip(todo[i : i + batch_size], (ce * scored).sum(1).tolist(), scored.sum(1).tolist()):
+            out[j] = (row, int(n))
+    return out

@@ -96,6 +96,24 @@ def run(cfg: ReportConfig) -> Path:
                                "profanity: alt-profanity-check (lexical), probability > 0.5"])
     timings["judges"] = time.perf_counter() - t
 
+    methods = rows_for(cfg, fits, sae)
+    methods = [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
+    bcfg = cfg.bench_config
+    t = time.perf_counter()
+    rows = runner.run(model, tok, methods, bcfg, judges, out)
+    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t - sum(fits.timings.values())
+    timings |= fits.timings
+    logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
+    curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
+    by_id = {rec["feature"]: rec for rec in records}
+    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"))
+              if f is not None]
+    write_report(out, cfg, bcfg, sae, rows, "\n\n".join(chosen) or "(no SAE row ran)", records, curves, timings)
+    return out / "report.md"
+
+
+def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]:
+    """Every row of the benchmark (ROWS, in order), each fitted lazily through `fits`."""
     M = runner.Method
     methods = [
         M("original", family="none"),
@@ -117,19 +135,7 @@ def run(cfg: ReportConfig) -> Path:
           family="sae"),
     ]
     assert tuple(m.name for m in methods) == ROWS
-    methods = [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
-    bcfg = cfg.bench_config
-    t = time.perf_counter()
-    rows = runner.run(model, tok, methods, bcfg, judges, out)
-    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t - sum(fits.timings.values())
-    timings |= fits.timings
-    logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
-    curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
-    by_id = {rec["feature"]: rec for rec in records}
-    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"))
-              if f is not None]
-    write_report(out, cfg, bcfg, sae, rows, "\n\n".join(chosen) or "(no SAE row ran)", records, curves, timings)
-    return out / "report.md"
+    return methods
 
 
 def main(argv: Sequence[str] | None = None) -> None:

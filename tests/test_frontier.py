@@ -1,0 +1,46 @@
+"""The toxicity frontier (steering/benchmark/frontier.py) on a tiny model: every strength of every row on test,
+continuation perplexity with its bootstrap CI, and the choice at matched fluency made on dev."""
+import numpy as np
+import pytest
+import torch
+
+from sae.eval.stats import exp_mean_ci
+from steering.benchmark import runner
+from steering.benchmark.frontier import plot, sweep
+from steering.intervention import AddVector
+from tests.conftest import make_tiny
+
+
+def test_exp_mean_ci_is_the_pooled_perplexity():
+    est = exp_mean_ci([2.0, 4.0, 6.0], [2, 2, 2])
+    assert est.value == pytest.approx(np.exp(2.0)) and est.low <= est.value <= est.high and est.n == 3
+    with pytest.raises(ValueError, match="equal-length"):
+        exp_mean_ci([1.0], [1, 2])
+
+
+def test_sweep_covers_every_strength_and_chooses_within_the_budget_on_dev(tokenizer, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = make_tiny("llama", d=32)
+    tokenizer.padding_side = "left"
+    direction = torch.randn(32)
+    methods = [runner.Method("original"),
+               runner.Method("push", lambda c: [AddVector("blocks.1.resid_post", direction, coef=c)], (0.5, 4.0, 40.0))]
+    monkeypatch.setattr(runner, "prompt_split", lambda cfg: (["The town", "A river", "Our mill"],
+                                                             ["The bridge", "An old road", "My house", "The hill"]))
+    cfg = runner.BenchConfig(dev_samples=2, test_samples=2, max_new_tokens=6)
+    # a judge that reads the text: "toxic" when a continuation repeats a word (what a strong push does here)
+    judge = {"repeats": lambda texts: np.array([float(len(set(t.split())) < len(t.split())) for t in texts])}
+    frontier, matched = sweep(model, tokenizer, methods, cfg, judge, tmp_path, budgets=[0.05, 100.0])
+    assert [(r["setting"], r["strength"]) for r in frontier] == [("original", "-"), ("push", "0.5"), ("push", "4.0"),
+                                                                 ("push", "40.0")]
+    for r in frontier:
+        assert r["continuation_perplexity_lo"] <= r["continuation_perplexity"] <= r["continuation_perplexity_hi"]
+        assert 0 <= r["pct_toxic_repeats_lo"] <= r["pct_toxic_repeats"] <= r["pct_toxic_repeats_hi"] <= 100
+    ppl = {r["strength"]: r["continuation_perplexity"] for r in frontier if r["setting"] == "push"}
+    assert ppl["40.0"] > 1.05 * frontier[0]["continuation_perplexity"]  # the strongest push costs fluency
+    loose = [m for m in matched if m["setting"] == "push" and m["budget"] == "+10000 %"][0]
+    assert loose["strength"] in ("0.5", "4.0", "40.0")  # everything fits: the fewest toxic on dev wins
+    tight = [m for m in matched if m["setting"] == "push" and m["budget"] == "+5 %"][0]
+    assert tight["strength"] != "40.0"  # the push that breaks fluency on dev is never chosen at +5 %
+    assert (tmp_path / "frontier.csv").is_file()
+    assert plot(frontier, "repeats", [0.05], tmp_path / "f.png").stat().st_size > 1000
