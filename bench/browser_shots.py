@@ -47,7 +47,8 @@ def main() -> None:
     url, f = f"http://127.0.0.1:{port}", args.feature
     api = httpx.post(f"{url}/api/activations", json={"text": TEXT, "feature": f}, timeout=60).json()
     kept = [a for a, e in zip(api["acts"], api["excluded"]) if not e]
-    print(f"test your text: {len(api['tokens'])} tokens, excluded {[t for t, e in zip(api['tokens'], api['excluded']) if e]}"
+    excluded = [t for t, e in zip(api["tokens"], api["excluded"]) if e]
+    print(f"test your text: {len(api['tokens'])} tokens, excluded {excluded}"
           f"; feature #{f} max over kept tokens {max(kept):.2f} at {api['tokens'][api['acts'].index(max(kept))]!r}")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:

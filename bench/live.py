@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 from explain.live import LiveModel  # noqa: E402
 from explain.server import serve_live  # noqa: E402
-from sae.lm import load_lm  # noqa: E402
 from sae.files import write_manifest, write_text  # noqa: E402
+from sae.lm import load_lm  # noqa: E402
 from sae.model import TopKSAE  # noqa: E402
 from sae.tables import markdown_table  # noqa: E402
 

@@ -19,7 +19,6 @@ summary did not see), against the same test for another feature's summary (chanc
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -67,7 +66,7 @@ def peak_tokens(contexts: Sequence[dict]) -> set[str]:
 
 
 def held_out_contexts(record: dict, from_quantile: float = 0.5) -> list[dict]:
-    """The record's quantile examples from activation quantiles at or above `from_quantile` (not in its top contexts)."""
+    """The record's examples from activation quantiles at or above `from_quantile` (not in its top contexts)."""
     return [c for q in record.get("quantile_contexts", []) if q["quantile"][0] >= from_quantile for c in q["contexts"]]
 
 
@@ -98,7 +97,8 @@ def main(argv=None) -> None:
     records = load_explanations(args.explanations)
     methods = {"input summary (tokens)": lambda r: [t for t, _ in summary_of(r)["tokens"]],
                f"MI words (first {args.mi_words})": lambda r: [w for w, _ in r["mi_words"][: args.mi_words]]}
-    print("| words | test | features | contain a peak token | another feature's words (chance) |\n|---|---|---|---|---|")
+    print("| words | test | features | contain a peak token | another feature's words (chance) |")
+    print("|---|---|---|---|---|")
     for name, words in methods.items():
         for held_out in (False, True):
             own, chance = (peak_agreement(records, words, held_out, shuffle=s) for s in (False, True))
