@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from explain.browse import build, serve
-from explain.input_side import input_summary
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from explain.input_side import input_summary
 from sae.config import SAEConfig
 from sae.data.text import TextSource
 from sae.model import TopKSAE
