@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from wordfreq import top_n_list
 
 from explain.input_side import held_out_contexts, peak_tokens, summary_of
 from sae.data.local import DATA_DIR
@@ -52,8 +53,6 @@ def word_concepts() -> list[Concept]:
 
 def feature_concepts(records: dict[int, dict], n: int = 60, min_share: float = 0.25) -> list[Concept]:
     """The `n` SAE features with the cleanest input-side explanations (see the module docstring)."""
-    from wordfreq import top_n_list  # a bundled word list: whether the summary's top token is an English word
-
     words_by_rank = top_n_list("en", 30_000)
     english, common = set(words_by_rank), set(words_by_rank[:500])  # common: function words, not concepts
     picked = []
