@@ -26,7 +26,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of
+from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of, summary_tokens
 from explain.live import LiveModel
 from explain.server import bind, serve_live
 from sae.cli import run_cli
@@ -44,11 +44,10 @@ def quality(records: list[dict], output_scores: str | Path | None = None) -> dic
     """What the pages say about how far each explanation can be trusted: the input summaries' held-out peak
     agreement (explain.input_side) and, when given, the MI words' output-side scores (explain.output_score)."""
     by_id = {r["feature"]: r for r in records}
-    summary = lambda r: [t for t, _ in summary_of(r)["tokens"]]
     out = {"input": {}, "output": {}}
     if any(held_out_contexts(r) for r in records):
-        est = peak_agreement(by_id, summary, held_out=True)
-        chance = peak_agreement(by_id, summary, held_out=True, shuffle=True)
+        est = peak_agreement(by_id, summary_tokens, held_out=True)
+        chance = peak_agreement(by_id, summary_tokens, held_out=True, shuffle=True)
         out["input"] = {"rate": est.value, "low": est.low, "high": est.high, "n": est.n, "chance": chance.value}
     if output_scores:
         with open(output_scores, newline="") as f:

@@ -61,6 +61,11 @@ def summary_of(record: dict) -> dict:
     return record.get("input_summary") or input_summary(record.get("top_contexts", []))
 
 
+def summary_tokens(record: dict) -> list[str]:
+    """The tokens of the record's input summary, strongest first."""
+    return [t for t, _ in summary_of(record)["tokens"]]
+
+
 def peak_tokens(contexts: Sequence[dict]) -> set[str]:
     return {_key(c["tokens"][c["peak"]]) for c in contexts if c["acts"][c["peak"]] > 0} - {""}
 
@@ -95,7 +100,7 @@ def main(argv=None) -> None:
     p.add_argument("--mi-words", type=int, default=10, help="MI words compared")
     args = p.parse_args(argv)
     records = load_explanations(args.explanations)
-    methods = {"input summary (tokens)": lambda r: [t for t, _ in summary_of(r)["tokens"]],
+    methods = {"input summary (tokens)": summary_tokens,
                f"MI words (first {args.mi_words})": lambda r: [w for w, _ in r["mi_words"][: args.mi_words]]}
     print("| words | test | features | contain a peak token | another feature's words (chance) |")
     print("|---|---|---|---|---|")

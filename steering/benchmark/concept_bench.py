@@ -79,8 +79,14 @@ class Steering:
                "amplify": lambda: [Amplify.from_sae(sae, f, alpha=s)],
                "inject": lambda: [Inject.from_sae(sae, f, m=s * self.max_act)],
                "calibrate": lambda: [Calibrate.from_sae(sae, f, beta=s * self.max_act)],
-               "targeted": lambda: [self._targeted.setdefault(s, targeted(sae, self.acts, f, s * self.norm))]}
+               "targeted": lambda: [self.targeted(s)]}
         return prompts, ivs[method]()
+
+    def targeted(self, s: float):
+        """The targeted vector at strength s, fitted once (dev and test ask for the same strengths)."""
+        if s not in self._targeted:
+            self._targeted[s] = targeted(self.sae, self.acts, [self.feature], s * self.norm)
+        return self._targeted[s]
 
 
 def score(model, tok, judges, concepts, ci: int, instructions: list[str], texts, ppl_limit, method, s):
@@ -102,7 +108,7 @@ def main(argv=None) -> None:
     p.add_argument("--dev-instructions", type=int, default=3)
     p.add_argument("--test-instructions", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=40)
-    p.add_argument("--methods", nargs="+", default=list(GRIDS))
+    p.add_argument("--methods", nargs="+", default=list(GRIDS), choices=list(GRIDS))
     p.add_argument("--ppl-factor", type=float, default=2.0, help="fluent: PPL ≤ this × the unsteered median")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -127,28 +133,38 @@ def main(argv=None) -> None:
         negatives = rng.sample([x for x in pool if x not in c.examples], 30)
         return Steering(model, tok, sae, records, c, negatives, norm, acts)
 
+    def answers(prompts: list[str], ivs) -> list[str]:
+        return [t[0] for t in generate(model, tok, prompts, ivs, max_new_tokens=args.new_tokens,
+                                       batch_size=len(prompts), do_sample=False).texts]
+
+    unsteered = {}  # greedy, so the same for every concept: generated once per instruction set
+
+    def plain_answers(instructions: list[str]) -> list[str]:
+        key = tuple(instructions)
+        if key not in unsteered:
+            unsteered[key] = answers(chat_format(tok, instructions), [])
+        return unsteered[key]
+
     def run(ci: int, st: Steering, method: str, s: float, instructions: list[str], ppl_limit: float) -> dict:
-        prompts, ivs = st(method, s, instructions)
-        texts = [t[0] for t in generate(model, tok, prompts, ivs, max_new_tokens=args.new_tokens,
-                                        batch_size=len(prompts), do_sample=False).texts]
+        if method == "unsteered":
+            texts = plain_answers(instructions)
+        else:
+            texts = answers(*st(method, s, instructions))
         row = score(model, tok, judges, concepts, ci, instructions, texts, ppl_limit, method, s)
         return row | {"texts": texts}
 
     def limit(instructions: list[str]) -> float:
-        texts = [t[0] for t in generate(model, tok, chat_format(tok, instructions), max_new_tokens=args.new_tokens,
-                                        batch_size=len(instructions), do_sample=False).texts]
-        nll = continuation_nll(model, tok, chat_format(tok, instructions), [[t] for t in texts])
+        nll = continuation_nll(model, tok, chat_format(tok, instructions), [[t] for t in plain_answers(instructions)])
         return args.ppl_factor * float(np.median([np.exp(a / max(n, 1)) for a, n in nll]))
 
     dev_rows, chosen = [], {}
     dev_limit, test_limit = limit(dev_i), limit(test_i)
     dev_ids = [i for i, d in enumerate(is_dev) if d]
-    stearers = {}
     for ci in tqdm(dev_ids, desc="dev concepts"):
-        stearers[ci] = steering_for(concepts[ci])
+        st = steering_for(concepts[ci])
         for m in args.methods:
             for s in GRIDS[m]:
-                dev_rows.append(run(ci, stearers[ci], m, s, dev_i, dev_limit))
+                dev_rows.append(run(ci, st, m, s, dev_i, dev_limit))
     for m in args.methods:
         chosen[m] = max(GRIDS[m], key=lambda s: np.mean([r["aggregate"] for r in dev_rows
                                                          if r["method"] == m and r["setting"] == f"{s:g}"]))

@@ -31,7 +31,7 @@ from steering.benchmark.config import ReportConfig
 from steering.benchmark.fits import Fits, which_sae
 from steering.benchmark.generation import continuation_nll
 from steering.benchmark.judges import profanity_scorer, toxicity_judge
-from steering.benchmark.report import rows_for
+from steering.benchmark.report import check_config, rows_for
 from steering.features import load_explanations
 
 
@@ -112,12 +112,12 @@ def main(argv=None) -> None:
     cfg = dataclass_from_args(ReportConfig, args)
     if not cfg.out:
         raise ValueError("--out: give the report folder (e.g. reports/steering/2026-12-06-frontier)")
+    check_config(cfg)
     out = Path(cfg.out)
     sae = TopKSAE.load(which_sae(cfg))
     model, tok = load_lm(cfg.model)
     records = list(load_explanations(args.explanations).values())
-    methods = [m for m in rows_for(cfg, Fits(cfg, model, tok, sae, records, out), sae)
-               if not cfg.rows or m.name == "original" or m.name in cfg.rows]
+    methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out), sae)
     judges = {"MiniLM": toxicity_judge(cfg.judge_per_class), "profanity": profanity_scorer()}
     write_manifest(out, "python -m steering.benchmark.frontier", asdict(cfg) | {"budgets": args.budgets})
     frontier, matched = sweep(model, tok, methods, cfg.bench_config, judges, out, args.budgets)

@@ -56,8 +56,8 @@ from steering.methods.prompting import Prompting
 from steering.methods.sae_features import Amplify, Calibrate
 
 
-def run(cfg: ReportConfig) -> Path:
-    """The whole report (steps in the module docstring); returns report.md's path."""
+def check_config(cfg: ReportConfig) -> None:
+    """Refuse a misspelt mode, contrast or row before any work (the report and the frontier read the same options)."""
     if cfg.conditional_mode not in CONDITIONAL_MODES:
         raise ValueError(f"--conditional-mode {cfg.conditional_mode!r}: choose one of {', '.join(CONDITIONAL_MODES)}")
     if not 0 <= cfg.conditional_quantile <= 1:
@@ -67,6 +67,11 @@ def run(cfg: ReportConfig) -> Path:
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
+
+
+def run(cfg: ReportConfig) -> Path:
+    """The whole report (steps in the module docstring); returns report.md's path."""
+    check_config(cfg)
     hooks = [HookPoint.parse(h) for h in cfg.diffmean_hooks]  # a misspelt name fails before any work
     timings, start = {}, time.perf_counter()
     sae_dir = which_sae(cfg)
@@ -97,7 +102,6 @@ def run(cfg: ReportConfig) -> Path:
     timings["judges"] = time.perf_counter() - t
 
     methods = rows_for(cfg, fits, sae)
-    methods = [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
     bcfg = cfg.bench_config
     t = time.perf_counter()
     rows = runner.run(model, tok, methods, bcfg, judges, out)
@@ -113,7 +117,8 @@ def run(cfg: ReportConfig) -> Path:
 
 
 def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]:
-    """Every row of the benchmark (ROWS, in order), each fitted lazily through `fits`."""
+    """The rows `cfg.rows` asks for (all by default; the original always), in ROWS order, each fitted lazily
+    through `fits`."""
     M = runner.Method
     methods = [
         M("original", family="none"),
@@ -135,7 +140,7 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
           family="sae"),
     ]
     assert tuple(m.name for m in methods) == ROWS
-    return methods
+    return [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from steering.methods.sae_features import refuse_transcoder
 
 
 def targeted_vector(sae: TopKSAE, acts: torch.Tensor, features: Sequence[int], norm: float, lam: float = 1.0,
-                    steps: int = 150, lr: float = 0.05, seed: int = 0) -> torch.Tensor:
+                    steps: int = 150, lr: float = 0.05) -> torch.Tensor:
     """(d,) v* of norm `norm`, fitted on `acts` (tokens, d) at the SAE's hook point."""
     refuse_transcoder(sae, "targeted steering")
     ids = torch.tensor(feature_ids(features, sae.d_sae))
