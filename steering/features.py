@@ -81,8 +81,21 @@ def by_concept(explanations: dict[int, dict] | dict[int, Sequence[str]], concept
     first m words joined by commas (the offline stand-in for the MI paper's LLM judge). `explanations`: records
     from `python -m explain` (words taken by `method`, see `explanation_words`) or {feature: words} from any
     explainer. Prints the chosen features with their words."""
+    chosen, words = _by_concepts(explanations, [concept], top, method, m, embedder)
+    if verbose:
+        print("\n".join([f"{len(chosen[0].features)} features ({chosen[0].how}, {method} words):"] +
+                        [f"  #{f:<6} {s:.3f}  {', '.join(words[f])}" for f, s in zip(chosen[0], chosen[0].scores)]))
+    return chosen[0]
 
-    if not concept.strip():
+
+def by_concepts(explanations: dict[int, dict] | dict[int, Sequence[str]], concepts: Sequence[str], top: int = 10,
+                method: str = "mi", m: int = 5, embedder=None) -> list[Chosen]:
+    """`by_concept` for many concepts at once (every feature's words embedded once), without printing."""
+    return _by_concepts(explanations, concepts, top, method, m, embedder)[0]
+
+
+def _by_concepts(explanations, concepts: Sequence[str], top: int, method: str, m: int, embedder):
+    if not concepts or not all(c.strip() for c in concepts):
         raise ValueError("Describe the concept in words, e.g. 'refusal, cannot, apologize, harmful, illegal'")
     words = {f: list(r)[:m] if not isinstance(r, dict) else explanation_words(r, method, m)
              for f, r in explanations.items()}
@@ -91,15 +104,15 @@ def by_concept(explanations: dict[int, dict] | dict[int, Sequence[str]], concept
         raise ValueError("No feature has explanation words to compare with the concept")
     embedder = embedder or load_embedder()
     ids = list(words)
-    emb = torch.as_tensor(embedder.encode([concept] + [", ".join(words[f]) for f in ids], batch_size=128,
+    emb = torch.as_tensor(embedder.encode(list(concepts) + [", ".join(words[f]) for f in ids], batch_size=128,
                                           normalize_embeddings=True))
-    sims = emb[1:] @ emb[0]
-    order = sims.argsort(descending=True)[:top].tolist()
-    chosen = Chosen([ids[i] for i in order], [float(sims[i]) for i in order], f"explanation reads like {concept!r}")
-    if verbose:
-        print("\n".join([f"{len(chosen.features)} features ({chosen.how}, {method} words):"] +
-                        [f"  #{f:<6} {s:.3f}  {', '.join(words[f])}" for f, s in zip(chosen, chosen.scores)]))
-    return chosen
+    sims = emb[len(concepts):] @ emb[: len(concepts)].T  # (features, concepts)
+    chosen = []
+    for j, concept in enumerate(concepts):
+        order = sims[:, j].argsort(descending=True)[:top].tolist()
+        chosen.append(Chosen([ids[i] for i in order], [float(sims[i, j]) for i in order],
+                             f"explanation reads like {concept!r}"))
+    return chosen, words
 
 
 def by_id(sae: TopKSAE, ids: Sequence[int]) -> Chosen:

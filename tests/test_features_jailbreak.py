@@ -9,6 +9,7 @@ from sae.model import TopKSAE
 from steering.benchmark.judges import REFUSAL_PHRASES, is_refusal
 from steering.features import (
     by_concept,
+    by_concepts,
     by_explanation,
     by_id,
     contrastive,
@@ -18,6 +19,7 @@ from steering.features import (
     mean_feature_acts,
     per_text_means,
 )
+from steering.methods.sae_diffmean import sparse_diffmean
 from tests.conftest import make_tiny
 
 
@@ -51,6 +53,9 @@ def test_by_concept_ranks_the_planted_feature_first(capsys):
         by_concept(recs, "refusal", method="mi:decoder-paper")
     with pytest.raises(ValueError, match="Describe the concept"):
         by_concept(words, " ")
+    # many concepts at once: each gets the feature that reads like it
+    many = by_concepts(words, ["refusal, cannot, apologize", "weather, rain, storm", "music, piano, song"], top=1)
+    assert [c.features[0] for c in many] == [17, 2, 3]
 
 
 def test_by_id_checks_range():
@@ -82,6 +87,15 @@ def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
     assert chosen.features[0] == 5 and chosen.scores[0] > 0
     means = mean_feature_acts(model, tokenizer, sae, A)
     assert means.shape == (64,) and means[5] > 0
+    # sparse DiffMean: the decoded latent gaps, led by the planted feature and without any latent whose gap is ≤ 0
+    v, kept = sparse_diffmean(model, tokenizer, sae, A, B, n=3)
+    assert kept.features[0] == 5 and all(g > 0 for g in kept.scores) and v.norm().item() == pytest.approx(1, 1e-5)
+    expect = torch.tensor(kept.scores) @ sae.W_dec.detach()[kept.features]
+    assert torch.allclose(v, expect / expect.norm(), atol=1e-6)
+    v1, _ = sparse_diffmean(model, tokenizer, sae, A, B, n=1)
+    assert torch.allclose(v1, sae.W_dec.detach()[5] / sae.W_dec.detach()[5].norm(), atol=1e-6)
+    with pytest.raises(ValueError, match="more \\(or more distinctive\\) concept examples"):
+        sparse_diffmean(model, tokenizer, sae, B[:1], B[:1], n=2)  # no gap at all
 
 
 def test_for_removal_prefers_a_direction_present_only_on_a(tokenizer):

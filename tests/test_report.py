@@ -10,7 +10,8 @@ from steering.benchmark.report_text import COLUMNS
 from tests.conftest import make_tiny, make_tokenizer
 
 ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
-        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE inject"]
+        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE feature edit",
+        "SAE sparse conditional", "SAE inject"]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ activation:
     diffmean    mean(examples) − mean(other concepts' examples), added
     amplify     X + α ReLU(X S) Sᵀ           inject      the paper's operator (steering.methods.inject)
     calibrate   X − ReLU(X S) Sᵀ + β s̄       targeted    steering.methods.sae_targeted
+    sparse      DiffMean in the SAE's latent space, its top 8 latents decoded (steering.methods.sae_diffmean)
+    output      Inject on the feature whose MI words (what it writes) read most like the description, rather than
+                the feature the concept's texts activate (`features.by_concepts`)
 """
 from __future__ import annotations
 
@@ -46,14 +49,17 @@ from steering.benchmark.concepts import (
 )
 from steering.benchmark.generation import continuation_nll, generate
 from steering.benchmark.judges import own_answers
-from steering.features import contrastive, load_explanations
+from steering.features import by_concepts, contrastive, load_explanations
+from steering.intervention import AddVector
 from steering.methods.diffmean import DiffMean, mean_differences
 from steering.methods.inject import Inject
+from steering.methods.sae_diffmean import sparse_diffmean
 from steering.methods.sae_features import Amplify, Calibrate
 from steering.methods.sae_targeted import targeted
 
-GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "amplify": [4.0, 16.0, 64.0],
-         "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0]}
+GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.125, 0.25, 0.375], "amplify": [4.0, 16.0, 64.0],
+         "inject": [2.0, 3.0, 4.0], "calibrate": [0.5, 1.0, 2.0], "targeted": [0.125, 0.25, 0.375],
+         "sparse": [0.125, 0.25, 0.375], "output": [2.0, 3.0, 4.0]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
@@ -61,13 +67,15 @@ class Steering:
     """One concept's steering, every method: (prompts, interventions) for a strength."""
 
     def __init__(self, model, tok, sae, records, concept: Concept, negatives: list[str], norm: float,
-                 acts: torch.Tensor):
+                 acts: torch.Tensor, output_feature: int):
         self.model, self.tok, self.sae, self.concept, self.norm, self.acts = model, tok, sae, concept, norm, acts
         hook = sae.cfg.hook_point
         self.feature = concept.feature if concept.feature is not None else int(
             contrastive(model, tok, sae, concept.examples, negatives, n=1).features[0])
         self.max_act = float(records[self.feature]["max_act"])
         self.diff = mean_differences(model, tok, concept.examples, negatives, [hook])[hook]
+        self.sparse = sparse_diffmean(model, tok, sae, concept.examples, negatives)[0]
+        self.output, self.output_max = output_feature, float(records[output_feature]["max_act"])
         self._targeted = {}
 
     def __call__(self, method: str, s: float, instructions: list[str]):
@@ -79,7 +87,9 @@ class Steering:
                "amplify": lambda: [Amplify.from_sae(sae, f, alpha=s)],
                "inject": lambda: [Inject.from_sae(sae, f, m=s * self.max_act)],
                "calibrate": lambda: [Calibrate.from_sae(sae, f, beta=s * self.max_act)],
-               "targeted": lambda: [self.targeted(s)]}
+               "targeted": lambda: [self.targeted(s)],
+               "sparse": lambda: [AddVector(sae.writes_at, s * self.norm * self.sparse)],
+               "output": lambda: [Inject.from_sae(sae, [self.output], m=s * self.output_max)]}
         return prompts, ivs[method]()
 
     def targeted(self, s: float):
@@ -105,6 +115,7 @@ def main(argv=None) -> None:
     p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
     p.add_argument("--explanations", required=True, help="the SAE's explanations (python -m explain)")
     p.add_argument("--feature-concepts", type=int, default=56, help="SAE-feature concepts (dev ones included)")
+    p.add_argument("--dev-fraction", type=float, default=0.2, help="share of concepts (by name hash) used for dev")
     p.add_argument("--dev-instructions", type=int, default=3)
     p.add_argument("--test-instructions", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=40)
@@ -118,7 +129,7 @@ def main(argv=None) -> None:
     model, tok = load_lm(sae.cfg.model_name)
     tok.padding_side = "left"
     concepts = feature_concepts(records, args.feature_concepts) + word_concepts()
-    is_dev = [in_fraction(c.name, "concept-dev", 0.12) for c in concepts]
+    is_dev = [in_fraction(c.name, "concept-dev", args.dev_fraction) for c in concepts]
     dev_i, test_i = split_prompts(benign_instructions(part="test"))
     dev_i, test_i = dev_i[: args.dev_instructions], test_i[: args.test_instructions]
     judges = validate_judges(concepts, own_answers()[:400])
@@ -127,11 +138,13 @@ def main(argv=None) -> None:
     acts = torch.cat([a.acts[hook] for a, _ in capture_texts(model, tok, chat_format(tok, dev_i), [hook])])
     norm = float(acts.norm(dim=-1).median())
     pool = [x for c in concepts for x in c.examples]
+    outputs = [c.features[0] for c in by_concepts(records, [c.description for c in concepts], top=1)]
     rng = random.Random(0)
 
-    def steering_for(c: Concept) -> Steering:
+    def steering_for(ci: int) -> Steering:
+        c = concepts[ci]
         negatives = rng.sample([x for x in pool if x not in c.examples], 30)
-        return Steering(model, tok, sae, records, c, negatives, norm, acts)
+        return Steering(model, tok, sae, records, c, negatives, norm, acts, outputs[ci])
 
     def answers(prompts: list[str], ivs) -> list[str]:
         return [t[0] for t in generate(model, tok, prompts, ivs, max_new_tokens=args.new_tokens,
@@ -161,7 +174,7 @@ def main(argv=None) -> None:
     dev_limit, test_limit = limit(dev_i), limit(test_i)
     dev_ids = [i for i, d in enumerate(is_dev) if d]
     for ci in tqdm(dev_ids, desc="dev concepts"):
-        st = steering_for(concepts[ci])
+        st = steering_for(ci)
         for m in args.methods:
             for s in GRIDS[m]:
                 dev_rows.append(run(ci, st, m, s, dev_i, dev_limit))
@@ -171,7 +184,7 @@ def main(argv=None) -> None:
     print("chosen on dev:", chosen, flush=True)
     test_rows = []
     for ci in tqdm([i for i, d in enumerate(is_dev) if not d], desc="test concepts"):
-        st = steering_for(concepts[ci])
+        st = steering_for(ci)
         for m in args.methods:
             test_rows.append(run(ci, st, m, chosen[m], test_i, test_limit))
     dev_table = concept_table([r | {"method": f"{r['method']} {r['setting']}"} for r in dev_rows])

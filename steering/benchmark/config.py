@@ -9,7 +9,8 @@ from sae.lm import EMBEDDED
 from steering.benchmark.runner import BenchConfig
 
 ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
-        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE inject")  # then the combined rows
+        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE feature edit",
+        "SAE sparse conditional", "SAE inject")  # then the combined rows
 
 
 @dataclass
@@ -47,6 +48,12 @@ class ReportConfig:
     """SAE calibration grid: features removed"""
     calibrate_beta: float = 0.0
     """SAE calibration β"""
+    edit_features: int = 64
+    """features SAE feature edit acts on: those whose activation is most higher on the toxic contrast texts
+    (`features.contrastive`; the edit acts only where they fire, so they are ranked by firing, not by projection)"""
+    edit_alpha: list[float] = field(default_factory=lambda: [-1.0, -2.0, -4.0])
+    """SAE feature edit grid: α, each chosen feature's activation scaled by (1 + α) where the SAE's encoder fires it
+    (−1 removes it; the SAE analogue of conditional DiffMean: tokens where it is silent are left alone)"""
     det0_k: list[int] = field(default_factory=lambda: [128, 512, 1136])
     """Det0 grid: units zeroed"""
     damp_k: list[int] = field(default_factory=lambda: [512, 1136, 2048])
@@ -64,6 +71,9 @@ class ReportConfig:
     conditional_coef: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.0])
     """DiffMean conditional grid: coef (gate: < 0, in units of the mean difference's norm; cap: > 0, 1 caps the
     projection at τ)"""
+    sparse_latents: int = 16
+    """SAE sparse conditional: the latents whose decoded activation gaps (toxic − non-toxic) make its direction
+    (`steering.methods.sae_diffmean`); the cap and threshold are DiffMean conditional's, at the SAE's hook point"""
     conditional_quantile: float = 0.25
     """DiffMean conditional threshold τ: this quantile of the non-toxic contrast tokens' projections"""
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])

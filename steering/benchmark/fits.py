@@ -19,11 +19,12 @@ from sae.pretrained import releases
 from sae.train.cli import main as train_main
 from steering.benchmark.config import ReportConfig
 from steering.benchmark.judges import toxicity_judge
-from steering.features import by_concept, for_removal
+from steering.features import by_concept, contrastive, for_removal
 from steering.methods.aura import default_hook_points, scores_from_responses
 from steering.methods.conditional import projection_quantiles
 from steering.methods.diffmean import mean_differences
 from steering.methods.linear_act import LinearAcT
+from steering.methods.sae_diffmean import sparse_diffmean
 
 
 def which_sae(cfg: ReportConfig) -> str | Path:
@@ -109,6 +110,19 @@ class Fits:
         n = max(self.cfg.amplify_features, *self.cfg.calibrate_features)
         return self._timed("SAE toxicity features", lambda: for_removal(self.model, self.tok, self.sae,
                                                                         *self.contrast, n=n))
+
+    @cached_property
+    def firing_features(self):
+        return self._timed("SAE firing features", lambda: contrastive(self.model, self.tok, self.sae, *self.contrast,
+                                                                     n=self.cfg.edit_features))
+
+    @cached_property
+    def sparse(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """({SAE hook: unit sparse-DiffMean direction}, {hook: τ}), τ as `thresholds`."""
+        hook = self.sae.writes_at
+        v, _ = sparse_diffmean(self.model, self.tok, self.sae, *self.contrast, n=self.cfg.sparse_latents)
+        q = projection_quantiles(self.model, self.tok, self.contrast[1], {hook: v}, [self.cfg.conditional_quantile])
+        return {hook: v}, {hook: float(q[hook][0])}
 
     @cached_property
     def concept_features(self):

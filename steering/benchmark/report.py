@@ -11,11 +11,14 @@ DiffMean / SAE-feature fits on the *train* part of the labelled data → judges 
 method's strength chosen on dev prompts → every row evaluated on test prompts with 95 % CIs.
 
 Rows: original, prompting, DiffMean (add, ablate, conditional: only on the tokens that lean toxic), Linear-AcT, AURA,
-Det0, DAMP, SAE amplification, SAE calibration, SAE inject, AURA + the best SAE row, prompting + the best activation
-row ("best": lowest dev rate).
+Det0, DAMP, SAE amplification, SAE calibration, SAE feature edit, SAE sparse conditional, SAE inject, AURA + the best
+SAE row, prompting + the best activation row ("best": lowest dev rate).
 SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic texts, `--contrast`: tweets,
 the model's own continuations of dev prompts, or both; DiffMean's direction comes from the same texts): amplification
-weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed).
+weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed), feature
+edit scales the `edit_features` that fire most on toxic text by (1 + α) only where the SAE's encoder fires them
+(`FeatureEdit`, grid over α), sparse conditional caps the projection on sparse DiffMean (the toxic − non-toxic
+latent gaps of the top `sparse_latents` latents, decoded) as DiffMean conditional does.
 SAE inject is the MI paper's pipeline: the features whose explanations read like `inject_concept`
 (`features.by_concept`) brought to magnitude m by `Inject` (grid over m).
 """
@@ -53,7 +56,7 @@ from steering.methods.diffmean import DiffMean, add_relative
 from steering.methods.inject import Inject
 from steering.methods.linear_act import with_strength
 from steering.methods.prompting import Prompting
-from steering.methods.sae_features import Amplify, Calibrate
+from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 
 def check_config(cfg: ReportConfig) -> None:
@@ -135,6 +138,10 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
                                                            alpha=a)], cfg.amplify_alpha, family="sae"),
         M("SAE calibration", lambda n: [Calibrate.from_sae(sae, fits.toxic_features.features[:n],
                                                            beta=cfg.calibrate_beta)], cfg.calibrate_features,
+          family="sae"),
+        M("SAE feature edit", lambda a: [FeatureEdit.from_sae(sae, fits.firing_features.features, alpha=a)],
+          cfg.edit_alpha, family="sae"),
+        M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse, c, "cap"), cfg.conditional_coef,
           family="sae"),
         M("SAE inject", lambda m: [Inject.from_sae(sae, fits.concept_features.features, m=m)], cfg.inject_m,
           family="sae"),

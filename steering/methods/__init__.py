@@ -2,6 +2,8 @@
 
     sae_features   Amplify, Calibrate, FeatureEdit: the design card's SAE-feature operators
     inject         Inject: the MI paper's operator (encoder or decoder directions, norm kept)
+    sae_targeted   an optimised vector that turns chosen features on and leaves the other latents alone
+    sae_diffmean   sparse DiffMean: the class-mean difference in latent space, its top latents decoded
     diffmean       DiffMean: the difference of class means, added or ablated
     conditional    ConditionalDiffMean: DiffMean only on tokens whose projection passes a threshold
     linear_act     Linear-AcT: per-unit optimal transport between the classes' activations
