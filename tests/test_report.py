@@ -5,7 +5,12 @@ import re
 import pytest
 import torch
 
-from steering.benchmark.report import main
+from sae.config import SAEConfig
+from sae.lm import load_lm
+from sae.model import TopKSAE
+from steering.benchmark.config import ReportConfig
+from steering.benchmark.fits import Fits
+from steering.benchmark.report import main, rows_for
 from steering.benchmark.report_text import COLUMNS
 from tests.conftest import make_tiny, make_tokenizer
 
@@ -116,3 +121,27 @@ def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_
     with pytest.raises(ValueError, match="Unknown hook point 'block7'"):
         main(["--diffmean-hooks", "block7", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
+
+
+def test_extra_saes_put_the_sae_rows_at_every_sae_hook_point(tmp_path, chat_lm_dir):
+    torch.manual_seed(0)
+    saes = {h: TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point=h, model_name=chat_lm_dir))
+            for h in ("blocks.1.resid_post", "blocks.0.resid_post")}
+    extra = saes["blocks.0.resid_post"].save(tmp_path / "l0")
+    cfg = ReportConfig(model=chat_lm_dir, extra_saes=[str(extra)], aura_per_class=20, edit_features=3,
+                       sparse_latents=4, rows=["SAE feature edit", "SAE sparse conditional"])
+    model, tok = load_lm(chat_lm_dir)
+    fits = Fits(cfg, model, tok, saes["blocks.1.resid_post"], [], tmp_path)
+    rows = {m.name: m for m in rows_for(cfg, fits, fits.sae)}
+    assert list(rows) == ["original", "SAE feature edit", "SAE sparse conditional"]
+    for name, strength in (("SAE feature edit", -1.0), ("SAE sparse conditional", 1.0)):
+        ivs = rows[name].make(strength)
+        assert [iv.hook_point for iv in ivs] == ["blocks.1.resid_post", "blocks.0.resid_post"], name
+    # each SAE contributes its own latents and its own direction, fitted on the same contrast texts
+    (sae1, f1), (sae0, f0) = fits.firing_features
+    assert (sae1, sae0) == (fits.sae, fits.saes[1]) and len(f1) == len(f0) == 3
+    dirs, taus = fits.sparse
+    assert set(dirs) == set(taus) == set(saes) and all(abs(v.norm().item() - 1) < 1e-5 for v in dirs.values())
+    with pytest.raises(ValueError, match="each SAE must sit at its own hook point"):
+        Fits(ReportConfig(model=chat_lm_dir, extra_saes=[str(extra)]), model, tok, saes["blocks.0.resid_post"], [],
+             tmp_path)

@@ -57,9 +57,9 @@ from steering.methods.sae_diffmean import sparse_diffmean
 from steering.methods.sae_features import Amplify, Calibrate
 from steering.methods.sae_targeted import targeted
 
-GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.125, 0.25, 0.375], "amplify": [4.0, 16.0, 64.0],
-         "inject": [2.0, 3.0, 4.0], "calibrate": [0.5, 1.0, 2.0], "targeted": [0.125, 0.25, 0.375],
-         "sparse": [0.125, 0.25, 0.375], "output": [2.0, 3.0, 4.0]}
+GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "amplify": [4.0, 16.0, 64.0],
+         "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0],
+         "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
@@ -115,7 +115,7 @@ def main(argv=None) -> None:
     p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
     p.add_argument("--explanations", required=True, help="the SAE's explanations (python -m explain)")
     p.add_argument("--feature-concepts", type=int, default=56, help="SAE-feature concepts (dev ones included)")
-    p.add_argument("--dev-fraction", type=float, default=0.2, help="share of concepts (by name hash) used for dev")
+    p.add_argument("--dev-fraction", type=float, default=0.12, help="share of concepts (by name hash) used for dev")
     p.add_argument("--dev-instructions", type=int, default=3)
     p.add_argument("--test-instructions", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=40)

@@ -71,6 +71,10 @@ class ReportConfig:
     conditional_coef: list[float] = field(default_factory=lambda: [1.0, 1.5, 2.0])
     """DiffMean conditional grid: coef (gate: < 0, in units of the mean difference's norm; cap: > 0, 1 caps the
     projection at τ)"""
+    extra_saes: list[str] = field(default_factory=list)
+    """further SAEs (folders or pretrained names), each at another hook point: SAE feature edit and SAE sparse
+    conditional then act at every SAE's hook point at once, each with its own latents (as DiffMean acts at every
+    --diffmean-hooks layer), e.g. runs/smollm2-135m-l20/sae/blocks.20.resid_post (configs/smollm2-135m-l20.yaml)"""
     sparse_latents: int = 16
     """SAE sparse conditional: the latents whose decoded activation gaps (toxic − non-toxic) make its direction
     (`steering.methods.sae_diffmean`); the cap and threshold are DiffMean conditional's, at the SAE's hook point"""

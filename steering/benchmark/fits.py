@@ -53,6 +53,10 @@ class Fits:
     def __init__(self, cfg: ReportConfig, model, tok, sae: TopKSAE, records: list[dict], out: Path):
         self.cfg, self.model, self.tok, self.sae, self.records, self.out = cfg, model, tok, sae, records, out
         self.timings: dict[str, float] = {}
+        self.saes = [sae] + [TopKSAE.load(p) for p in cfg.extra_saes]  # a wrong path fails before any work
+        hooks = [s.writes_at for s in self.saes]
+        if len(set(hooks)) < len(hooks):
+            raise ValueError(f"--extra-saes: each SAE must sit at its own hook point, got {hooks}")
 
     def _timed(self, name: str, fn):
         t = time.perf_counter()
@@ -112,17 +116,19 @@ class Fits:
                                                                         *self.contrast, n=n))
 
     @cached_property
-    def firing_features(self):
-        return self._timed("SAE firing features", lambda: contrastive(self.model, self.tok, self.sae, *self.contrast,
-                                                                     n=self.cfg.edit_features))
+    def firing_features(self) -> list[tuple[TopKSAE, list[int]]]:
+        """For every SAE (the main one and --extra-saes), the latents whose activation is most higher on toxic text."""
+        return self._timed("SAE firing features", lambda: [
+            (s, contrastive(self.model, self.tok, s, *self.contrast, n=self.cfg.edit_features).features)
+            for s in self.saes])
 
     @cached_property
     def sparse(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """({SAE hook: unit sparse-DiffMean direction}, {hook: τ}), τ as `thresholds`."""
-        hook = self.sae.writes_at
-        v, _ = sparse_diffmean(self.model, self.tok, self.sae, *self.contrast, n=self.cfg.sparse_latents)
-        q = projection_quantiles(self.model, self.tok, self.contrast[1], {hook: v}, [self.cfg.conditional_quantile])
-        return {hook: v}, {hook: float(q[hook][0])}
+        """({hook: unit sparse-DiffMean direction}, {hook: τ}) for every SAE's hook point, τ as `thresholds`."""
+        dirs = {s.writes_at: sparse_diffmean(self.model, self.tok, s, *self.contrast, n=self.cfg.sparse_latents)[0]
+                for s in self.saes}
+        q = projection_quantiles(self.model, self.tok, self.contrast[1], dirs, [self.cfg.conditional_quantile])
+        return dirs, {h: float(v[0]) for h, v in q.items()}
 
     @cached_property
     def concept_features(self):

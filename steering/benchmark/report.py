@@ -139,7 +139,7 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
         M("SAE calibration", lambda n: [Calibrate.from_sae(sae, fits.toxic_features.features[:n],
                                                            beta=cfg.calibrate_beta)], cfg.calibrate_features,
           family="sae"),
-        M("SAE feature edit", lambda a: [FeatureEdit.from_sae(sae, fits.firing_features.features, alpha=a)],
+        M("SAE feature edit", lambda a: [FeatureEdit.from_sae(s, f, alpha=a) for s, f in fits.firing_features],
           cfg.edit_alpha, family="sae"),
         M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse, c, "cap"), cfg.conditional_coef,
           family="sae"),
