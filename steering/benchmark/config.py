@@ -77,7 +77,9 @@ class ReportConfig:
     --diffmean-hooks layer), e.g. runs/smollm2-135m-l20/sae/blocks.20.resid_post (configs/smollm2-135m-l20.yaml)"""
     sparse_latents: int = 16
     """SAE sparse conditional: the latents whose decoded activation gaps (toxic − non-toxic) make its direction
-    (`steering.methods.sae_diffmean`); the cap and threshold are DiffMean conditional's, at the SAE's hook point"""
+    (`steering.methods.sae_diffmean`); the cap mode and threshold quantile are DiffMean conditional's"""
+    sparse_coef: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
+    """SAE sparse conditional grid: coef, the fraction of the projection's excess over τ removed (1 caps it at τ)"""
     conditional_quantile: float = 0.25
     """DiffMean conditional threshold τ: this quantile of the non-toxic contrast tokens' projections"""
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
