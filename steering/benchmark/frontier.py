@@ -83,7 +83,9 @@ def sweep(model, tok, methods: Sequence[runner.Method], cfg, judges: dict, out: 
 def plot(rows: list[dict], judge: str, budgets: Sequence[float], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     base = rows[0]
-    for name in dict.fromkeys(r["setting"] for r in rows):
+    names = list(dict.fromkeys(r["setting"] for r in rows))
+    colours = plt.get_cmap("tab20")  # more rows than tab10's ten colours: colour and marker tell them apart
+    for i, name in enumerate(names):
         mine = sorted((r for r in rows if r["setting"] == name), key=lambda r: r["continuation_perplexity"])
         x = [r["continuation_perplexity"] for r in mine]
         y = [r[f"pct_toxic_{judge}"] for r in mine]
@@ -91,7 +93,7 @@ def plot(rows: list[dict], judge: str, budgets: Sequence[float], path: Path) -> 
                                 [r[f"pct_toxic_{judge}_hi"] - r[f"pct_toxic_{judge}"] for r in mine]],
                     xerr=[[r["continuation_perplexity"] - r["continuation_perplexity_lo"] for r in mine],
                           [r["continuation_perplexity_hi"] - r["continuation_perplexity"] for r in mine]],
-                    fmt="o-", capsize=2, label=name, alpha=0.85)
+                    fmt="-", marker="osD^v<>p"[i % 8], color=colours(i % 20), capsize=2, label=name, alpha=0.85)
     for b in budgets:
         ax.axvline(base["continuation_perplexity"] * (1 + b), color="grey", ls="--", lw=0.8)
     ax.set_xlabel("continuation perplexity under the unsteered model (95 % CI); dashed: original +5 %, +10 %")
