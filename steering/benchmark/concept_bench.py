@@ -49,7 +49,7 @@ from steering.benchmark.concepts import (
 )
 from steering.benchmark.generation import continuation_nll, generate
 from steering.benchmark.judges import own_answers
-from steering.features import by_concepts, contrastive, load_explanations
+from steering.features import by_concepts, load_explanations
 from steering.intervention import AddVector
 from steering.methods.diffmean import DiffMean, mean_differences
 from steering.methods.inject import Inject
@@ -70,11 +70,11 @@ class Steering:
                  acts: torch.Tensor, output_feature: int):
         self.model, self.tok, self.sae, self.concept, self.norm, self.acts = model, tok, sae, concept, norm, acts
         hook = sae.cfg.hook_point
-        self.feature = concept.feature if concept.feature is not None else int(
-            contrastive(model, tok, sae, concept.examples, negatives, n=1).features[0])
+        # one pass over the examples: the latent gaps give sparse DiffMean and, for a word concept, its feature
+        self.sparse, gaps = sparse_diffmean(model, tok, sae, concept.examples, negatives)
+        self.feature = concept.feature if concept.feature is not None else int(gaps.features[0])
         self.max_act = float(records[self.feature]["max_act"])
         self.diff = mean_differences(model, tok, concept.examples, negatives, [hook])[hook]
-        self.sparse = sparse_diffmean(model, tok, sae, concept.examples, negatives)[0]
         self.output, self.output_max = output_feature, float(records[output_feature]["max_act"])
         self._targeted = {}
 
@@ -99,10 +99,15 @@ class Steering:
         return self._targeted[s]
 
 
+def perplexities(nll: list[tuple[float, int]]) -> list[float]:
+    """Each continuation's perplexity from `continuation_nll`'s (summed NLL, tokens); an empty one scores 1."""
+    return [float(np.exp(a / max(n, 1))) for a, n in nll]
+
+
 def score(model, tok, judges, concepts, ci: int, instructions: list[str], texts, ppl_limit, method, s):
     plain = chat_format(tok, instructions)  # fluency is judged on the answer to the plain instruction
     nll = continuation_nll(model, tok, plain, [[t] for t in texts])
-    ppls = [float(np.exp(a / max(n, 1))) for a, n in nll]
+    ppls = perplexities(nll)
     descriptions = [c.description for c in concepts]
     c_hits = judges.concept(texts, [ci] * len(texts), descriptions)
     i_hits = judges.instruction(texts, list(range(len(texts))), instructions)
@@ -168,7 +173,7 @@ def main(argv=None) -> None:
 
     def limit(instructions: list[str]) -> float:
         nll = continuation_nll(model, tok, chat_format(tok, instructions), [[t] for t in plain_answers(instructions)])
-        return args.ppl_factor * float(np.median([np.exp(a / max(n, 1)) for a, n in nll]))
+        return args.ppl_factor * float(np.median(perplexities(nll)))
 
     dev_rows, chosen = [], {}
     dev_limit, test_limit = limit(dev_i), limit(test_i)

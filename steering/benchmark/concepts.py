@@ -84,13 +84,16 @@ def relative_similarity(texts: Sequence[str], targets: Sequence[int], candidates
     return own - (sims.sum(1) - own) / max(len(candidates) - 1, 1)
 
 
+def balanced_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of the hit rates on the positives and on the negatives."""
+    return float(0.5 * (pred[labels == 1].mean() + (~pred[labels == 0]).mean()))
+
+
 def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """The threshold with the best balanced accuracy on (scores, labels), and that accuracy."""
     best = (0.0, -1.0)
     for t in np.unique(scores):
-        pred = scores >= t
-        acc = 0.5 * (pred[labels == 1].mean() + (~pred[labels == 0]).mean())
-        best = max(best, (float(acc), float(t)))
+        best = max(best, (balanced_accuracy(scores >= t, labels), float(t)))
     return best[1], best[0]
 
 
@@ -135,11 +138,9 @@ def validate_judges(concepts: Sequence[Concept], answers: Sequence[tuple[str, st
         scores = relative_similarity(texts, targets, candidates)
         fit = np.arange(len(texts)) % 4 < 2  # pairs 0,1 fit; 2,3 held out (a text's two rows stay together)
         tau, fit_acc = fit_threshold(scores[fit], labels[fit])
-        pred = scores[~fit] >= tau
-        held = labels[~fit]
-        acc = 0.5 * (pred[held == 1].mean() + (~pred[held == 0]).mean())
+        acc = balanced_accuracy(scores[~fit] >= tau, labels[~fit])
         taus[name] = tau
-        out[name] = {"threshold": tau, "fit accuracy": fit_acc, "held-out balanced accuracy": float(acc),
+        out[name] = {"threshold": tau, "fit accuracy": fit_acc, "held-out balanced accuracy": acc,
                      "held-out pairs": int((~fit).sum())}
     return Judges(taus["concept"], taus["instruction"], out)
 

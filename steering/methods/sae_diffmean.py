@@ -25,12 +25,16 @@ def sparse_diffmean(model, tokenizer, sae: TopKSAE, texts: Sequence[str], others
     """(v: (d,) unit-norm, the chosen latents with their gaps Δa_f); latents with Δa ≤ 0 are never chosen."""
     if n < 1:
         raise ValueError(f"n must be ≥ 1 latent, got {n}")
-    chosen = contrastive(model, tokenizer, sae, texts, others, n=n)
-    keep = [(f, g) for f, g in zip(chosen.features, chosen.scores) if g > 0]
+    return decode_gaps(sae, contrastive(model, tokenizer, sae, texts, others, n=n))
+
+
+def decode_gaps(sae: TopKSAE, gaps: Chosen) -> tuple[torch.Tensor, Chosen]:
+    """`sparse_diffmean` from gaps already measured (`features.contrastive`, largest first: its first n are the
+    top n), so one pass over the texts can serve other choices too."""
+    keep = [(f, g) for f, g in zip(gaps.features, gaps.scores) if g > 0]
     if not keep:
         raise ValueError("No SAE latent is more active on the concept texts than on the others: give more (or more "
                          "distinctive) concept examples")
-    ids, gaps = torch.tensor([f for f, _ in keep]), torch.tensor([g for _, g in keep])
-    v = gaps @ sae.W_dec.detach()[ids].float()  # (d,)
-    return v / v.norm().clamp_min(1e-12), Chosen(ids.tolist(), gaps.tolist(), "sparse DiffMean: latent gap")
-
+    ids, values = torch.tensor([f for f, _ in keep]), torch.tensor([g for _, g in keep])
+    v = values @ sae.W_dec.detach()[ids].float()  # (d,)
+    return v / v.norm().clamp_min(1e-12), Chosen(ids.tolist(), values.tolist(), "sparse DiffMean: latent gap")
