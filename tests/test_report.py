@@ -82,6 +82,8 @@ def test_unknown_row_is_refused_before_any_work(tmp_path):
         main(["--rows", "AURA", "Foo", "--out", str(tmp_path / "r")])
     with pytest.raises(ValueError, match=r"--conditional-mode 'clip': choose one of gate, cap"):
         main(["--conditional-mode", "clip", "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match=r"--sparse-latents 0: give at least 1 feature"):
+        main(["--sparse-latents", "0", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
 
 

@@ -67,6 +67,9 @@ def check_config(cfg: ReportConfig) -> None:
         raise ValueError(f"--conditional-quantile {cfg.conditional_quantile}: use a quantile in [0, 1], e.g. 0.5")
     if cfg.contrast not in CONTRASTS:
         raise ValueError(f"--contrast {cfg.contrast!r}: choose one of {', '.join(CONTRASTS)}")
+    for name in ("edit_features", "sparse_latents", "amplify_features", "inject_features"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: give at least 1 feature")
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
