@@ -44,3 +44,33 @@ def test_sweep_covers_every_strength_and_chooses_within_the_budget_on_dev(tokeni
     assert tight["strength"] != "40.0"  # the push that breaks fluency on dev is never chosen at +5 %
     assert (tmp_path / "frontier.csv").is_file()
     assert plot(frontier, "repeats", [0.05], tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_report_can_choose_at_matched_continuation_perplexity(tokenizer, tmp_path, monkeypatch):
+    """budget_on='continuation': the report's dev rule limits the frontier's fluency, not WikiText's."""
+    torch.manual_seed(0)
+    model = make_tiny("llama", d=32)
+    tokenizer.padding_side = "left"
+    direction = torch.randn(32)
+    push = runner.Method("push", lambda c: [AddVector("blocks.1.resid_post", direction, coef=c)], (0.0, 0.5))
+    dev = ["The town", "A river", "Our mill"]
+    cache = runner.Cache(tmp_path / "cache")
+    cfg = runner.BenchConfig(dev_samples=2, max_new_tokens=6, ppl_windows=2, budget_on="continuation",
+                             generate_batch=4)
+    _, unsteered = runner.continuations(model, tokenizer, dev, [], None, 2, cfg, cache)
+    # a judge that favours the push: it calls the unsteered continuations toxic, any others not
+    seen = {t for per in unsteered for t in per}
+    judges = runner.Judges({"unchanged": lambda texts: np.array([float(t in seen) for t in texts])})
+    chosen = {}
+    for budget in (0.01, 100.0):  # the push costs about +6 % continuation perplexity on this model
+        cfg.ppl_budget = budget
+        base = runner.dev_baseline(model, tokenizer, dev, cfg, cache)
+        s, _, _, log = runner.choose_on_dev(model, tokenizer, push, dev, cfg, judges, base * (1 + budget), cache)
+        for entry in log:  # the flag follows the continuation perplexity, whatever WikiText says
+            assert entry["within_budget"] == (entry["dev_continuation_perplexity"] <= base * (1 + budget))
+        chosen[budget] = s
+    assert chosen == {0.01: 0.0, 100.0: 0.5}
+    with pytest.raises(ValueError, match="--budget-on 'wiki'.*wikitext, continuation"):
+        runner.BenchConfig(budget_on="wiki")
+    with pytest.raises(ValueError, match="--generate-batch 0"):
+        runner.BenchConfig(generate_batch=0)

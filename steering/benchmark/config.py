@@ -6,11 +6,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sae.lm import EMBEDDED
-from steering.benchmark.runner import BenchConfig
 
+BUDGET_ON = {"wikitext": "dev_perplexity", "continuation": "dev_continuation_perplexity"}  # → selection-log column
 ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
         "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE feature edit",
         "SAE sparse conditional", "SAE inject")  # then the combined rows
+
+
+@dataclass
+class BenchConfig:
+    """The toxicity benchmark's settings (`steering.benchmark.runner`): prompts, samples, the strength rule, seed."""
+
+    dev_prompts: int = 100
+    """ToxiGen hate prompts that choose strengths (dev side of the hash split)"""
+    test_prompts: int = 300
+    """ToxiGen hate prompts every number is reported on (test side)"""
+    dev_samples: int = 2
+    """sampled continuations per dev prompt"""
+    test_samples: int = 4
+    """sampled continuations per test prompt"""
+    max_new_tokens: int = 32
+    """tokens per continuation / answer"""
+    n_harmful: int = 60
+    """AdvBench requests per jailbreak template (held-out part; never used to choose anything)"""
+    n_benign: int = 60
+    """benign instructions for over-refusal (held-out part)"""
+    ppl_windows: int = 32
+    """WikiText-2 windows of 256 tokens for perplexity (valid on dev, test on test)"""
+    ppl_budget: float = 0.05
+    """largest dev perplexity increase a chosen strength may cost (0.05 = +5 %)"""
+    budget_on: str = "wikitext"
+    """the perplexity the budget limits: 'wikitext' (WikiText-2 valid windows) or 'continuation' (the dev
+    continuations scored by the unsteered model: the price paid on the steered text itself, as the frontier
+    matches fluency)"""
+    generate_batch: int = 16
+    """prompts per generation batch; batch b is sampled after seed + b, so another size draws other samples (64 is
+    about 1.8× faster than 16 on 2 CPU cores)"""
+    seed: int = 0
+    """sampling seed (and the tweets' sample)"""
+    templates: tuple[str, ...] = ("plain", "prefix_injection", "role_play")
+    """jailbreak templates the attack success rate is measured under"""
+
+    def __post_init__(self):
+        if self.budget_on not in BUDGET_ON:
+            raise ValueError(f"--budget-on {self.budget_on!r}: choose one of {', '.join(BUDGET_ON)}")
+        if self.generate_batch < 1:
+            raise ValueError(f"--generate-batch {self.generate_batch}: use at least 1 prompt per batch, e.g. 16")
+
+    @classmethod
+    def quick(cls) -> BenchConfig:
+        return cls(dev_prompts=4, test_prompts=6, dev_samples=1, test_samples=2, max_new_tokens=4, n_harmful=2,
+                   n_benign=2, ppl_windows=2, templates=("plain",))
 
 
 @dataclass

@@ -13,6 +13,9 @@ from sae.figures import plt, save_figure
 from sae.files import write_text
 from sae.tables import markdown_table
 
+BUDGET_TEXT = {"wikitext": "WikiText-2 valid perplexity",
+               "continuation": "dev continuation perplexity (its continuations scored by the unsteered model)"}
+
 COLUMNS = ("setting", "strength", "% toxic (MiniLM)", "fewer × (MiniLM)", "% toxic (profanity)", "fewer × (profanity)",
            "ASR % (phrases)", "ASR % (MiniLM)", "over-refusal % (phrases)", "PPL", "continuation PPL")
 
@@ -67,7 +70,8 @@ def write_report(out: Path, cfg, bcfg, sae, rows, chosen_text, records, curves, 
              "\"fewer ×\" = the original's % toxic ÷ this row's (paired bootstrap over the same prompts and seeds). "
              f"Strength rule: on {bcfg.dev_prompts} dev prompts × {bcfg.dev_samples} samples, the grid setting with "
              f"the fewest toxic continuations (MiniLM judge) among those within +{100 * bcfg.ppl_budget:.0f} % of the "
-             "original's WikiText-2 valid perplexity; every number above comes from test prompts and WikiText-2 test. "
+             f"original's {BUDGET_TEXT[bcfg.budget_on]}; every number above comes from test prompts and WikiText-2 "
+             "test. "
              "\"continuation PPL\": the row's test continuations scored by the unsteered model (fluency of the "
              "steered text itself).",
              "", (out / "stats.md").read_text(), ""]

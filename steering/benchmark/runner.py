@@ -4,8 +4,10 @@ to the original (same prompts, same sampling seeds) with its CI.
 
     dev / test     ToxiGen hate prompts split by a hash of their text (`split_prompts`); WikiText-2 valid
                    windows for the dev perplexity, test windows for the reported one
-    strength rule  among a method's grid settings within +budget of the original's dev perplexity, the one
-                   with the fewest toxic dev continuations (primary judge); the weakest if none fits
+    strength rule  among a method's grid settings within +budget of the original's dev perplexity (WikiText-2
+                   valid, or with `budget_on="continuation"` the dev continuations' own perplexity under the
+                   unsteered model, the frontier's fluency), the one with the fewest toxic dev continuations
+                   (primary judge); the weakest if none fits
     judges         toxicity: MiniLM + logistic regression (primary) and alt-profanity-check; refusal: phrases
                    in the answer's opening and a MiniLM classifier, with their agreement
     rows           written to disk as each finishes
@@ -30,6 +32,7 @@ from sae.eval.stats import design_effect, min_detectable_ratio, rate_ci, ratio_c
 from sae.files import write_text
 from sae.lm import chat_format
 from sae.tables import write_table
+from steering.benchmark.config import BUDGET_ON, BenchConfig
 from steering.benchmark.generation import continuation_perplexity, generate, perplexity
 from steering.benchmark.jailbreak import attack_success
 from steering.benchmark.judges import agreement, is_refusal
@@ -49,37 +52,6 @@ class Method:
     grid: Sequence[Any] = ("-",)
     prompting: Prompting | None = None
     family: str = "activation"  # "none", "prompt", "activation", "sae": what the combined rows draw on
-
-
-@dataclass
-class BenchConfig:
-    dev_prompts: int = 100
-    """ToxiGen hate prompts that choose strengths (dev side of the hash split)"""
-    test_prompts: int = 300
-    """ToxiGen hate prompts every number is reported on (test side)"""
-    dev_samples: int = 2
-    """sampled continuations per dev prompt"""
-    test_samples: int = 4
-    """sampled continuations per test prompt"""
-    max_new_tokens: int = 32
-    """tokens per continuation / answer"""
-    n_harmful: int = 60
-    """AdvBench requests per jailbreak template (held-out part; never used to choose anything)"""
-    n_benign: int = 60
-    """benign instructions for over-refusal (held-out part)"""
-    ppl_windows: int = 32
-    """WikiText-2 windows of 256 tokens for perplexity (valid on dev, test on test)"""
-    ppl_budget: float = 0.05
-    """largest dev perplexity increase a chosen strength may cost (0.05 = +5 %)"""
-    seed: int = 0
-    """sampling seed (and the tweets' sample)"""
-    templates: tuple[str, ...] = ("plain", "prefix_injection", "role_play")
-    """jailbreak templates the attack success rate is measured under"""
-
-    @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(dev_prompts=4, test_prompts=6, dev_samples=1, test_samples=2, max_new_tokens=4, n_harmful=2,
-                   n_benign=2, ppl_windows=2, templates=("plain",))
 
 
 @dataclass
@@ -134,9 +106,10 @@ def continuations(model, tok, prompts: list[str], ivs, prompting: Prompting | No
     """(cache key, texts): `samples` sampled continuations per prompt under the setting."""
     shown = prompting.raw(prompts) if prompting else prompts
     key = {**setting_key(model, ivs, prompting), "prompts": shown, "samples": samples,
-           "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed}
-    return key, cache("continuations", key, lambda: generate(model, tok, shown, ivs, n=samples,
-                                                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed).texts)
+           "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "batch": cfg.generate_batch}
+    return key, cache("continuations", key, lambda: generate(
+        model, tok, shown, ivs, n=samples, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.generate_batch,
+        seed=cfg.seed).texts)
 
 
 def toxic_hits(texts: list[list[str]], judges: dict) -> dict[str, np.ndarray]:
@@ -160,7 +133,8 @@ def cached_perplexity(model, tok, ivs, source: str, cfg: BenchConfig, cache: Cac
 
 def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, judges: Judges,
                   budget_ppl: float, cache: Cache = NO_CACHE) -> tuple[Any, list[Intervention], float, list[dict]]:
-    """(strength, interventions, dev rate, log): the rule in the module docstring, on dev data only."""
+    """(strength, interventions, dev rate, log): the rule in the module docstring, on dev data only; `budget_ppl`
+    limits the perplexity `cfg.budget_on` names."""
     primary = next(iter(judges.toxicity))
     log, best = [], None
     for s in method.grid:
@@ -169,9 +143,9 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
         key, texts = continuations(model, tok, dev, ivs, method.prompting, cfg.dev_samples, cfg, cache)
         rate = float(toxic_hits(texts, {primary: judges.toxicity[primary]})[primary].mean())
         log.append({"method": method.name, "strength": str(s), "dev_pct_toxic": 100 * rate, "dev_perplexity": ppl,
-                    "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache),
-                    "within_budget": ppl <= budget_ppl})
-        if ppl <= budget_ppl and (best is None or rate < best[2]):
+                    "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache)})
+        log[-1]["within_budget"] = fits = log[-1][BUDGET_ON[cfg.budget_on]] <= budget_ppl
+        if fits and (best is None or rate < best[2]):
             best = (s, ivs, rate)
     if best is None:  # nothing fits the budget: the weakest setting, flagged in the log
         s = method.grid[0]
@@ -186,10 +160,12 @@ def refusal_answers(model, tok, ivs, prompting: Prompting | None, cfg: BenchConf
     goals = advbench_goals(cfg.n_harmful, part="test")  # never what SAEs or judges trained on
     sets = {t: chat_format(tok, wrap(goals, t), system) for t in cfg.templates}
     sets["benign"] = chat_format(tok, benign_instructions(cfg.n_benign, part="test"), system)
-    key = {**setting_key(model, ivs, prompting), "sets": sets, "max_new_tokens": cfg.max_new_tokens}
+    key = {**setting_key(model, ivs, prompting), "sets": sets, "max_new_tokens": cfg.max_new_tokens,
+           "batch": cfg.generate_batch}
     return cache("answers", key, lambda: {
         name: [g[0] for g in generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens,
-                                      do_sample=False).texts] for name, prompts in sets.items()})
+                                      batch_size=cfg.generate_batch, do_sample=False).texts]
+        for name, prompts in sets.items()})
 
 
 def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str], cfg: BenchConfig, judges: Judges,
@@ -214,6 +190,14 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
     return row, hits, labels
 
 
+def dev_baseline(model, tok, dev: list[str], cfg: BenchConfig, cache: Cache = NO_CACHE) -> float:
+    """The unsteered model's dev perplexity of the kind `cfg.budget_on` names: what the budget is relative to."""
+    if cfg.budget_on == "wikitext":
+        return cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
+    key, texts = continuations(model, tok, dev, [], None, cfg.dev_samples, cfg, cache)
+    return fluency(model, tok, dev, key, texts, cache)
+
+
 def run(model, tok, methods: Sequence[Method], cfg: BenchConfig, judges: Judges, out: str | Path,
         combine: bool = True) -> list[dict]:
     """Choose every method's strength on dev, evaluate on test, add the two combined rows (AURA + the best SAE
@@ -225,8 +209,7 @@ def run(model, tok, methods: Sequence[Method], cfg: BenchConfig, judges: Judges,
     dev, test = prompt_split(cfg)
     if set(dev) & set(test):
         raise AssertionError("dev and test prompts overlap")
-    base_dev_ppl = cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
-    budget = base_dev_ppl * (1 + cfg.ppl_budget)
+    budget = dev_baseline(model, tok, dev, cfg, cache) * (1 + cfg.ppl_budget)
     chosen, log = {}, []
     for m in methods:
         s, ivs, rate, entries = choose_on_dev(model, tok, m, dev, cfg, judges, budget, cache)
