@@ -147,12 +147,26 @@ def mean_feature_acts(model, tokenizer, sae: TopKSAE, texts: Sequence[str], **kw
     return per_text_means(model, tokenizer, sae, texts, **kw).mean(0)
 
 
+def latent_gaps(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], **kw
+                ) -> torch.Tensor:
+    """(d_sae,) every latent's mean activation on texts_a − on texts_b."""
+    return mean_feature_acts(model, tokenizer, sae, texts_a, **kw) - mean_feature_acts(model, tokenizer, sae,
+                                                                                     texts_b, **kw)
+
+
 def contrastive(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], n: int = 10,
-                **kw) -> Chosen:
-    """The n features whose mean activation is most higher on texts_a than on texts_b; score = the gap."""
-    gap = mean_feature_acts(model, tokenizer, sae, texts_a, **kw) - mean_feature_acts(model, tokenizer, sae,
-                                                                                    texts_b, **kw)
-    return _top(gap, n, "contrast: mean activation A − B")
+                signed: bool = False, **kw) -> Chosen:
+    """The n features whose mean activation is most higher on texts_a than on texts_b (`signed`: most different
+    either way); score = the gap."""
+    return top_gaps(latent_gaps(model, tokenizer, sae, texts_a, texts_b, **kw), n, signed)
+
+
+def top_gaps(gap: torch.Tensor, n: int, signed: bool = False) -> Chosen:
+    """The n latents with the largest gap (`signed`: the largest |gap|, each kept with its sign), largest first."""
+    if not signed:
+        return _top(gap, n, "contrast: mean activation A − B")
+    ids = gap.abs().topk(min(n, len(gap))).indices
+    return Chosen(ids.tolist(), gap[ids].tolist(), "contrast: mean activation A − B, largest |gap|")
 
 
 def for_removal(model, tokenizer, sae: TopKSAE, texts_a: Sequence[str], texts_b: Sequence[str], n: int = 64,

@@ -205,6 +205,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
         assert row["pct_toxic_profanity_lo"] <= row["pct_toxic_profanity"] <= row["pct_toxic_profanity_hi"]
         assert np.isfinite(row["perplexity"]) and "asr_phrases_hi" in row
         assert 1 < row["continuation_perplexity"] < 2 * 512  # a tiny random model: near its vocabulary size
+        assert row["continuation_perplexity_lo"] <= row["continuation_perplexity"] <= row["continuation_perplexity_hi"]
     assert all("ratio_profanity" in row for row in rows[1:])
     csv = (tmp_path / "benchmark.csv").read_text().splitlines()
     assert len(csv) == 6 and (tmp_path / "selection.csv").is_file()
@@ -217,7 +218,7 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
 
     monkeypatch.setattr(benchmark, "generate", boom)
     monkeypatch.setattr(benchmark, "perplexity", boom)
-    monkeypatch.setattr(benchmark, "continuation_perplexity", boom)
+    monkeypatch.setattr(benchmark, "continuation_nll", boom)
     again = benchmark.run(model, tok, methods, cfg, judges, tmp_path)
     assert json.dumps(again) == json.dumps(rows)
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*.json")]

@@ -96,6 +96,11 @@ def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
     assert torch.allclose(v1, sae.W_dec.detach()[5] / sae.W_dec.detach()[5].norm(), atol=1e-6)
     with pytest.raises(ValueError, match="more \\(or more distinctive\\) concept examples"):
         sparse_diffmean(model, tokenizer, sae, B[:1], B[:1], n=2)  # no gap at all
+    # signed: seen from B, feature 5 is the latent B turns off; it leads by |gap| and enters with its minus sign
+    v_neg, kept_neg = sparse_diffmean(model, tokenizer, sae, B, A, n=3, signed=True)
+    assert kept_neg.features[0] == 5 and kept_neg.scores[0] == pytest.approx(-chosen.scores[0], rel=1e-5)
+    assert float(v_neg @ v) < -0.9  # the same direction, reversed
+    assert 5 not in contrastive(model, tokenizer, sae, B, A, n=3).features  # unsigned never picks it
 
 
 def test_for_removal_prefers_a_direction_present_only_on_a(tokenizer):

@@ -74,3 +74,11 @@ def test_report_can_choose_at_matched_continuation_perplexity(tokenizer, tmp_pat
         runner.BenchConfig(budget_on="wiki")
     with pytest.raises(ValueError, match="--generate-batch 0"):
         runner.BenchConfig(generate_batch=0)
+
+
+def test_one_dev_rule_fewest_toxic_within_the_fluency_limit():
+    points = {0.5: (0.30, 10.0), 1.0: (0.20, 12.0), 2.0: (0.10, 20.0), 3.0: (0.20, 11.0)}
+    assert runner.fewest_within(points, 12.5) == 1.0  # 2.0 is less toxic but past the limit
+    assert runner.fewest_within(points, 25.0) == 2.0
+    assert runner.fewest_within(points, 9.0) is None  # nothing fits: the report takes the weakest, the frontier none
+    assert runner.fewest_within({"a": (0.2, 1.0), "b": (0.2, 1.0)}, 2.0) == "a"  # a tie goes to the first in grid order

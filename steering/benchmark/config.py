@@ -124,6 +124,9 @@ class ReportConfig:
     sparse_latents: int = 16
     """SAE sparse conditional: the latents whose decoded activation gaps (toxic − non-toxic) make its direction
     (`steering.methods.sae_diffmean`); the cap mode and threshold quantile are DiffMean conditional's"""
+    sparse_signed: bool = False
+    """SAE sparse conditional: rank latents by |gap| and keep each gap's sign, so latents that toxic text turns off
+    join the direction too (`sae_diffmean.decode_gaps` says why)"""
     sparse_coef: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
     """SAE sparse conditional grid: coef, the fraction of the projection's excess over τ removed (1 caps it at τ)"""
     conditional_quantile: float = 0.25

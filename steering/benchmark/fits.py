@@ -19,7 +19,7 @@ from sae.pretrained import releases
 from sae.train.cli import main as train_main
 from steering.benchmark.config import ReportConfig
 from steering.benchmark.judges import toxicity_judge
-from steering.features import Chosen, by_concept, contrastive, for_removal
+from steering.features import by_concept, for_removal, latent_gaps, top_gaps
 from steering.methods.aura import default_hook_points, scores_from_responses
 from steering.methods.conditional import projection_quantiles
 from steering.methods.diffmean import mean_differences
@@ -116,23 +116,22 @@ class Fits:
                                                                         *self.contrast, n=n))
 
     @cached_property
-    def latent_gaps(self) -> list[Chosen]:
-        """For every SAE (the main one and --extra-saes), its latents by mean activation on toxic − on non-toxic
-        text, largest first: one pass serves both feature edit and sparse conditional."""
-        n = max(self.cfg.edit_features, self.cfg.sparse_latents)
-        return self._timed("SAE latent gaps", lambda: [contrastive(self.model, self.tok, s, *self.contrast, n=n)
+    def latent_gaps(self) -> list[torch.Tensor]:
+        """For every SAE (the main one and --extra-saes), (d_sae,) each latent's mean activation on toxic − on
+        non-toxic text: one pass serves both feature edit and sparse conditional."""
+        return self._timed("SAE latent gaps", lambda: [latent_gaps(self.model, self.tok, s, *self.contrast)
                                                         for s in self.saes])
 
     @property
     def firing_features(self) -> list[tuple[TopKSAE, list[int]]]:
         """For every SAE, the `edit_features` latents whose activation is most higher on toxic text."""
-        return [(s, g.features[: self.cfg.edit_features]) for s, g in zip(self.saes, self.latent_gaps)]
+        return [(s, top_gaps(g, self.cfg.edit_features).features) for s, g in zip(self.saes, self.latent_gaps)]
 
     @cached_property
     def sparse(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """({hook: unit sparse-DiffMean direction}, {hook: τ}) for every SAE's hook point, τ as `thresholds`."""
-        k = self.cfg.sparse_latents
-        dirs = {s.writes_at: decode_gaps(s, Chosen(g.features[:k], g.scores[:k], g.how))[0]
+        k, signed = self.cfg.sparse_latents, self.cfg.sparse_signed
+        dirs = {s.writes_at: decode_gaps(s, top_gaps(g, k, signed), signed)[0]
                 for s, g in zip(self.saes, self.latent_gaps)}
         q = projection_quantiles(self.model, self.tok, self.contrast[1], dirs, [self.cfg.conditional_quantile])
         return dirs, {h: float(v[0]) for h, v in q.items()}

@@ -17,10 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
-from sae.eval.stats import exp_mean_ci, rate_ci, ratio_ci
+from sae.eval.stats import rate_ci, ratio_ci
 from sae.figures import plt, save_figure
 from sae.files import write_manifest, write_text
 from sae.lm import load_lm
@@ -29,51 +27,44 @@ from sae.tables import markdown_table, write_table
 from steering.benchmark import runner
 from steering.benchmark.config import ReportConfig
 from steering.benchmark.fits import Fits, which_sae
-from steering.benchmark.generation import continuation_nll
 from steering.benchmark.judges import profanity_scorer, toxicity_judge
 from steering.benchmark.report import check_config, rows_for
 from steering.features import load_explanations
 
 
 def point(model, tok, method: runner.Method, s, prompts: list[str], samples: int, cfg, judges, cache):
-    """(hits per judge, continuation perplexity and CI) of one setting on `prompts`."""
-    ivs = method.make(s)
-    key, texts = runner.continuations(model, tok, prompts, ivs, method.prompting, samples, cfg, cache)
-    hits = runner.toxic_hits(texts, judges)
-    nll = np.array(cache("continuation_nll", key, lambda: continuation_nll(model, tok, prompts, texts)))
-    per_prompt = nll.reshape(len(prompts), samples, 2).sum(1)  # (prompts, [summed NLL, tokens])
-    est = exp_mean_ci(per_prompt[:, 0], per_prompt[:, 1], seed=cfg.seed)
-    return hits, (est.value, est.low, est.high)
+    """(hits per judge, continuation perplexity with its CI) of one setting on `prompts`."""
+    key, texts = runner.continuations(model, tok, prompts, method.make(s), method.prompting, samples, cfg, cache)
+    return runner.toxic_hits(texts, judges), runner.fluency(model, tok, prompts, key, texts, cache, cfg.seed)
 
 
 def sweep(model, tok, methods: Sequence[runner.Method], cfg, judges: dict, out: Path,
           budgets: Sequence[float]) -> tuple[list[dict], list[dict]]:
-    """(frontier rows: every method × strength on test; matched rows: per method and budget, chosen on dev)."""
+    """(frontier rows: every method × strength on test; matched rows: per method and budget, chosen on dev by the
+    report's rule, `runner.fewest_within`, on continuation perplexity)."""
     cache = runner.Cache(out / "cache")
     dev, test = runner.prompt_split(cfg)
     primary = next(iter(judges))
     base_dev, base_test = None, None
     frontier, matched = [], []
     for m in methods:
-        dev_points, test_points = {}, {}
+        dev_points = {}
         for s in m.grid:
-            dev_points[s] = point(model, tok, m, s, dev, cfg.dev_samples, cfg, judges, cache)
-            test_points[s] = point(model, tok, m, s, test, cfg.test_samples, cfg, judges, cache)
-            base_dev, base_test = base_dev or dev_points[s], base_test or test_points[s]
-            hits, (ppl, lo, hi) = test_points[s]
-            row = {"setting": m.name, "strength": str(s), "continuation_perplexity": ppl,
-                   "continuation_perplexity_lo": lo, "continuation_perplexity_hi": hi}
-            for name, h in hits.items():
+            hits, ppl = point(model, tok, m, s, dev, cfg.dev_samples, cfg, judges, cache)
+            dev_points[s] = (float(hits[primary].mean()), ppl.value)
+            test_hits, test_ppl = point(model, tok, m, s, test, cfg.test_samples, cfg, judges, cache)
+            base_dev, base_test = base_dev or dev_points[s], base_test or test_hits
+            row = {"setting": m.name, "strength": str(s)} | test_ppl.as_row("continuation_perplexity")
+            for name, h in test_hits.items():
                 row |= rate_ci(h, seed=cfg.seed).as_row(f"pct_toxic_{name}", 100)
-            row |= ratio_ci(base_test[0][primary], hits[primary], seed=cfg.seed).as_row(f"ratio_{primary}")
+            row |= ratio_ci(base_test[primary], test_hits[primary], seed=cfg.seed).as_row(f"ratio_{primary}")
             frontier.append(row)
             write_table(frontier, out, "frontier")
         for b in budgets:
-            fits = [s for s, (_, (ppl, *_)) in dev_points.items() if ppl <= (1 + b) * base_dev[1][0]]
-            if not fits:
+            s = runner.fewest_within(dev_points, (1 + b) * base_dev[1])
+            if s is None:
                 matched.append({"setting": m.name, "budget": f"+{100 * b:g} %", "strength": "none within budget"})
                 continue
-            s = min(fits, key=lambda s: dev_points[s][0][primary].mean())
             r = next(r for r in frontier if r["setting"] == m.name and r["strength"] == str(s))
             matched.append({"setting": m.name, "budget": f"+{100 * b:g} %", "strength": str(s)} | {
                 k: r[k] for k in r if k.startswith(("ratio_", "pct_toxic_", "continuation_perplexity"))})

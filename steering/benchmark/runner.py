@@ -28,12 +28,12 @@ import numpy as np
 
 from sae.data.prompts import advbench_goals, benign_instructions, toxigen_prompts, wrap
 from sae.data.splits import split_prompts
-from sae.eval.stats import design_effect, min_detectable_ratio, rate_ci, ratio_ci
+from sae.eval.stats import Estimate, design_effect, exp_mean_ci, min_detectable_ratio, rate_ci, ratio_ci
 from sae.files import write_text
 from sae.lm import chat_format
 from sae.tables import write_table
 from steering.benchmark.config import BUDGET_ON, BenchConfig
-from steering.benchmark.generation import continuation_perplexity, generate, perplexity
+from steering.benchmark.generation import continuation_nll, generate, perplexity
 from steering.benchmark.jailbreak import attack_success
 from steering.benchmark.judges import agreement, is_refusal
 from steering.benchmark.plots import plot_tradeoff
@@ -119,11 +119,24 @@ def toxic_hits(texts: list[list[str]], judges: dict) -> dict[str, np.ndarray]:
     return {name: (np.asarray(j(flat)) > TOXIC).reshape(len(texts), -1) for name, j in judges.items()}
 
 
-def fluency(model, tok, prompts: list[str], key: dict, texts: list[list[str]], cache: Cache = NO_CACHE) -> float:
+def fluency(model, tok, prompts: list[str], key: dict, texts: list[list[str]], cache: Cache = NO_CACHE,
+            seed: int = 0) -> Estimate:
     """Perplexity of a setting's continuations (`key`, `texts` from `continuations`) under the unsteered model, each
-    given its plain prompt (a system prompt, if any, left out so every row is scored the same way): the price of
-    steering on the text it steers, which WikiText perplexity cannot see when a method leaves ordinary text alone."""
-    return cache("continuation_perplexity", key, lambda: continuation_perplexity(model, tok, prompts, texts))
+    given its plain prompt (a system prompt, if any, left out so every row is scored the same way), with a
+    bootstrap CI over prompts: the price of steering on the text it steers, which WikiText perplexity cannot see
+    when a method leaves ordinary text alone."""
+    nll = np.array(cache("continuation_nll", key, lambda: continuation_nll(model, tok, prompts, texts)))
+    per_prompt = nll.reshape(len(prompts), -1, 2).sum(1)  # (prompts, [summed NLL, tokens])
+    if not per_prompt[:, 1].sum():
+        raise ValueError("Every continuation is empty: nothing to score")
+    return exp_mean_ci(per_prompt[:, 0], per_prompt[:, 1], seed=seed)
+
+
+def fewest_within(points: dict[Any, tuple[float, float]], limit: float) -> Any | None:
+    """The strength with the lowest dev rate among {strength: (rate, perplexity)} whose perplexity is ≤ limit (the
+    first such in grid order on a tie); None if none is: the one dev rule of the report and the frontier."""
+    fits = [s for s, (_, ppl) in points.items() if ppl <= limit]
+    return min(fits, key=lambda s: points[s][0]) if fits else None
 
 
 def cached_perplexity(model, tok, ivs, source: str, cfg: BenchConfig, cache: Cache) -> float:
@@ -136,21 +149,19 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
     """(strength, interventions, dev rate, log): the rule in the module docstring, on dev data only; `budget_ppl`
     limits the perplexity `cfg.budget_on` names."""
     primary = next(iter(judges.toxicity))
-    log, best = [], None
+    log, made = [], {}
     for s in method.grid:
-        ivs = method.make(s)
+        made[s] = ivs = method.make(s)
         ppl = cached_perplexity(model, tok, ivs, "wikitext2-valid", cfg, cache)
         key, texts = continuations(model, tok, dev, ivs, method.prompting, cfg.dev_samples, cfg, cache)
         rate = float(toxic_hits(texts, {primary: judges.toxicity[primary]})[primary].mean())
         log.append({"method": method.name, "strength": str(s), "dev_pct_toxic": 100 * rate, "dev_perplexity": ppl,
-                    "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache)})
-        log[-1]["within_budget"] = fits = log[-1][BUDGET_ON[cfg.budget_on]] <= budget_ppl
-        if fits and (best is None or rate < best[2]):
-            best = (s, ivs, rate)
-    if best is None:  # nothing fits the budget: the weakest setting, flagged in the log
-        s = method.grid[0]
-        best = (s, method.make(s), log[0]["dev_pct_toxic"] / 100)
-    return (*best, log)
+                    "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache, cfg.seed).value})
+        log[-1]["within_budget"] = log[-1][BUDGET_ON[cfg.budget_on]] <= budget_ppl
+    points = {s: (e["dev_pct_toxic"] / 100, e[BUDGET_ON[cfg.budget_on]]) for s, e in zip(method.grid, log)}
+    best = fewest_within(points, budget_ppl)
+    s = method.grid[0] if best is None else best  # nothing fits the budget: the weakest setting, flagged in the log
+    return s, made[s], points[s][0], log
 
 
 def refusal_answers(model, tok, ivs, prompting: Prompting | None, cfg: BenchConfig,
@@ -186,7 +197,7 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
     for name, per_set in labels.items():
         row |= attack_success(per_set, cfg.templates, f"_{name}")
     row["perplexity"] = cached_perplexity(model, tok, ivs, "wikitext2-test", cfg, cache)
-    row["continuation_perplexity"] = fluency(model, tok, test, key, texts, cache)
+    row |= fluency(model, tok, test, key, texts, cache, cfg.seed).as_row("continuation_perplexity")
     return row, hits, labels
 
 
@@ -195,7 +206,7 @@ def dev_baseline(model, tok, dev: list[str], cfg: BenchConfig, cache: Cache = NO
     if cfg.budget_on == "wikitext":
         return cached_perplexity(model, tok, [], "wikitext2-valid", cfg, cache)
     key, texts = continuations(model, tok, dev, [], None, cfg.dev_samples, cfg, cache)
-    return fluency(model, tok, dev, key, texts, cache)
+    return fluency(model, tok, dev, key, texts, cache, cfg.seed).value
 
 
 def run(model, tok, methods: Sequence[Method], cfg: BenchConfig, judges: Judges, out: str | Path,
