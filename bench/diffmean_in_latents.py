@@ -1,0 +1,67 @@
+"""Where does the toxic − non-toxic mean difference live in an SAE's decomposition? DiffMean's direction r at an SAE's
+hook point splits exactly into the decoded latent gaps and the SAE's error term:
+
+    r = mean x(toxic) − mean x(non-toxic) = Σ_f Δa_f · W_dec[f]  +  Δ(x − x̂)      (Δa_f: latent f's mean gap)
+
+Sparse DiffMean keeps only n of the Δa_f; this prints how close (cosine) each choice of n latents — the largest
+positive gaps, or the largest |gaps| with their signs — comes to r, next to all latents and the error term alone.
+Contrast texts: the model's own dev continuations labelled by the MiniLM judge (the report's `--contrast own`).
+
+    python bench/diffmean_in_latents.py --extra-saes runs/smollm2-135m-l20/sae/blocks.20.resid_post
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from sae.cli import run_cli
+from sae.data.labelled import contrast_texts
+from sae.lm import load_lm
+from sae.model import TopKSAE
+from sae.tables import markdown_table
+from steering.benchmark.config import ReportConfig
+from steering.benchmark.fits import which_sae
+from steering.benchmark.judges import toxicity_judge
+from steering.features import latent_gaps, top_gaps
+from steering.methods.diffmean import mean_differences
+from steering.methods.sae_diffmean import decode_gaps
+
+
+def cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def decomposition(r: torch.Tensor, sae: TopKSAE, gap: torch.Tensor, sizes: list[int]) -> dict:
+    """One table row: ‖r‖, cos(r, all decoded gaps), cos(r, error part), cos(r, sparse DiffMean) per n and sign."""
+    decoded = gap @ sae.W_dec.detach().float()  # (d,) what every latent's gap writes
+    row = {"hook point": sae.writes_at, "‖r‖": float(r.norm()), "all latents": cos(decoded, r),
+           "error term": cos(r - decoded, r), "error share of ‖r‖": float((r - decoded).norm() / r.norm())}
+    for n in sizes:
+        for signed in (False, True):
+            v, _ = decode_gaps(sae, top_gaps(gap, n, signed), signed)
+            row[f"top {n}{' ±' if signed else ''}"] = cos(v, r)  # ±: by |gap|, signs kept
+    return row
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=ReportConfig.model)
+    p.add_argument("--sae", default=None, help="default: the model's shipped SAE")
+    p.add_argument("--extra-saes", nargs="*", default=[], help="further SAEs, each at its own hook point")
+    p.add_argument("--sizes", type=int, nargs="+", default=[16, 128, 512], help="latent counts n to compare")
+    p.add_argument("--judge-per-class", type=int, default=ReportConfig.judge_per_class)
+    args = p.parse_args(argv)
+    model, tok = load_lm(args.model)
+    saes = [TopKSAE.load(which_sae(ReportConfig(model=args.model, sae=args.sae)))]
+    saes += [TopKSAE.load(s) for s in args.extra_saes]
+    toxic, other = contrast_texts("own", toxicity_judge(args.judge_per_class))
+    print(f"contrast: {len(toxic)} toxic and {len(other)} non-toxic own continuations")
+    diffs = mean_differences(model, tok, toxic, other, [s.writes_at for s in saes])
+    rows = [decomposition(diffs[s.writes_at].float(), s, latent_gaps(model, tok, s, toxic, other), args.sizes)
+            for s in saes]
+    print(markdown_table(rows))
+
+
+if __name__ == "__main__":
+    run_cli(main)
