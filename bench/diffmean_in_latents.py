@@ -29,7 +29,7 @@ from steering.methods.sae_diffmean import decode_gaps
 
 
 def cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-12))
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
 
 def decomposition(r: torch.Tensor, sae: TopKSAE, gap: torch.Tensor, sizes: list[int]) -> dict:

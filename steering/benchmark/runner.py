@@ -149,7 +149,7 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
     """(strength, interventions, dev rate, log): the rule in the module docstring, on dev data only; `budget_ppl`
     limits the perplexity `cfg.budget_on` names."""
     primary = next(iter(judges.toxicity))
-    log, made = [], {}
+    log, made, points = [], {}, {}  # points: {strength: (dev rate, the budgeted perplexity)}
     for s in method.grid:
         made[s] = ivs = method.make(s)
         ppl = cached_perplexity(model, tok, ivs, "wikitext2-valid", cfg, cache)
@@ -157,8 +157,8 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
         rate = float(toxic_hits(texts, {primary: judges.toxicity[primary]})[primary].mean())
         log.append({"method": method.name, "strength": str(s), "dev_pct_toxic": 100 * rate, "dev_perplexity": ppl,
                     "dev_continuation_perplexity": fluency(model, tok, dev, key, texts, cache, cfg.seed).value})
-        log[-1]["within_budget"] = log[-1][BUDGET_ON[cfg.budget_on]] <= budget_ppl
-    points = {s: (e["dev_pct_toxic"] / 100, e[BUDGET_ON[cfg.budget_on]]) for s, e in zip(method.grid, log)}
+        points[s] = (rate, log[-1][BUDGET_ON[cfg.budget_on]])
+        log[-1]["within_budget"] = points[s][1] <= budget_ppl
     best = fewest_within(points, budget_ppl)
     s = method.grid[0] if best is None else best  # nothing fits the budget: the weakest setting, flagged in the log
     return s, made[s], points[s][0], log
