@@ -7,6 +7,7 @@ import torch
 
 from sae.config import SAEConfig
 from sae.model import TopKSAE
+from steering.benchmark.concept_bench import best_setting, parse_grids
 from steering.benchmark.concepts import (
     Concept,
     concept_table,
@@ -64,6 +65,23 @@ def test_aggregate_is_the_harmonic_mean_and_fluency_needs_both_tests():
     assert row["concept"] == 0.5 and row["instruction"] == 1.0 and row["fluency"] == 0.5  # the loop is not fluent
     table = concept_table([row, row | {"concept": 1.0, "aggregate": 1.0}])
     assert table[0]["concepts"] == 2 and table[0]["concept"].startswith("0.750")
+
+
+def test_strength_choice_takes_the_best_mean_aggregate_and_the_weaker_on_a_tie():
+    rows = [{"setting": "0.25", "aggregate": a} for a in (0.2, 0.6)] + [{"setting": "0.5", "aggregate": a}
+                                                                      for a in (0.5, 0.5)]
+    assert best_setting(rows, [0.25, 0.5]) == 0.5  # 0.5 beats 0.4
+    assert best_setting([{"setting": "1", "aggregate": 0.0}, {"setting": "2", "aggregate": 0.0}], [1.0, 2.0]) == 1.0
+    assert best_setting([{"setting": "2", "aggregate": 0.1}], [1.0, 2.0]) == 2.0  # a strength never run loses
+    grids = parse_grids(["sparse=0.1,0.2", "prompting+sparse=0.05"])
+    assert grids["sparse"] == [0.1, 0.2] and grids["prompting+sparse"] == [0.05]
+    assert grids["diffmean"] == [0.25, 0.5, 1.0]  # not overridden
+    with pytest.raises(ValueError, match="METHOD=S1,S2"):
+        parse_grids(["sparce=0.1"])
+    # a table over strengths chosen per concept says so, with how many concepts took each
+    table = concept_table([{"method": "m", "setting": s, "concept": 1.0, "instruction": 1.0, "fluency": 1.0,
+                            "aggregate": 1.0, "ppl": 2.0} for s in ("0.25", "0.5", "0.25")])
+    assert table[0]["setting"] == "per concept: 0.25 ×2, 0.5 ×1"
 
 
 def test_judges_calibrate_on_real_embeddings():

@@ -1,6 +1,7 @@
 """The concept-steering benchmark (steering.benchmark.concepts): every method steers the embedded model toward
 each concept while it answers held-out Alpaca instructions (the bundled set's test part, split into dev and
-test prompts); strengths are chosen per method on dev concepts × dev instructions, and reported on test concepts
+test prompts); strengths are chosen per method on dev concepts × dev instructions (`--choose method`), or, as
+AxBench does, per concept on that concept's dev instructions (`--choose concept`), and reported on test concepts
 × test instructions (greedy decoding, so a setting's texts are reproducible).
 
     python -m steering.benchmark.concept_bench --explanations runs/smollm2-135m/explanations.jsonl \
@@ -17,6 +18,7 @@ activation:
     sparse      DiffMean in the SAE's latent space, its top 8 latents decoded (steering.methods.sae_diffmean)
     output      Inject on the feature whose MI words (what it writes) read most like the description, rather than
                 the feature the concept's texts activate (`features.by_concepts`)
+    prompting+M the prompt and method M's intervention together (M: diffmean or sparse)
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ from steering.methods.sae_targeted import targeted
 
 GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "amplify": [4.0, 16.0, 64.0],
          "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0],
-         "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0]}
+         "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0],
+         "prompting+diffmean": [0.0625, 0.125, 0.25], "prompting+sparse": [0.0625, 0.125, 0.25]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
@@ -80,7 +83,8 @@ class Steering:
 
     def __call__(self, method: str, s: float, instructions: list[str]):
         f, sae = [self.feature], self.sae
-        ask = ASK.format(self.concept.description) if method == "prompting" else ""
+        ask = ASK.format(self.concept.description) if method.startswith("prompting") else ""
+        method = method.removeprefix("prompting+")
         prompts = chat_format(self.tok, [i + ask for i in instructions])
         ivs = {"unsteered": lambda: [], "prompting": lambda: [],
                "diffmean": lambda: [DiffMean(sae.cfg.hook_point, self.diff, "add", s * self.norm)],
@@ -97,6 +101,24 @@ class Steering:
         if s not in self._targeted:
             self._targeted[s] = targeted(self.sae, self.acts, [self.feature], s * self.norm)
         return self._targeted[s]
+
+
+def best_setting(rows: list[dict], grid: list[float]) -> float:
+    """The strength whose rows (`per_concept`'s, with "setting" f"{s:g}") score the highest mean aggregate; a tie
+    goes to the earlier grid point, the weaker one in every grid here."""
+    means = [np.mean([r["aggregate"] for r in rows if r["setting"] == f"{s:g}"] or [-1.0]) for s in grid]
+    return grid[int(np.argmax(means))]
+
+
+def parse_grids(items: list[str]) -> dict[str, list[float]]:
+    """GRIDS with `--grid METHOD=S1,S2,...` overrides."""
+    grids = dict(GRIDS)
+    for item in items:
+        name, _, values = item.partition("=")
+        if name not in GRIDS or not values:
+            raise ValueError(f"--grid {item!r}: write METHOD=S1,S2,... with METHOD one of {', '.join(GRIDS)}")
+        grids[name] = [float(v) for v in values.split(",")]
+    return grids
 
 
 def perplexities(nll: list[tuple[float, int]]) -> list[float]:
@@ -125,9 +147,14 @@ def main(argv=None) -> None:
     p.add_argument("--test-instructions", type=int, default=4)
     p.add_argument("--new-tokens", type=int, default=40)
     p.add_argument("--methods", nargs="+", default=list(GRIDS), choices=list(GRIDS))
+    p.add_argument("--choose", choices=["method", "concept"], default="method",
+                   help="choose each strength per method on the dev concepts, or per concept on its dev instructions")
+    p.add_argument("--grid", nargs="*", default=[], metavar="METHOD=S1,S2",
+                   help="replace a method's strength grid, e.g. sparse=0.125,0.25,0.375")
     p.add_argument("--ppl-factor", type=float, default=2.0, help="fluent: PPL ≤ this × the unsteered median")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    grids = parse_grids(args.grid)
     out = Path(args.out)
     records = load_explanations(args.explanations)
     sae = TopKSAE.load(args.sae)
@@ -181,17 +208,21 @@ def main(argv=None) -> None:
     for ci in tqdm(dev_ids, desc="dev concepts"):
         st = steering_for(ci)
         for m in args.methods:
-            for s in GRIDS[m]:
+            for s in grids[m]:
                 dev_rows.append(run(ci, st, m, s, dev_i, dev_limit))
     for m in args.methods:
-        chosen[m] = max(GRIDS[m], key=lambda s: np.mean([r["aggregate"] for r in dev_rows
-                                                         if r["method"] == m and r["setting"] == f"{s:g}"]))
-    print("chosen on dev:", chosen, flush=True)
+        chosen[m] = best_setting([r for r in dev_rows if r["method"] == m], grids[m])
+    print("chosen on dev concepts:", chosen, flush=True)
     test_rows = []
     for ci in tqdm([i for i, d in enumerate(is_dev) if not d], desc="test concepts"):
         st = steering_for(ci)
         for m in args.methods:
-            test_rows.append(run(ci, st, m, chosen[m], test_i, test_limit))
+            s = chosen[m]
+            if args.choose == "concept" and len(grids[m]) > 1:  # AxBench: this concept, the dev instructions
+                tried = [run(ci, st, m, g, dev_i, dev_limit) for g in grids[m]]
+                dev_rows += tried
+                s = best_setting(tried, grids[m])
+            test_rows.append(run(ci, st, m, s, test_i, test_limit))
     dev_table = concept_table([r | {"method": f"{r['method']} {r['setting']}"} for r in dev_rows])
     test_table = concept_table(test_rows)
     n_feat = sum(1 for i, c in enumerate(concepts) if not is_dev[i] and c.feature is not None)
@@ -199,7 +230,9 @@ def main(argv=None) -> None:
     text = (f"# Concept steering\n\nTest: {n_feat} SAE-feature concepts + {n_word} word concepts × "
             f"{len(test_i)} test instructions; dev: {len(dev_ids)} concepts × {len(dev_i)} dev instructions. "
             f"Fluent: PPL ≤ {args.ppl_factor} × the unsteered median ({test_limit:.1f} on test) and distinct-2 ≥ 0.5."
-            f"\n\nChosen on dev: {chosen}\n\n## Judges\n\n```\n{json.dumps(judges.validation, indent=1)}\n```\n\n"
+            f"\n\nChosen on dev concepts: {chosen}" + (" (reference only: each test concept's strength was chosen on "
+            "its own dev instructions)" if args.choose == "concept" else "") + "\n\n"
+            f"## Judges\n\n```\n{json.dumps(judges.validation, indent=1)}\n```\n\n"
             f"## Test\n\n{markdown_table(test_table)}\n\n## Dev\n\n{markdown_table(dev_table)}\n")
     write_text(out / "results.md", text)
     for name, rows in (("test_per_concept", test_rows), ("dev_per_concept", dev_rows)):

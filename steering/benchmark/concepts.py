@@ -161,7 +161,9 @@ def concept_table(rows: Sequence[dict]) -> list[dict]:
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        row = {"method": method, "concepts": len(mine), "setting": mine[0].get("setting", "")}
+        settings = list(dict.fromkeys(r.get("setting", "") for r in mine))
+        row = {"method": method, "concepts": len(mine), "setting": settings[0] if len(settings) == 1 else
+               "per concept: " + ", ".join(f"{s} ×{sum(r.get('setting') == s for r in mine)}" for s in settings)}
         for key in ("concept", "instruction", "fluency", "aggregate"):
             est = rate_ci([r[key] for r in mine])
             row |= {key: f"{est.value:.3f} [{est.low:.3f}, {est.high:.3f}]"}
