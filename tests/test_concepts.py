@@ -16,6 +16,7 @@ from steering.benchmark.concepts import (
     fit_threshold,
     harmonic,
     labelled_pairs,
+    paired_table,
     per_concept,
     validate_judges,
     word_concepts,
@@ -82,6 +83,15 @@ def test_strength_choice_takes_the_best_mean_aggregate_and_the_weaker_on_a_tie()
     table = concept_table([{"method": "m", "setting": s, "concept": 1.0, "instruction": 1.0, "fluency": 1.0,
                             "aggregate": 1.0, "ppl": 2.0} for s in ("0.25", "0.5", "0.25")])
     assert table[0]["setting"] == "per concept: 0.25 ×2, 0.5 ×1"
+
+
+def test_paired_differences_match_concepts_and_skip_the_unshared():
+    def row(method, name, agg):
+        return {"method": method, "concept_name": name, "aggregate": agg}
+    rows = [row("ref", "a", 0.1), row("ref", "b", 0.3), row("m", "a", 0.4), row("m", "b", 0.5), row("m", "c", 9.0)]
+    table = paired_table(rows, ["ref", "absent"])
+    assert [(t["method"], t["minus"], t["concepts"]) for t in table] == [("m", "ref", 2)]  # "c" has no reference
+    assert table[0]["aggregate difference"].startswith("+0.250 [+0.200, +0.300]")
 
 
 def test_judges_calibrate_on_real_embeddings():

@@ -45,6 +45,7 @@ from steering.benchmark.concepts import (
     Concept,
     concept_table,
     feature_concepts,
+    paired_table,
     per_concept,
     validate_judges,
     word_concepts,
@@ -225,6 +226,7 @@ def main(argv=None) -> None:
             test_rows.append(run(ci, st, m, s, test_i, test_limit))
     dev_table = concept_table([r | {"method": f"{r['method']} {r['setting']}"} for r in dev_rows])
     test_table = concept_table(test_rows)
+    paired = paired_table(test_rows, ["diffmean", "prompting"])
     n_feat = sum(1 for i, c in enumerate(concepts) if not is_dev[i] and c.feature is not None)
     n_word = sum(1 for i, c in enumerate(concepts) if not is_dev[i] and c.feature is None)
     text = (f"# Concept steering\n\nTest: {n_feat} SAE-feature concepts + {n_word} word concepts × "
@@ -233,7 +235,9 @@ def main(argv=None) -> None:
             f"\n\nChosen on dev concepts: {chosen}" + (" (reference only: each test concept's strength was chosen on "
             "its own dev instructions)" if args.choose == "concept" else "") + "\n\n"
             f"## Judges\n\n```\n{json.dumps(judges.validation, indent=1)}\n```\n\n"
-            f"## Test\n\n{markdown_table(test_table)}\n\n## Dev\n\n{markdown_table(dev_table)}\n")
+            f"## Test\n\n{markdown_table(test_table)}\n\n"
+            + (f"Paired over test concepts:\n\n{markdown_table(paired)}\n\n" if paired else "")
+            + f"## Dev\n\n{markdown_table(dev_table)}\n")
     write_text(out / "results.md", text)
     for name, rows in (("test_per_concept", test_rows), ("dev_per_concept", dev_rows)):
         keys = [k for k in rows[0] if k != "texts"] + ["texts"]

@@ -172,6 +172,25 @@ def concept_table(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
+def paired_table(rows: Sequence[dict], references: Sequence[str]) -> list[dict]:
+    """Each method's per-concept aggregate minus a reference method's on the same concepts (rows as in
+    `concept_table`), with bootstrap 95 % CIs over the concepts both were run on: two rows' CIs can overlap while
+    their paired difference is clear of zero, or the other way round."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], {})[r["concept_name"]] = float(r["aggregate"])
+    out = []
+    for ref in [m for m in references if m in by]:
+        for method, scores in by.items():
+            shared = [c for c in scores if c in by[ref]]
+            if method == ref or not shared:
+                continue
+            est = rate_ci([scores[c] - by[ref][c] for c in shared])
+            out.append({"method": method, "minus": ref, "concepts": len(shared),
+                        "aggregate difference": f"{est.value:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"})
+    return out
+
+
 def per_concept(method: str, concept: Concept, texts: list[str], concept_hits, instruction_hits, ppls,
                 ppl_limit: float, setting: str = "") -> dict:
     fluent = [p <= ppl_limit and distinct_2(t) >= 0.5 for t, p in zip(texts, ppls)]

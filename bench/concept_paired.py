@@ -1,0 +1,51 @@
+"""Paired differences between concept-steering rows: each method's per-concept aggregate minus a reference's, with a
+bootstrap 95 % CI over the test concepts both were run on (`concepts.paired_table`). Several report folders of the
+same test set can be read together (a method named in more than one is taken from the first).
+
+    python -m bench.concept_paired reports/steering/2026-12-06-concepts-per-concept \
+        --references diffmean prompting --out reports/steering/2026-12-06-concepts-per-concept/paired.md
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from sae.cli import run_cli
+from sae.files import write_text
+from sae.tables import markdown_table
+from steering.benchmark.concepts import paired_table
+
+
+def read_rows(folders: list[str]) -> list[dict]:
+    rows, seen = [], set()
+    for folder in folders:
+        path = Path(folder) / "test_per_concept.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: give a folder written by steering.benchmark.concept_bench")
+        with open(path, newline="") as f:
+            mine = list(csv.DictReader(f))
+        rows += [r for r in mine if r["method"] not in seen]
+        seen |= {r["method"] for r in mine}
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folders", nargs="+", help="concept_bench output folders (same test concepts)")
+    p.add_argument("--references", nargs="+", default=["diffmean", "prompting"])
+    p.add_argument("--out", help="also write the table here (markdown)")
+    args = p.parse_args(argv)
+    table = paired_table(read_rows(args.folders), args.references)
+    if not table:
+        raise ValueError(f"None of {args.references} is a method in {args.folders}: name one with --references")
+    text = markdown_table(table)
+    print(text)
+    if args.out:
+        command = " ".join(["python -m bench.concept_paired", *(sys.argv[1:] if argv is None else argv)])
+        write_text(Path(args.out), f"# Paired differences\n\n`{command}`\n\n{text}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
