@@ -35,9 +35,10 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", help="concept_bench output folders (same test concepts)")
     p.add_argument("--references", nargs="+", default=["diffmean", "prompting"])
+    p.add_argument("--key", default="aggregate", choices=["aggregate", "concept", "instruction", "fluency"])
     p.add_argument("--out", help="also write the table here (markdown)")
     args = p.parse_args(argv)
-    table = paired_table(read_rows(args.folders), args.references)
+    table = paired_table(read_rows(args.folders), args.references, args.key)
     if not table:
         raise ValueError(f"None of {args.references} is a method in {args.folders}: name one with --references")
     text = markdown_table(table)

@@ -172,13 +172,13 @@ def concept_table(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-def paired_table(rows: Sequence[dict], references: Sequence[str]) -> list[dict]:
-    """Each method's per-concept aggregate minus a reference method's on the same concepts (rows as in
-    `concept_table`), with bootstrap 95 % CIs over the concepts both were run on: two rows' CIs can overlap while
+def paired_table(rows: Sequence[dict], references: Sequence[str], key: str = "aggregate") -> list[dict]:
+    """Each method's per-concept `key` (aggregate, concept, ...) minus a reference method's on the same concepts (rows
+    as in `concept_table`), with bootstrap 95 % CIs over the concepts both were run on: two rows' CIs can overlap while
     their paired difference is clear of zero, or the other way round."""
     by = {}
     for r in rows:
-        by.setdefault(r["method"], {})[r["concept_name"]] = float(r["aggregate"])
+        by.setdefault(r["method"], {})[r["concept_name"]] = float(r[key])
     out = []
     for ref in [m for m in references if m in by]:
         for method, scores in by.items():
@@ -187,7 +187,7 @@ def paired_table(rows: Sequence[dict], references: Sequence[str]) -> list[dict]:
                 continue
             est = rate_ci([scores[c] - by[ref][c] for c in shared])
             out.append({"method": method, "minus": ref, "concepts": len(shared),
-                        "aggregate difference": f"{est.value:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"})
+                        f"{key} difference": f"{est.value:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"})
     return out
 
 
