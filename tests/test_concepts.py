@@ -77,8 +77,9 @@ def test_strength_choice_takes_the_best_mean_aggregate_and_the_weaker_on_a_tie()
     grids = parse_grids(["sparse=0.1,0.2", "prompting+sparse=0.05"])
     assert grids["sparse"] == [0.1, 0.2] and grids["prompting+sparse"] == [0.05]
     assert grids["diffmean"] == [0.25, 0.5, 1.0]  # not overridden
-    with pytest.raises(ValueError, match="METHOD=S1,S2"):
-        parse_grids(["sparce=0.1"])
+    for bad in ("sparce=0.1", "sparse=", "sparse=0.1,x", "sparse"):
+        with pytest.raises(ValueError, match="METHOD=S1,S2"):
+            parse_grids([bad])
     # a table over strengths chosen per concept says so, with how many concepts took each
     table = concept_table([{"method": "m", "setting": s, "concept": 1.0, "instruction": 1.0, "fluency": 1.0,
                             "aggregate": 1.0, "ppl": 2.0} for s in ("0.25", "0.5", "0.25")])

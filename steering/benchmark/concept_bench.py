@@ -115,10 +115,14 @@ def parse_grids(items: list[str]) -> dict[str, list[float]]:
     """GRIDS with `--grid METHOD=S1,S2,...` overrides."""
     grids = dict(GRIDS)
     for item in items:
-        name, _, values = item.partition("=")
+        name, _, text = item.partition("=")
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            values = []
         if name not in GRIDS or not values:
-            raise ValueError(f"--grid {item!r}: write METHOD=S1,S2,... with METHOD one of {', '.join(GRIDS)}")
-        grids[name] = [float(v) for v in values.split(",")]
+            raise ValueError(f"--grid {item!r}: write METHOD=S1,S2,... (numbers) with METHOD one of {', '.join(GRIDS)}")
+        grids[name] = values
     return grids
 
 
@@ -206,6 +210,8 @@ def main(argv=None) -> None:
     dev_rows, chosen = [], {}
     dev_limit, test_limit = limit(dev_i), limit(test_i)
     dev_ids = [i for i, d in enumerate(is_dev) if d]
+    # run under --choose concept too: its per-method choice is shown for reference, and the negatives each test
+    # concept draws (one seeded stream, in order) stay those of a per-method run, so the two are comparable
     for ci in tqdm(dev_ids, desc="dev concepts"):
         st = steering_for(ci)
         for m in args.methods:
