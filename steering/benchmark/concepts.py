@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -161,9 +162,9 @@ def concept_table(rows: Sequence[dict]) -> list[dict]:
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        settings = list(dict.fromkeys(r.get("setting", "") for r in mine))
-        row = {"method": method, "concepts": len(mine), "setting": settings[0] if len(settings) == 1 else
-               "per concept: " + ", ".join(f"{s} ×{sum(r.get('setting') == s for r in mine)}" for s in settings)}
+        settings = Counter(r.get("setting", "") for r in mine)  # one, or a strength per concept
+        row = {"method": method, "concepts": len(mine), "setting": next(iter(settings)) if len(settings) == 1 else
+               "per concept: " + ", ".join(f"{s} ×{n}" for s, n in settings.items())}
         for key in ("concept", "instruction", "fluency", "aggregate"):
             est = rate_ci([r[key] for r in mine])
             row |= {key: f"{est.value:.3f} [{est.low:.3f}, {est.high:.3f}]"}
