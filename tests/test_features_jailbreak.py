@@ -19,7 +19,7 @@ from steering.features import (
     mean_feature_acts,
     per_text_means,
 )
-from steering.methods.sae_diffmean import sparse_diffmean
+from steering.methods.sae_diffmean import decode_gaps, sparse_diffmean
 from tests.conftest import make_tiny
 
 
@@ -92,6 +92,8 @@ def test_contrastive_finds_feature_reading_a_planted_direction(tokenizer):
     assert kept.features[0] == 5 and all(g > 0 for g in kept.scores) and v.norm().item() == pytest.approx(1, 1e-5)
     expect = torch.tensor(kept.scores) @ sae.W_dec.detach()[kept.features]
     assert torch.allclose(v, expect / expect.norm(), atol=1e-6)
+    raw, _ = decode_gaps(sae, kept, unit=False)  # the decoded gaps at their own norm: a gate push's unit
+    assert torch.allclose(raw, expect, atol=1e-5) and raw.norm() > 0
     v1, _ = sparse_diffmean(model, tokenizer, sae, A, B, n=1)
     assert torch.allclose(v1, sae.W_dec.detach()[5] / sae.W_dec.detach()[5].norm(), atol=1e-6)
     with pytest.raises(ValueError, match="more \\(or more distinctive\\) concept examples"):

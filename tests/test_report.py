@@ -1,4 +1,5 @@
 """The end-to-end workflow, shrunk onto a tiny model: train → explain → browser → AURA → every method."""
+from dataclasses import replace
 import math
 import re
 
@@ -144,8 +145,17 @@ def test_extra_saes_put_the_sae_rows_at_every_sae_hook_point(tmp_path, chat_lm_d
     # each SAE contributes its own latents and its own direction, fitted on the same contrast texts
     (sae1, f1), (sae0, f0) = fits.firing_features
     assert (sae1, sae0) == (fits.sae, fits.saes[1]) and len(f1) == len(f0) == 3
-    dirs, taus = fits.sparse
-    assert set(dirs) == set(taus) == set(saes) and all(abs(v.norm().item() - 1) < 1e-5 for v in dirs.values())
+    dirs, taus, norms = fits.sparse
+    assert set(dirs) == set(taus) == set(norms) == set(saes)
+    assert all(abs(v.norm().item() - 1) < 1e-5 for v in dirs.values()) and all(n > 0 for n in norms.values())
+    cap = rows["SAE sparse conditional"].make(0.5)
+    assert [(iv.mode, iv.coef) for iv in cap] == [("cap", 0.5)] * 2
+    # in gate mode (--conditional-mode gate) the push is coef × the decoded gaps' norm, DiffMean gate's unit
+    gate_cfg = replace(cfg, conditional_mode="gate")
+    gate = {m.name: m for m in rows_for(gate_cfg, fits, fits.sae)}["SAE sparse conditional"].make(-2.0)
+    assert [(iv.mode, iv.coef) for iv in gate] == [("gate", pytest.approx(-2.0 * norms[h])) for h in saes]
+    assert all(torch.allclose(iv.direction, dirs[iv.hook_point]) and iv.threshold == taus[iv.hook_point]
+               for iv in gate)
     with pytest.raises(ValueError, match="each SAE must sit at its own hook point"):
         Fits(ReportConfig(model=chat_lm_dir, extra_saes=[str(extra)]), model, tok, saes["blocks.0.resid_post"], [],
              tmp_path)

@@ -123,12 +123,13 @@ class ReportConfig:
     --diffmean-hooks layer), e.g. runs/smollm2-135m-l20/sae/blocks.20.resid_post (configs/smollm2-135m-l20.yaml)"""
     sparse_latents: int = 16
     """SAE sparse conditional: the latents whose decoded activation gaps (toxic − non-toxic) make its direction
-    (`steering.methods.sae_diffmean`); the cap mode and threshold quantile are DiffMean conditional's"""
+    (`steering.methods.sae_diffmean`); the mode (cap or gate) and threshold quantile are DiffMean conditional's"""
     sparse_signed: bool = False
     """SAE sparse conditional: rank latents by |gap| and keep each gap's sign, so latents that toxic text turns off
     join the direction too (`sae_diffmean.decode_gaps` says why)"""
     sparse_coef: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
-    """SAE sparse conditional grid: coef, the fraction of the projection's excess over τ removed (1 caps it at τ)"""
+    """SAE sparse conditional grid: coef (cap: the fraction of the projection's excess over τ removed, 1 caps it at
+    τ; gate: < 0, in units of the decoded latent gaps' norm)"""
     conditional_quantile: float = 0.25
     """DiffMean conditional threshold τ: this quantile of the non-toxic contrast tokens' projections"""
     linear_act_strength: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])

@@ -128,13 +128,15 @@ class Fits:
         return [(s, top_gaps(g, self.cfg.edit_features).features) for s, g in zip(self.saes, self.latent_gaps)]
 
     @cached_property
-    def sparse(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """({hook: unit sparse-DiffMean direction}, {hook: τ}) for every SAE's hook point, τ as `thresholds`."""
+    def sparse(self) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, float]]:
+        """({hook: unit sparse-DiffMean direction}, {hook: τ}, {hook: its decoded gaps' norm, the unit a 'gate' push
+        is measured in}) for every SAE's hook point, τ as `thresholds`."""
         k, signed = self.cfg.sparse_latents, self.cfg.sparse_signed
-        dirs = {s.writes_at: decode_gaps(s, top_gaps(g, k, signed), signed)[0]
-                for s, g in zip(self.saes, self.latent_gaps)}
+        gaps = {s.writes_at: (s, top_gaps(g, k, signed)) for s, g in zip(self.saes, self.latent_gaps)}
+        dirs = {h: decode_gaps(s, c, signed)[0] for h, (s, c) in gaps.items()}
+        norms = {h: float(decode_gaps(s, c, signed, unit=False)[0].norm()) for h, (s, c) in gaps.items()}
         q = projection_quantiles(self.model, self.tok, self.contrast[1], dirs, [self.cfg.conditional_quantile])
-        return dirs, {h: float(v[0]) for h, v in q.items()}
+        return dirs, {h: float(v[0]) for h, v in q.items()}, norms
 
     @cached_property
     def concept_features(self):

@@ -144,8 +144,8 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
           family="sae"),
         M("SAE feature edit", lambda a: [FeatureEdit.from_sae(s, f, alpha=a) for s, f in fits.firing_features],
           cfg.edit_alpha, family="sae"),
-        M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse, c, "cap"), cfg.sparse_coef,
-          family="sae"),
+        M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse[:2], c, cfg.conditional_mode,
+                                                                   fits.sparse[2]), cfg.sparse_coef, family="sae"),
         M("SAE inject", lambda m: [Inject.from_sae(sae, fits.concept_features.features, m=m)], cfg.inject_m,
           family="sae"),
     ]

@@ -64,8 +64,10 @@ def projection_quantiles(model, tokenizer, texts: Sequence[str], directions: dic
 
 
 def conditional_relative(diffs: dict[str, torch.Tensor], thresholds: dict[str, float], coef: float,
-                         mode: str = "gate") -> list[ConditionalDiffMean]:
+                         mode: str = "gate", norms: dict[str, float] | None = None) -> list[ConditionalDiffMean]:
     """One ConditionalDiffMean per hook point of `diffs` ({hook point: unnormalised r}); in 'gate' mode the push is
-    coef × that layer's ‖r‖ (as `diffmean.add_relative`), in 'cap' mode coef is the fraction of the excess removed."""
-    return [ConditionalDiffMean(h, r, thresholds[h], mode, coef * float(r.norm()) if mode == "gate" else coef)
+    coef × that layer's ‖r‖ (as `diffmean.add_relative`; `norms` gives the unit instead, for directions passed at
+    unit norm), in 'cap' mode coef is the fraction of the excess removed."""
+    unit = {h: float(r.norm()) for h, r in diffs.items()} if norms is None else norms
+    return [ConditionalDiffMean(h, r, thresholds[h], mode, coef * unit[h] if mode == "gate" else coef)
             for h, r in diffs.items()]

@@ -30,11 +30,13 @@ def sparse_diffmean(model, tokenizer, sae: TopKSAE, texts: Sequence[str], others
     return decode_gaps(sae, contrastive(model, tokenizer, sae, texts, others, n=n, signed=signed), signed)
 
 
-def decode_gaps(sae: TopKSAE, gaps: Chosen, signed: bool = False) -> tuple[torch.Tensor, Chosen]:
+def decode_gaps(sae: TopKSAE, gaps: Chosen, signed: bool = False, unit: bool = True) -> tuple[torch.Tensor, Chosen]:
     """`sparse_diffmean` from gaps already measured (`features.top_gaps`), so one pass over the texts can serve
-    other choices too. Why signed: on SmolLM2's toxic − non-toxic contrast the SAE's latents hold the mean
-    difference's direction almost whole (cos 0.97 at layer 15), but its 16 largest positive gaps only cos 0.64 —
-    much of it is latents that toxic text turns *off* (128 by |gap|: cos 0.86)."""
+    other choices too; `unit=False` keeps v at its own norm (the size of the mean difference the kept latents
+    write, the unit a push along v is measured in, as DiffMean's ‖r‖). Why signed: on SmolLM2's toxic − non-toxic
+    contrast the SAE's latents hold the mean difference's direction almost whole (cos 0.97 at layer 15), but its 16
+    largest positive gaps only cos 0.64 — much of it is latents that toxic text turns *off* (128 by |gap|: cos
+    0.86)."""
     keep = [(f, g) for f, g in zip(gaps.features, gaps.scores) if g > 0 or (signed and g < 0)]
     if not keep:
         raise ValueError("No SAE latent is more active on the concept texts than on the others: give more (or more "
@@ -42,4 +44,4 @@ def decode_gaps(sae: TopKSAE, gaps: Chosen, signed: bool = False) -> tuple[torch
     ids, values = torch.tensor([f for f, _ in keep]), torch.tensor([g for _, g in keep])
     v = values @ sae.W_dec.detach()[ids].float()  # (d,)
     how = "sparse DiffMean: latent gap" + (" (both signs)" if signed else "")
-    return v / v.norm().clamp_min(1e-12), Chosen(ids.tolist(), values.tolist(), how)
+    return v / v.norm().clamp_min(1e-12) if unit else v, Chosen(ids.tolist(), values.tolist(), how)
