@@ -11,8 +11,9 @@ from sae.lm import load_lm
 from sae.model import TopKSAE
 from steering.benchmark.config import ReportConfig
 from steering.benchmark.fits import Fits
-from steering.benchmark.report import main, rows_for
+from steering.benchmark.report import main, rows_for, sparse_latents
 from steering.benchmark.report_text import COLUMNS
+from steering.features import top_gaps
 from tests.conftest import make_tiny, make_tokenizer
 
 ROWS = ["original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
@@ -148,6 +149,9 @@ def test_extra_saes_put_the_sae_rows_at_every_sae_hook_point(tmp_path, chat_lm_d
     dirs, taus, norms = fits.sparse
     assert set(dirs) == set(taus) == set(norms) == set(saes)
     assert all(abs(v.norm().item() - 1) < 1e-5 for v in dirs.values()) and all(n > 0 for n in norms.values())
+    assert sparse_latents(cfg, Fits(cfg, model, tok, fits.sae, [], tmp_path)) is None  # the row never ran
+    shown = sparse_latents(cfg, fits, shown=2)  # what the report lists under "SAE features steered"
+    assert shown.features == top_gaps(fits.latent_gaps[0], 4).features[:2] and "the first 2 of 4" in shown.how
     cap = rows["SAE sparse conditional"].make(0.5)
     assert [(iv.mode, iv.coef) for iv in cap] == [("cap", 0.5)] * 2
     # in gate mode (--conditional-mode gate) the push is coef × the decoded gaps' norm, DiffMean gate's unit

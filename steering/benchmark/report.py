@@ -47,7 +47,7 @@ from steering.benchmark.config import ROWS, ReportConfig
 from steering.benchmark.fits import Fits, which_sae
 from steering.benchmark.judges import profanity_scorer, refusal_judge, toxicity_judge
 from steering.benchmark.report_text import training_curves, write_report
-from steering.features import describe
+from steering.features import Chosen, describe, top_gaps
 from steering.methods.aura import aura as aura_ivs
 from steering.methods.aura import damp, det0
 from steering.methods.conditional import MODES as CONDITIONAL_MODES
@@ -116,8 +116,8 @@ def run(cfg: ReportConfig) -> Path:
     logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
     curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
     by_id = {rec["feature"]: rec for rec in records}
-    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"))
-              if f is not None]
+    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"),
+                                           sparse_latents(cfg, fits)) if f is not None]
     write_report(out, cfg, bcfg, sae, rows, "\n\n".join(chosen) or "(no SAE row ran)", records, curves, timings)
     return out / "report.md"
 
@@ -151,6 +151,15 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
     ]
     assert tuple(m.name for m in methods) == ROWS
     return [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
+
+
+def sparse_latents(cfg: ReportConfig, fits: Fits, shown: int = 16) -> Chosen | None:
+    """The main SAE's latents in SAE sparse conditional's direction (the first `shown`, largest gap first), if it ran."""
+    if "sparse" not in vars(fits):
+        return None
+    top = top_gaps(fits.latent_gaps[0], cfg.sparse_latents, cfg.sparse_signed)
+    return Chosen(top.features[:shown], top.scores[:shown], f"SAE sparse conditional, {top.how}; the first "
+                  f"{min(shown, len(top.features))} of {len(top.features)}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
