@@ -272,3 +272,22 @@ def test_conditional_diffmean_acts_only_past_its_threshold_and_round_trips(tmp_p
     with steer(model, ivs):
         steered = model(**enc).logits
     assert not torch.allclose(steered, model(**enc).logits)
+
+
+def test_paired_rows_pairs_two_cached_rows_and_refuses_unpaired_ones(tmp_path):
+    from bench.paired_rows import compare
+    key = {"model": "m", "config": "c", "prompts": ["p1", "p2"], "samples": 2, "max_new_tokens": 8, "seed": 0}
+    cache = benchmark.Cache(tmp_path)
+    a, b = (tmp_path / benchmark.Cache.name("continuations", {**key, "interventions": i}) for i in "ab")
+    cache("continuations", {**key, "interventions": "a"}, lambda: [["bad x", "good"], ["good", "good"]])
+    cache("continuations", {**key, "interventions": "b"}, lambda: [["bad", "bad y"], ["bad", "good"]])
+    # A's perplexity: per continuation [summed NLL, tokens]; exp((2 + 2 + 4 + 0) / 8) = e
+    cache("continuation_nll", {**key, "interventions": "a"}, lambda: [[2, 2], [2, 2], [4, 4], [0, 0]])
+    judge = lambda texts: [1.0 if t.startswith("bad") else 0.0 for t in texts]
+    lines = compare(a, b, judge)
+    assert "A 25.0, B 75.0; A − B -50.0" in lines[3] and lines[4].startswith("rate ratio B / A: 3.00")
+    assert lines[5].startswith("continuation perplexity A: 2.72") and len(lines) == 6  # B was never scored
+    c = tmp_path / benchmark.Cache.name("continuations", {**key, "seed": 1})
+    cache("continuations", {**key, "seed": 1}, lambda: [["good", "good"], ["good", "good"]])
+    with pytest.raises(ValueError, match=r"differ in \['seed'\].*same prompts, samples and seed"):
+        compare(a, c, judge)

@@ -68,11 +68,15 @@ class Cache:
     def __init__(self, folder: str | Path | None):
         self.folder = Path(folder) if folder is not None else None
 
+    @staticmethod
+    def name(kind: str, key: dict) -> str:
+        """The file a value is kept in: what a report's `texts` column names, so a row's texts can be found again."""
+        return f"{kind}-{hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]}.json"
+
     def __call__(self, kind: str, key: dict, compute: Callable[[], Any]) -> Any:
         if self.folder is None:
             return compute()
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-        path = self.folder / f"{kind}-{digest}.json"
+        path = self.folder / self.name(kind, key)
         if path.is_file():
             return json.loads(path.read_text())["value"]
         value = compute()
@@ -198,6 +202,7 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
         row |= attack_success(per_set, cfg.templates, f"_{name}")
     row["perplexity"] = cached_perplexity(model, tok, ivs, "wikitext2-test", cfg, cache)
     row |= fluency(model, tok, test, key, texts, cache, cfg.seed).as_row("continuation_perplexity")
+    row["texts"] = Cache.name("continuations", key)  # under <out>/cache: bench/paired_rows.py pairs two rows by it
     return row, hits, labels
 
 
