@@ -88,6 +88,12 @@ def test_unknown_row_is_refused_before_any_work(tmp_path):
         main(["--conditional-mode", "clip", "--out", str(tmp_path / "r")])
     with pytest.raises(ValueError, match=r"--sparse-latents 0: give at least 1 feature"):
         main(["--sparse-latents", "0", "--out", str(tmp_path / "r")])
+    # the coef's sign depends on the mode: the default cap grid under gate would push towards toxic text
+    with pytest.raises(ValueError, match=r"--sparse-coef \[0.5, 1.0, 1.5, 2.0\] in gate mode would steer towards "
+                                         r"toxic text: gate needs coef < 0, e.g. --sparse-coef -1.5 -2"):
+        main(["--conditional-mode", "gate", "--conditional-coef", "-2", "--out", str(tmp_path / "r")])
+    with pytest.raises(ValueError, match=r"--conditional-coef \[-1.0\] in cap mode .* cap needs coef > 0"):
+        main(["--conditional-coef", "-1", "--rows", "DiffMean conditional", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
 
 

@@ -73,6 +73,14 @@ def check_config(cfg: ReportConfig) -> None:
     unknown = sorted(set(cfg.rows) - set(ROWS))
     if unknown:
         raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
+    gate = cfg.conditional_mode == "gate"  # gate pushes coef × the unit (< 0: away from toxic), cap removes a fraction
+    for option, row in (("conditional_coef", "DiffMean conditional"), ("sparse_coef", "SAE sparse conditional")):
+        wrong = [c for c in getattr(cfg, option) if (c >= 0 if gate else c <= 0)]
+        if wrong and (not cfg.rows or row in cfg.rows):
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} {wrong} in {cfg.conditional_mode} mode would steer towards toxic text: "
+                             + (f"gate needs coef < 0, e.g. {flag} -1.5 -2" if gate else
+                                f"cap needs coef > 0 (1 caps at τ), e.g. {flag} 0.5 1"))
 
 
 def run(cfg: ReportConfig) -> Path:
