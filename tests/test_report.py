@@ -1,7 +1,7 @@
 """The end-to-end workflow, shrunk onto a tiny model: train → explain → browser → AURA → every method."""
-from dataclasses import replace
 import math
 import re
+from dataclasses import replace
 
 import pytest
 import torch

@@ -162,7 +162,8 @@ def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]
 
 
 def sparse_latents(cfg: ReportConfig, fits: Fits, shown: int = 16) -> Chosen | None:
-    """The main SAE's latents in SAE sparse conditional's direction (the first `shown`, largest gap first), if it ran."""
+    """The main SAE's latents in SAE sparse conditional's direction (the first `shown`, largest gap first), if that
+    row ran."""
     if "sparse" not in vars(fits):
         return None
     top = top_gaps(fits.latent_gaps[0], cfg.sparse_latents, cfg.sparse_signed)
