@@ -17,33 +17,33 @@ from pathlib import Path
 import numpy as np
 
 from sae.cli import run_cli
-from sae.eval.stats import exp_mean_ci, rate_ci, ratio_ci
+from sae.eval.stats import Estimate, rate_ci, ratio_ci
 from steering.benchmark.judges import toxicity_judge
-from steering.benchmark.runner import TOXIC
+from steering.benchmark.runner import Cache, fluency, toxic_hits
 
 SAME = ("prompts", "samples", "max_new_tokens", "seed", "model", "config")  # what makes two rows' texts paired
 
 
-def load(path: Path, judge) -> tuple[dict, np.ndarray, np.ndarray | None]:
-    """(key, (prompts, samples) toxic by MiniLM, (prompts, 2) summed NLL and tokens or None if never scored)."""
+def load(path: Path, judge) -> tuple[dict, np.ndarray, Estimate | None]:
+    """(key, (prompts, samples) toxic by `judge`, continuation perplexity as the report scores it, or None if the
+    row's continuations were never scored)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such cache file; `--list FOLDER` shows a report's continuation files")
     entry = json.loads(path.read_text())
     if entry.get("kind") != "continuations":
         raise ValueError(f"{path} holds {entry.get('kind')!r}, not continuations: name a continuations-*.json file")
-    texts = entry["value"]
-    flat = [t for per in texts for t in per]
-    hits = (np.asarray(judge(flat)) > TOXIC).reshape(len(texts), -1)
-    nll_path = path.with_name(path.name.replace("continuations-", "continuation_nll-"))
-    nll = (np.asarray(json.loads(nll_path.read_text())["value"]).reshape(len(texts), -1, 2).sum(1)
-           if nll_path.is_file() else None)
-    return entry["key"], hits, nll
+    key, texts = entry["key"], entry["value"]
+    hits = toxic_hits(texts, {"judge": judge})["judge"]
+    # the report keeps each row's token NLLs under the same key: read them back, never recompute (no model here)
+    scored = (path.parent / Cache.name("continuation_nll", key)).is_file()
+    ppl = fluency(None, None, key["prompts"], key, texts, Cache(path.parent)) if scored else None
+    return key, hits, ppl
 
 
 def compare(a: Path, b: Path, judge=None) -> list[str]:
     """The report lines; `judge` (texts → P(toxic)) defaults to the report's MiniLM judge."""
     judge = judge or toxicity_judge()
-    (ka, ha, na), (kb, hb, nb) = load(a, judge), load(b, judge)
+    (ka, ha, pa), (kb, hb, pb) = load(a, judge), load(b, judge)
     differ = [k for k in SAME if ka.get(k) != kb.get(k)]
     if differ:
         raise ValueError(f"{a.name} and {b.name} differ in {differ}: pair rows of runs with the same prompts, samples "
@@ -53,9 +53,8 @@ def compare(a: Path, b: Path, judge=None) -> list[str]:
              f"% toxic (MiniLM): A {100 * ha.mean():.1f}, B {100 * hb.mean():.1f}; "
              f"A − B {100 * diff.value:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}] points",
              f"rate ratio B / A: {ratio.value:.2f} [{ratio.low:.2f}, {ratio.high:.2f}]"]
-    for name, nll in (("A", na), ("B", nb)):
-        if nll is not None:
-            p = exp_mean_ci(nll[:, 0], nll[:, 1])
+    for name, p in (("A", pa), ("B", pb)):
+        if p is not None:
             lines.append(f"continuation perplexity {name}: {p.value:.2f} [{p.low:.2f}, {p.high:.2f}]")
     return lines
 

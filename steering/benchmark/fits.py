@@ -133,6 +133,8 @@ class Fits:
         is measured in}) for every SAE's hook point, τ as `thresholds`."""
         k, signed = self.cfg.sparse_latents, self.cfg.sparse_signed
         gaps = {s.writes_at: (s, top_gaps(g, k, signed)) for s, g in zip(self.saes, self.latent_gaps)}
+        # unit directions plus their norms, not the raw vectors: cap mode's interventions (and so its cache keys) stay
+        # bit for bit those of runs made before gate mode reached this row
         dirs = {h: decode_gaps(s, c, signed)[0] for h, (s, c) in gaps.items()}
         norms = {h: float(decode_gaps(s, c, signed, unit=False)[0].norm()) for h, (s, c) in gaps.items()}
         q = projection_quantiles(self.model, self.tok, self.contrast[1], dirs, [self.cfg.conditional_quantile])
