@@ -1,52 +1,60 @@
-"""Harvest in bfloat16 or float32? Tokens/s of each, in one run, and the FVU of an SAE trained on each.
+"""Harvest in bfloat16 or float32 on this machine? The CPU's capability, each dtype's harvest tokens/s in one
+run, and what `lm_dtype: auto` (every shipped config's setting) chooses here.
 
-The same windows of the training mixture are harvested (to an activation cache) by the LM loaded in each
-dtype; an SAE with the same seed and steps is trained on each cache; both SAEs are then scored on float32
-activations of WikiText-2 test (the dtype steering runs the LM in), so the FVU difference is what bf16
-harvesting costs a user.
+Both dtypes harvest the same windows of the training mixture (early exit at layer 15, as `make train` does),
+after a warm-up batch each. Without bf16 units (AVX512_BF16 or AMX) a CPU emulates bf16 matmuls and bf16 is
+several times *slower* than fp32; with them it is ~1.5x faster. With --fvu, an SAE is also trained on each
+dtype's activations (same seed and steps) and both are scored on float32 activations of WikiText-2 test, so the
+FVU difference is what bf16 harvesting costs (slow where bf16 is emulated: hours for the default tokens).
 
-    python bench/harvest_dtype.py [--tokens 262144] [--epochs 4] [--source configs/corpus/smollm2-135m.yaml]
+    python bench/harvest_dtype.py [--batches 2] [--batch-size 16]
+    python bench/harvest_dtype.py --fvu [--tokens 131072] [--epochs 4]
 """
 from __future__ import annotations
 
 import argparse
+import platform
 import shutil
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
 
-from sae.eval.saebench import reconstruction
-from sae.eval.tasks import EvalConfig
-from sae.lm import load_lm
-from sae.train.datamodule import ActivationDataModule
-from sae.train.module import SAEModule
+from sae.capture import capture
+from sae.data.text import TextSource
+from sae.lm import cpu_capability, load_lm, resolve_lm_dtype
 
 HOOK = "blocks.15.resid_post"
+DTYPES = ("float32", "bfloat16")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", default="configs/corpus/smollm2-135m.yaml")
-    p.add_argument("--tokens", type=int, default=262_144)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--work", default="runs/bench-harvest-dtype", help="scratch folder (created and removed)")
-    args = p.parse_args()
+def harvest_speed(dtype: str, windows: torch.Tensor, batch_size: int) -> float:
+    """Tokens/s of the early-exit harvest forward with the LM in `dtype` (after one warm-up batch)."""
+    model, _ = load_lm("smollm2-135m", dtype)
+    capture(model, windows[:batch_size], hook_points=[HOOK], stop_early=True)
+    start = time.perf_counter()
+    for i in range(0, len(windows), batch_size):
+        capture(model, windows[i : i + batch_size], hook_points=[HOOK], stop_early=True)
+    return windows.numel() / (time.perf_counter() - start)
+
+
+def fvu_by_dtype(args) -> dict[str, dict]:
+    """Train one SAE per harvest dtype (same seed, steps) and score both on float32 WikiText-2 test activations."""
+    import lightning as L
+
+    from sae.eval.saebench import reconstruction
+    from sae.eval.tasks import EvalConfig
+    from sae.train.datamodule import ActivationDataModule
+    from sae.train.module import SAEModule
+
     work = Path(args.work)
     if work.exists():
         raise SystemExit(f"{work} exists; pass another --work (this script removes only what it creates)")
-    rows = []
+    saes = {}
     try:
-        saes = {}
-        for dtype in ("float32", "bfloat16"):
+        for dtype in DTYPES:
             dm = ActivationDataModule(hook_points=[HOOK], train_path=args.source, max_tokens=args.tokens,
                                       cache_dir=str(work / dtype), epochs=args.epochs, lm_dtype=dtype)
-            dm.hook_widths()  # loads the LM: not part of the harvest time
-            start = time.perf_counter()
-            dm.prepare_data()
-            seconds = time.perf_counter() - start
             torch.manual_seed(0)
             module = SAEModule(hook_points=[HOOK], k=args.k, warmup_steps=20, dead_tokens=500_000, save_dir=None,
                                lm_dtype=dtype)
@@ -54,19 +62,40 @@ def main() -> None:
                                 enable_model_summary=False, accelerator="cpu")
             trainer.fit(module, datamodule=dm)
             saes[dtype] = module.sae(HOOK).eval()
-            rows.append({"dtype": dtype, "tokens": args.tokens, "seconds": seconds,
-                         "tokens_per_s": args.tokens / seconds})
         model, tok = load_lm("smollm2-135m", "float32")
-        rec = reconstruction(model, tok, list(saes.values()), EvalConfig())
-        for row, r in zip(rows, rec):
-            row.update(fvu=r["fvu"], ce_recovered=r["ce_recovered"])
+        return dict(zip(saes, reconstruction(model, tok, list(saes.values()), EvalConfig())))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'LM dtype':<10}{'harvest tokens/s':>18}{'FVU (fp32 acts)':>18}{'CE recovered':>14}")
-    for r in rows:
-        print(f"{r['dtype']:<10}{r['tokens_per_s']:>18.0f}{r['fvu']:>18.4f}{r['ce_recovered']:>14.4f}")
-    print(f"bf16 speed-up {rows[1]['tokens_per_s'] / rows[0]['tokens_per_s']:.2f}x, "
-          f"FVU difference {rows[1]['fvu'] - rows[0]['fvu']:+.4f} ({args.tokens} tokens, {args.epochs} passes)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batches", type=int, default=2, help="timed LM batches per dtype")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per LM batch (make train's lm_batch_size)")
+    p.add_argument("--ctx-len", type=int, default=128)
+    p.add_argument("--source", default="configs/corpus/smollm2-135m.yaml")
+    p.add_argument("--fvu", action="store_true", help="also train an SAE on each dtype's activations and compare")
+    p.add_argument("--tokens", type=int, default=131_072, help="with --fvu: tokens harvested per dtype")
+    p.add_argument("--epochs", type=int, default=4, help="with --fvu: passes over them")
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--work", default="runs/bench-harvest-dtype", help="with --fvu: scratch folder (created, removed)")
+    args = p.parse_args()
+    tok = load_lm("smollm2-135m-random")[1]  # the embedded model's tokenizer
+    n = (args.batches + 1) * args.batch_size
+    windows = TextSource(args.source, ctx_len=args.ctx_len).load(tok, max_windows=n)[args.batch_size:]
+    print(f"CPU {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"capability {cpu_capability()}, {torch.get_num_threads()} threads; {windows.numel()} tokens per dtype")
+    speed = {dtype: harvest_speed(dtype, windows, args.batch_size) for dtype in DTYPES}
+    fvu = fvu_by_dtype(args) if args.fvu else {}
+    print(f"{'LM dtype':<10}{'harvest tokens/s':>18}" + (f"{'FVU (fp32 acts)':>18}{'CE recovered':>14}" if fvu else ""))
+    for dtype in DTYPES:
+        extra = f"{fvu[dtype]['fvu']:>18.4f}{fvu[dtype]['ce_recovered']:>14.4f}" if fvu else ""
+        print(f"{dtype:<10}{speed[dtype]:>18.0f}{extra}")
+    print(f"bf16 / fp32 speed: {speed['bfloat16'] / speed['float32']:.2f}x")
+    auto = str(resolve_lm_dtype("auto", "cpu"))[6:]
+    faster = max(speed, key=speed.get)
+    print(f"auto chooses {auto} on this CPU; the faster here is {faster}"
+          + ("" if auto == faster else " (auto disagrees: please report the CPU and these numbers)"))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import time
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from sae.cli import HelpFormatter, run_cli
 from sae.data.text import TextSource
-from sae.lm import EMBEDDED, load_lm
+from sae.lm import DTYPE_HELP, EMBEDDED, load_lm
 from sae.model import TopKSAE
 
 
@@ -17,6 +17,7 @@ def main(argv=None) -> None:
                                 formatter_class=HelpFormatter)
     p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
+    p.add_argument("--lm-dtype", default="auto", help="the LM's dtype: " + DTYPE_HELP)
     p.add_argument("--corpus", default="wikitext2-valid", help="bundled alias, local file or hub dataset")
     p.add_argument("--corpus-config", help="a hub dataset's subset, e.g. wikitext-2-raw-v1")
     p.add_argument("--text-column", default="text", help="column holding the text in a jsonl/csv/hub corpus")
@@ -35,7 +36,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="explanations JSONL to write")
     args = p.parse_args(argv)
     sae = TopKSAE.load(args.sae)
-    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED, args.lm_dtype)
     windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len,
                          config=args.corpus_config).load(tok, args.windows)
     cfg = ExplainConfig(words=args.words, mi=tuple(args.mi), tau=args.tau, tau_c=args.tau_c, p_c=args.p_c,

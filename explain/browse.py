@@ -32,7 +32,7 @@ from explain.server import bind, serve_live
 from sae.cli import run_cli
 from sae.eval.stats import rate_ci
 from sae.files import output_dir
-from sae.lm import EMBEDDED, load_lm
+from sae.lm import DTYPE_HELP, EMBEDDED, load_lm
 from sae.model import TopKSAE
 from steering.intervention import load_interventions
 
@@ -145,6 +145,7 @@ def main(argv=None) -> None:
     s.add_argument("--live", action="store_true", help="load the model and SAE: test your text, steer from the page")
     s.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post", help="with --live: SAE folder or name")
     s.add_argument("--model", help="with --live: default the model named in the SAE's cfg.json")
+    s.add_argument("--lm-dtype", default="auto", help="with --live, the LM's dtype: " + DTYPE_HELP)
     s.add_argument("--host", help="bind address (default 127.0.0.1); giving it is what allows a non-loopback one")
     s.add_argument("--interventions", nargs="*", default=[],
                    help="with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply")
@@ -157,7 +158,7 @@ def main(argv=None) -> None:
         port = sock.getsockname()[1]
         sae = TopKSAE.load(args.sae)
         name = args.model or sae.cfg.model_name or EMBEDDED
-        model, tok = load_lm(name)
+        model, tok = load_lm(name, args.lm_dtype)
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
         server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), host, port,
                             allow_remote=args.host is not None)

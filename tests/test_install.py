@@ -25,9 +25,13 @@ def wheel(tmp_path_factory) -> Path:
     for f in _source_files():
         (src / f).parent.mkdir(parents=True, exist_ok=True)
         (src / f).write_bytes((ROOT / f).read_bytes())
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
                            "-w", str(dist), str(src)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # a data folder missing from pyproject's package list: setuptools prints a "Package would be ignored" banner
+    log = (proc.stdout + proc.stderr).splitlines()
+    absent = [line.strip() for line in log if "is absent from the `packages`" in line]
+    assert not absent, absent
     (built,) = dist.glob("saesteer-*.whl")
     return built
 

@@ -214,3 +214,20 @@ def test_max_steps_beyond_the_data_is_an_error_not_an_endless_loop(tmp_path, tin
     args = [a for a in _fit_args(tmp_path, tiny_lm_dir, "32-true", "cpu") if not a.startswith("--trainer.max_steps")]
     with pytest.raises(ValueError, match="ran out after 4[0-9] batches"):
         train.main([*args, "--trainer.max_steps=400", "--trainer.limit_val_batches=0"])
+
+
+def test_harvest_dtype_auto_is_decided_for_the_harvest_device_and_keys_the_cache(tmp_path, tiny_lm_dir, monkeypatch):
+    """--data.lm_dtype auto (every shipped config): fp32 on a CPU without bf16 units, bf16 with them; the cache
+    records the dtype actually used, so an fp32 cache is not reused for a bf16 harvest; a bad name is refused
+    before anything loads."""
+    import sae.lm
+    import sae.train.harvest
+
+    with pytest.raises(ValueError, match="--data.lm_dtype 'bf32'"):
+        data(tiny_lm_dir, lm_dtype="bf32")
+    for has_bf16, want in ((False, "float32"), (True, "bfloat16")):
+        monkeypatch.setattr(sae.lm, "cpu_capability", lambda b=has_bf16: "AVX512+AVX512_BF16" if b else "AVX2")
+        dm = data(tiny_lm_dir, lm_dtype="auto", cache_dir=str(tmp_path / "cache"), max_tokens=2048)
+        assert dm.lm[0].dtype == getattr(torch, want)
+        dm.prepare_data()
+        assert sae.train.harvest.read_cache_meta(tmp_path / "cache")["lm_dtype"] == want

@@ -31,7 +31,7 @@ PROVENANCE = "provenance.json"
 @dataclass
 class GenerationConfig:
     model_name: str = "smollm2-135m"
-    lm_dtype: str = "bfloat16"  # 1.5x faster than float32 on CPUs with bf16 units; the same weights
+    lm_dtype: str = "auto"  # bf16 where the CPU/GPU has bf16 units (1.5x faster there), else float32
     samples: int = 3  # sampled responses per request
     first_sample: int = 0  # sample numbers first_sample … first_sample + samples − 1 (to add samples later)
     list_samples: int = 2  # sampled continuations per ToxiGen list prompt

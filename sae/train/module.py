@@ -11,7 +11,7 @@ from torch import nn
 
 from sae.config import TRAINABLE, SAEConfig
 from sae.hooks import HookPoint
-from sae.lm import cached_lm, resolve_model_name
+from sae.lm import cached_lm, resolve_lm_dtype, resolve_model_name
 from sae.model import TopKSAE, sae_class
 from sae.train.datamodule import distributed
 from sae.train.metrics import SAEStats, evaluate_batch
@@ -42,7 +42,7 @@ class SAEModule(L.LightningModule):
         aux_coef: weight of the AuxK loss.
         dead_tokens: a latent silent for this many training tokens counts as dead.
         save_dir: folder the trained SAEs are saved in (one sub-folder per hook point).
-        lm_dtype: the LM's dtype (set once with --data.lm_dtype; linked here).
+        lm_dtype: the LM's dtype: auto, float32 or bfloat16 (set once with --data.lm_dtype; linked here).
         outlier_factor: the token filter (set once with --data.outlier_factor; linked here).
     """
 
@@ -64,7 +64,7 @@ class SAEModule(L.LightningModule):
         aux_coef: float = 1 / 32,
         dead_tokens: int = 10_000_000,
         save_dir: str | None = "runs/sae",
-        lm_dtype: str = "float32",
+        lm_dtype: str = "auto",
         outlier_factor: float | None = 10.0,
     ):
         super().__init__()
@@ -80,7 +80,7 @@ class SAEModule(L.LightningModule):
         self.save_hyperparameters()
         self.hook_points = list(hook_points)
         self.targets = dict(zip(self.hook_points, target_hook_points))  # transcoders: input hook → output hook
-        model = cached_lm(model_name, lm_dtype)[0]
+        model = cached_lm(model_name, resolve_lm_dtype(lm_dtype))[0]  # for the hook widths
         self.saes = nn.ModuleDict()
         for hook in self.hook_points:
             d = HookPoint.parse(hook).width(model)
@@ -160,7 +160,8 @@ class SAEModule(L.LightningModule):
         self._val = {h: SAEStats(self.sae(h).d_sae) for h in self.hook_points}
 
     def validation_step(self, ids: torch.Tensor, batch_idx: int) -> None:
-        model = cached_lm(self.hparams.model_name, self.hparams.lm_dtype)[0].to(self.device)
+        dtype = resolve_lm_dtype(self.hparams.lm_dtype, self.device)
+        model = cached_lm(self.hparams.model_name, dtype)[0].to(self.device)
         evaluate_batch(model, ids.to(self.device), {h: self.sae(h) for h in self.hook_points}, self._val,
                        self.hparams.outlier_factor)
 

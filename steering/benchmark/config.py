@@ -63,6 +63,8 @@ class BenchConfig:
 class ReportConfig:
     model: str = EMBEDDED
     """LM: the embedded alias, a .gguf, a local folder or a hub id"""
+    lm_dtype: str = "auto"
+    """the LM's dtype: 'auto' (bf16 where the CPU/GPU has bf16 units, else float32), float32 or bfloat16"""
     sae: str | None = None
     """an SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post); 'train' trains one with
     train_config; default: the model's shipped SAE, else train one"""

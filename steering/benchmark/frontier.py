@@ -108,7 +108,7 @@ def main(argv=None) -> None:
     check_config(cfg)
     out = Path(cfg.out)
     sae = TopKSAE.load(which_sae(cfg))
-    model, tok = load_lm(cfg.model)
+    model, tok = load_lm(cfg.model, cfg.lm_dtype)
     records = list(load_explanations(args.explanations).values())
     methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out), sae)
     judges = {"MiniLM": toxicity_judge(cfg.judge_per_class), "profanity": profanity_scorer()}

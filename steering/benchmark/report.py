@@ -40,7 +40,7 @@ from sae.data.labelled import CONTRASTS
 from sae.data.text import TextSource
 from sae.files import write_manifest
 from sae.hooks import HookPoint
-from sae.lm import load_lm
+from sae.lm import check_lm_dtype, load_lm
 from sae.model import TopKSAE
 from steering.benchmark import runner
 from steering.benchmark.config import ROWS, ReportConfig
@@ -61,6 +61,7 @@ from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 def check_config(cfg: ReportConfig) -> None:
     """Refuse a misspelt mode, contrast or row before any work (the report and the frontier read the same options)."""
+    check_lm_dtype(cfg.lm_dtype)
     if cfg.conditional_mode not in CONDITIONAL_MODES:
         raise ValueError(f"--conditional-mode {cfg.conditional_mode!r}: choose one of {', '.join(CONDITIONAL_MODES)}")
     if not 0 <= cfg.conditional_quantile <= 1:
@@ -91,7 +92,7 @@ def run(cfg: ReportConfig) -> Path:
     sae_dir = which_sae(cfg)
     sae = TopKSAE.load(sae_dir)
     timings["sae"] = time.perf_counter() - start
-    model, tok = load_lm(cfg.model)
+    model, tok = load_lm(cfg.model, cfg.lm_dtype)
     for h in hooks:  # a layer the model lacks fails here, before the report folder exists
         h.locate(model)
     hook = sae.cfg.hook_point

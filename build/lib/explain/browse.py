@@ -1,0 +1,178 @@
+"""Static feature browser: `build` turns an explanations JSONL into a site that works from a local folder
+(no CDN, no server needed), `serve` shows it on localhost.
+
+    python -m explain.browse build explanations.jsonl --out site/
+    python -m explain.browse serve site/ [--port 8000]
+    python -m explain.browse serve site/ --live [--sae smollm2-135m/blocks.15.resid_post] [--model NAME]
+
+`--live` adds test-your-text, a steer panel and nearest features (explain/live.py: one model in memory, a
+JSON API, localhost only unless --host is given); without it the pages hide those parts.
+
+Every feature has two explanations, labelled for what they are: the MI words (output side: what steering with
+it writes) and the input summary (explain.input_side: the tokens and n-grams that fire it in its top
+contexts). The index holds every feature's id, density, both explanations, logit-lens tokens and top-context
+peak tokens (client-side search over all of them, and sorting); each feature's
+full record sits in a shard file loaded only when its page opens. Corpus text is only ever inserted with
+`textContent`, so markup in the corpus is shown, never executed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import http.server
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of, summary_tokens
+from explain.live import LiveModel
+from explain.server import bind, serve_live
+from sae.cli import run_cli
+from sae.eval.stats import rate_ci
+from sae.files import output_dir
+from sae.lm import DTYPE_HELP, EMBEDDED, load_lm
+from sae.model import TopKSAE
+from steering.intervention import load_interventions
+
+STATIC = Path(__file__).resolve().parent / "static"
+SHARD = 64  # features per lazily-loaded file
+
+
+def quality(records: list[dict], output_scores: str | Path | None = None) -> dict:
+    """What the pages say about how far each explanation can be trusted: the input summaries' held-out peak
+    agreement (explain.input_side) and, when given, the MI words' output-side scores (explain.output_score)."""
+    by_id = {r["feature"]: r for r in records}
+    out = {"input": {}, "output": {}}
+    if any(held_out_contexts(r) for r in records):
+        est = peak_agreement(by_id, summary_tokens, held_out=True)
+        chance = peak_agreement(by_id, summary_tokens, held_out=True, shuffle=True)
+        out["input"] = {"rate": est.value, "low": est.low, "high": est.high, "n": est.n, "chance": chance.value}
+    if output_scores:
+        with open(output_scores, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] in ("mi", "mi:decoder-bayes")]
+        if not rows:
+            raise ValueError(f"{output_scores} holds no MI (decoder-bayes) rows; write it with "
+                             "`python -m explain.output_score`")
+        est = rate_ci([float(r["logprob_gain"]) for r in rows])
+        out["output"] = {"mean": est.value, "low": est.low, "high": est.high, "n": est.n}
+        for r in rows:
+            if int(r["feature"]) in by_id:
+                by_id[int(r["feature"])]["output_score"] = round(float(r["logprob_gain"]), 4)
+    return out
+
+
+def _js(name: str, value) -> str:
+    # ensure_ascii escapes U+2028/2029 and every non-ASCII character, so any text is a valid JS literal.
+    return f"{name} = {json.dumps(value, ensure_ascii=True, separators=(',', ':'))};\n"
+
+
+def build(explanations: str | Path, out: str | Path, title: str | None = None,
+          output_scores: str | Path | None = None) -> Path:
+    """Write the site into `out`, replaced atomically (built beside it, then renamed). `out` must be new,
+    empty or an earlier site: a folder holding anything else is refused, never emptied. `output_scores`: a
+    per_feature.csv from `python -m explain.output_score`, shown beside the MI words."""
+    explanations, out = Path(explanations), Path(out)
+    if out.resolve() in explanations.resolve().parents:
+        raise ValueError(f"--out {out} contains the explanations file {explanations}, which replacing the folder "
+                         "would delete; write the site to its own folder (e.g. --out site/).")
+    records = [json.loads(line) for line in explanations.read_text().splitlines() if line.strip()]
+    if not records:
+        raise ValueError(f"{explanations} holds no feature records")
+    for r in records:
+        f = r.get("feature")
+        if not isinstance(f, int) or isinstance(f, bool) or f < 0:
+            raise ValueError(f"{explanations}: feature id {f!r} is not a non-negative integer; every record needs "
+                             "an integer 'feature' (write the file with `python -m explain`).")
+    records.sort(key=lambda r: r["feature"])
+    n = records[-1]["feature"] + 1
+    own = [f.name for f in STATIC.iterdir()] + ["index_data.js", "features"]
+    with output_dir(out, "site", own) as tmp:
+        (tmp / "features").mkdir()
+        for f in STATIC.iterdir():
+            shutil.copy(f, tmp / f.name)
+        for r in records:  # files written before input summaries existed get theirs from their top contexts
+            r["input_summary"] = summary_of(r)
+        index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
+                  " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5]),
+                  " ".join(t.strip() for t, _ in r["input_summary"]["tokens"]),
+                  " ".join(sorted(peak_tokens(r.get("top_contexts", []))))] for r in records]
+        meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD,
+                "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
+                "quality": quality(records, output_scores)}
+        (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
+        shards: dict[int, dict] = {}
+        for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
+            shards.setdefault(r["feature"] // SHARD, {})[r["feature"]] = r
+        for i, shard in shards.items():
+            (tmp / "features" / f"{i}.js").write_text(
+                "window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, " + json.dumps(shard, ensure_ascii=True)
+                + ");\n")
+    return out
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve(site: str | Path, port: int = 8000, host: str = "127.0.0.1",
+          quiet: bool = False) -> http.server.ThreadingHTTPServer:
+    """A static file server for the site on localhost (call .serve_forever(), or .shutdown() to stop)."""
+    site = Path(site)
+    if not (site / "index.html").is_file():
+        raise FileNotFoundError(f"{site} has no index.html; build it first with `python -m explain.browse build`")
+    cls = _QuietHandler if quiet else http.server.SimpleHTTPRequestHandler
+    handler = functools.partial(cls, directory=str(site))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def main(argv=None) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="python -m explain.browse", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="explanations JSONL → static site", formatter_class=fmt)
+    b.add_argument("explanations", help="JSONL written by `python -m explain`")
+    b.add_argument("--out", default="site", help="site folder: new, empty or an earlier site (never another folder)")
+    b.add_argument("--title", help="page title (default: the explanations file's name)")
+    b.add_argument("--output-scores", help="per_feature.csv from `python -m explain.output_score`: each MI word "
+                                           "list's output-side score, shown on the pages")
+    s = sub.add_parser("serve", help="serve a built site on localhost", formatter_class=fmt)
+    s.add_argument("site", help="folder written by `build`")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    s.add_argument("--live", action="store_true", help="load the model and SAE: test your text, steer from the page")
+    s.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post", help="with --live: SAE folder or name")
+    s.add_argument("--model", help="with --live: default the model named in the SAE's cfg.json")
+    s.add_argument("--lm-dtype", default="auto", help="with --live, the LM's dtype: " + DTYPE_HELP)
+    s.add_argument("--host", help="bind address (default 127.0.0.1); giving it is what allows a non-loopback one")
+    s.add_argument("--interventions", nargs="*", default=[],
+                   help="with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply")
+    args = p.parse_args(argv)
+    if args.cmd == "build":
+        print(f"site written to {build(args.explanations, args.out, args.title, args.output_scores)}/index.html")
+    elif args.live:
+        host = args.host or "127.0.0.1"
+        sock = bind(host, args.port)  # before the model loads: a busy port fails now, not after it
+        port = sock.getsockname()[1]
+        sae = TopKSAE.load(args.sae)
+        name = args.model or sae.cfg.model_name or EMBEDDED
+        model, tok = load_lm(name, args.lm_dtype)
+        saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
+        server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), host, port,
+                            allow_remote=args.host is not None)
+        print(f"serving {args.site} live ({name}, {args.sae}) on http://{host}:{port}/", flush=True)
+        server.run(sockets=[sock])
+    else:
+        server = serve(args.site, args.port)
+        host, port = server.server_address[:2]
+        print(f"serving {args.site} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            server.shutdown()
+
+
+if __name__ == "__main__":
+    run_cli(main)

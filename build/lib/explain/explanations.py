@@ -1,0 +1,195 @@
+"""Explanations for every feature of an SAE, written as JSONL (one record per feature):
+
+    {"feature": 12, "mi_words": [[word, score], ...], "mi_variants": {"decoder-bayes": [[word, score], ...], ...},
+     "logit_tokens": {"pos": [...], "neg": [...]},
+     "topact_tokens": [[token, count], ...], "top_contexts": [{"tokens": [...], "acts": [...], "peak": i}, ...],
+     "input_summary": {"tokens": [[token, share], ...], "ngrams": [[text, fraction], ...]},
+     "quantile_contexts": [{"quantile": [0.0, 0.25], "contexts": [...]}, ...],
+     "frequency": 0.0123, "max_act": 4.2, "histogram": {"edges": [...], "counts": [...]}}
+
+`mi_words` holds the first MI variant of `ExplainConfig.mi`; `mi_variants` every one asked for. A variant is
+named DIRECTIONS-SCORE[-cased]: DIRECTIONS 'decoder' (what a feature writes, W_dec rows) or 'encoder' (what it
+reads, W_enc columns, as the MI paper's code); SCORE 'bayes' or 'paper' (explain.mi); '-cased' scores the
+corpus's cased word forms (explain.vocab.cased_word_list) instead of lowercase English words.
+MI words say what a feature *writes*; `input_summary` (explain.input_side) what it *reads*: the tokens and
+n-grams that carry its activation in its top contexts.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from explain.input_side import input_summary
+from explain.logit_lens import logit_lens
+from explain.mi import SCORES, auto_tau, mi_explain
+from explain.topact import FeatureStats, collect_stats
+from explain.vocab import VOCABULARIES, unembedding, vocab_embeddings
+from sae.files import atomic_file
+from sae.hooks import HookPoint, final_norm
+from sae.model import TopKSAE, feature_ids
+
+DIRECTIONS = ("decoder", "encoder")
+
+
+@dataclass(frozen=True)
+class MIVariant:
+    directions: str = "decoder"
+    score: str = "bayes"
+    vocab: str = "lower"
+
+    @property
+    def name(self) -> str:
+        return f"{self.directions}-{self.score}" + ("-cased" if self.vocab == "cased" else "")
+
+    @classmethod
+    def parse(cls, name: str) -> MIVariant:
+        parts = name.split("-")
+        vocab = "cased" if parts[-1] == "cased" else "lower"
+        parts = parts[:-1] if vocab == "cased" else parts
+        if len(parts) != 2 or parts[0] not in DIRECTIONS or parts[1] not in SCORES:
+            raise ValueError(f"Unknown MI variant {name!r}: write DIRECTIONS-SCORE[-cased], DIRECTIONS one of "
+                             f"{DIRECTIONS}, SCORE one of {SCORES} (e.g. decoder-bayes, encoder-paper-cased)")
+        return cls(parts[0], parts[1], vocab)
+
+
+@dataclass
+class ExplainConfig:
+    words: int = 5000
+    mi: tuple[str, ...] = ("decoder-bayes",)  # MI variants: the first fills mi_words, all fill mi_variants
+    tau: float | None = None  # None: the std of the scores (see explain.mi)
+    tau_c: float | None = None  # the 'paper' score's temperature over features (None: tau)
+    p_c: str = "uniform"  # or "frequency": weight features by how often they fire on the corpus
+    top_m: int = 10
+    logit_top: int = 10
+    top_contexts: int = 10
+    left: int = 12  # context tokens shown before the peak
+    right: int = 4  # and after it
+    hist_bins: int = 20
+    quantile_bins: int = 4  # activation quantiles to sample example contexts from
+    outlier_factor: float | None = 10.0  # tokens the SAE's training left out (attention sinks) get no activation
+
+    def __post_init__(self):
+        if self.tau is not None and not (math.isfinite(self.tau) and self.tau > 0):
+            raise ValueError(f"tau (the MI softmax temperature) must be a positive finite number, got {self.tau}; "
+                             "omit it to use the standard deviation of the scores.")
+        for name in ("words", "top_m", "logit_top", "top_contexts", "hist_bins", "quantile_bins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.p_c not in ("uniform", "frequency"):
+            raise ValueError(f"p_c must be 'uniform' or 'frequency', got {self.p_c!r}")
+        if isinstance(self.mi, str) or not self.mi:
+            raise ValueError(f"mi must be a non-empty list of variant names, got {self.mi!r}")
+        self.variants = [MIVariant.parse(v) for v in self.mi]
+
+
+@torch.no_grad()
+def residual_directions(model, sae: TopKSAE, directions: str = "decoder") -> torch.Tensor:
+    """(n_features, d_model): each feature's decoder row (what it writes) or encoder column (what it reads) in
+    the residual stream. An mlp_act SAE's decoder rows go through the MLP's down projection first; its encoder
+    columns read MLP units and have no residual-stream counterpart."""
+    if directions not in DIRECTIONS:
+        raise ValueError(f"directions must be one of {DIRECTIONS}, got {directions!r}")
+    hp = HookPoint.parse(sae.cfg.hook_point) if sae.cfg.hook_point else None
+    W = (sae.W_dec if directions == "decoder" else sae.W_enc.T).detach().float()
+    if hp is not None and hp.site == "mlp_act" and directions == "encoder":
+        raise ValueError(f"Encoder directions of an SAE at {sae.cfg.hook_point} read MLP units, not the residual "
+                         "stream, so words cannot be scored against them; use the decoder directions.")
+    if hp is not None and hp.site == "mlp_act":
+        down, _ = hp.locate(model)
+        W = down(W.to(next(down.parameters()).dtype)).float()
+    d_model = unembedding(model).shape[1]
+    if W.shape[1] != d_model:
+        raise ValueError(f"The SAE's decoder width {W.shape[1]} ≠ the model's width {d_model}: this SAE was "
+                         f"trained on another model or hook point ({sae.cfg.hook_point or 'unknown hook'}).")
+    return W
+
+
+def check_features(sae: TopKSAE, features: Sequence[int] | None) -> list[int]:
+    return list(range(sae.d_sae)) if features is None else feature_ids(features, sae.d_sae)
+
+
+def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig | None = None,
+                     features: Sequence[int] | None = None, cache_dir: str | None = None) -> Iterator[dict]:
+    """Yield one explanation record per feature (all features by default)."""
+    cfg = cfg or ExplainConfig()
+    features = check_features(sae, features)
+    dirs = residual_directions(model, sae)  # checks the SAE fits the model before the corpus pass
+    stats = collect_stats(model, sae, windows, cfg.top_contexts, outlier_factor=cfg.outlier_factor)
+    p_c = stats.frequency + 1e-9 if cfg.p_c == "frequency" else None
+    mi = {v.name: mi_words(model, tokenizer, sae, v, cfg, p_c, cache_dir) for v in cfg.variants}
+    with torch.no_grad():
+        pos, neg = logit_lens(dirs, unembedding(model), cfg.logit_top)
+    hist = stats.histogram(cfg.hist_bins)
+    decode = lambda ids: [tokenizer.decode([t]) for t in ids]
+    for f in features:
+        top = contexts(stats, f, tokenizer, cfg.left, cfg.right)
+        variants = {name: [[words[w], round(float(s), 6)] for w, s in zip(ids[f].tolist(), scores[f].tolist())]
+                    for name, (words, scores, ids) in mi.items()}
+        yield {
+            "feature": f,
+            "mi_words": variants[cfg.variants[0].name],
+            "mi_variants": variants,
+            "logit_tokens": {"pos": decode(pos[f].tolist()), "neg": decode(neg[f].tolist())},
+            "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
+            "top_contexts": top,
+            "input_summary": input_summary(top),
+            "quantile_contexts": quantile_contexts(stats, f, tokenizer, cfg.left, cfg.right, cfg.quantile_bins),
+            "frequency": float(stats.frequency[f]),
+            "max_act": float(stats.max_act[f]),
+            "histogram": {"edges": torch.linspace(0, float(stats.max_act[f]), cfg.hist_bins + 1).tolist(),
+                          "counts": hist[f].tolist()},
+        }
+
+
+@torch.no_grad()
+def mi_words(model, tokenizer, sae: TopKSAE, variant: MIVariant, cfg: ExplainConfig, p_c: torch.Tensor | None = None,
+             cache_dir: str | None = None) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """(words, scores, word ids) for every feature under one MI variant; scores and ids are (n_features, top_m)."""
+    dirs = residual_directions(model, sae, variant.directions)
+    norm = final_norm(model)
+    transform = lambda d: norm(d.to(next(model.parameters()).dtype)).float()
+    words = VOCABULARIES[variant.vocab](cfg.words)
+    E = vocab_embeddings(model, tokenizer, words, cache_dir)
+    tau = cfg.tau if cfg.tau is not None else auto_tau(dirs, E, transform)
+    scores, ids = mi_explain(dirs, E, tau, p_c=p_c, top_m=cfg.top_m, transform=transform, score=variant.score,
+                             tau_c=cfg.tau_c)
+    return words, scores, ids
+
+
+def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int,
+             where: list[tuple[float, int, int]] | None = None) -> list[dict]:
+    """Context records around (activation, window, position) triples (default: the feature's top contexts)."""
+    if where is None:
+        where = zip(stats.top_values[f].tolist(), stats.top_windows[f].tolist(), stats.top_peaks[f].tolist())
+    out = []
+    for v, w, p in where:
+        if v <= 0:
+            continue
+        lo, hi = max(0, p - left), min(stats.windows.shape[1], p + right + 1)
+        ids = stats.windows[w, lo:hi].tolist()
+        acts = stats.token_acts(f, w)[lo:hi]
+        out.append({"tokens": [tokenizer.decode([t]) for t in ids], "acts": [round(float(a), 4) for a in acts],
+                    "peak": p - lo})
+    return out
+
+
+def quantile_contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int, bins: int) -> list[dict]:
+    """Contexts sampled from each activation quantile of the feature (lowest first), as Neuronpedia shows."""
+    return [{"quantile": [round(i / bins, 3), round((i + 1) / bins, 3)],
+             "contexts": contexts(stats, f, tokenizer, left, right, sample)}
+            for i, sample in enumerate(stats.quantile_samples(f, bins))]
+
+
+def write_jsonl(records, path: str | os.PathLike) -> Path:
+    """Write records atomically: a temp file renamed into place when complete."""
+    path = Path(path)
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
+        for rec in records:  # allow_nan=False: a NaN would make the line invalid JSON
+            f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
+    return path

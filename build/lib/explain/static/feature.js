@@ -1,0 +1,102 @@
+// A feature page: its record is loaded lazily from features/<shard>.js (works from a local folder, no fetch).
+// Every piece of corpus text is set with textContent, never innerHTML, so markup in the corpus stays text.
+const id = parseInt(new URLSearchParams(location.search).get("id"), 10);
+document.getElementById("meta").textContent = SAE_META.title;
+const text = (el, t) => { el.textContent = t; return el; };
+const make = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
+
+let shownWith; const shown = new Promise(resolve => { shownWith = resolve; });
+const whenShown = (fn) => shown.then(fn);  // run fn(record) once the feature's record is on the page
+
+window.showFeature = function (rec) {
+  document.title = "feature #" + rec.feature;
+  text(document.getElementById("title"), "feature #" + rec.feature);
+  const summary = rec.input_summary || {tokens: [], ngrams: []};
+  for (const [t, share] of summary.tokens) document.getElementById("in-tokens").appendChild(make("span", "chip", `${JSON.stringify(t)} ${(100 * share).toFixed(0)}%`));
+  if (!summary.tokens.length) document.getElementById("in-tokens").appendChild(make("span", "muted", "never fired on the corpus"));
+  for (const [g, frac] of summary.ngrams) document.getElementById("in-ngrams").appendChild(make("span", "chip", `${JSON.stringify(g)} ${(100 * frac).toFixed(0)}%`));
+  if (!summary.ngrams.length) document.getElementById("in-ngrams").appendChild(make("span", "muted", "none recurs"));
+  const key = (t) => t.trim().toLowerCase();
+  const heldOut = (rec.quantile_contexts || []).filter(q => q.quantile[0] >= 0.5).flatMap(q => q.contexts);
+  if (heldOut.length) {
+    const peaks = new Set(heldOut.map(c => key(c.tokens[c.peak])));
+    const hit = summary.tokens.filter(([t]) => peaks.has(key(t))).map(([t]) => JSON.stringify(t));
+    text(document.getElementById("in-check"), hit.length
+      ? `✓ names the peak token of a held-out example (upper activation quantiles): ${hit.join(", ")}`
+      : "✗ names none of the peak tokens of the held-out examples (upper activation quantiles)");
+  }
+  if (rec.output_score !== undefined) text(document.getElementById("mi-check"),
+    `output-side score: steering with this feature raises these words' log-probability by ${rec.output_score.toFixed(2)} nats more than random words'`);
+  for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
+  const mi = document.getElementById("mi");
+  for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
+  const variants = document.getElementById("mi-variants");
+  for (const [name, words] of Object.entries(rec.mi_variants || {})) {
+    const row = make("div", "variant"); row.appendChild(make("span", "muted", name + ": "));
+    for (const [w] of words) row.appendChild(make("span", "chip", w));
+    variants.appendChild(row);
+  }
+  for (const t of rec.logit_tokens.pos) document.getElementById("lpos").appendChild(make("span", "chip", JSON.stringify(t)));
+  for (const t of rec.logit_tokens.neg) document.getElementById("lneg").appendChild(make("span", "chip neg", JSON.stringify(t)));
+  text(document.getElementById("topact"), rec.topact_tokens.map(([t, c]) => `${JSON.stringify(t)}×${c}`).join("  "));
+  const box = document.getElementById("contexts");
+  const max = Math.max(rec.max_act, 1e-9);
+  const context = (c) => {
+    const div = make("div", "ctx");
+    c.tokens.forEach((t, i) => {
+      const s = make("span", "tok" + (i === c.peak ? " peak" : ""), t);
+      const a = Math.max(0, c.acts[i]) / max;
+      if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * a})`;
+      s.title = c.acts[i].toFixed(3);
+      div.appendChild(s);
+    });
+    return div;
+  };
+  for (const c of rec.top_contexts) box.appendChild(context(c));
+  if (!rec.top_contexts.length) box.appendChild(make("div", "muted", "never fired on the corpus"));
+  const qbox = document.getElementById("quantiles");
+  for (const q of [...(rec.quantile_contexts || [])].reverse()) {  // highest quantile first
+    qbox.appendChild(make("div", "muted", `activation quantile ${Math.round(100 * q.quantile[0])}–${Math.round(100 * q.quantile[1])}%`));
+    for (const c of q.contexts) qbox.appendChild(context(c));
+  }
+  text(document.getElementById("density"), `fires on ${(100 * rec.frequency).toFixed(3)}% of tokens, max activation ${rec.max_act.toFixed(3)}`);
+  const counts = rec.histogram.counts, top = Math.max(...counts, 1), W = 400, H = 90, bw = W / counts.length;
+  const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H);
+  counts.forEach((n, i) => {
+    const r = document.createElementNS(ns, "rect"), h = (H - 2) * n / top;
+    r.setAttribute("x", i * bw + 1); r.setAttribute("y", H - h); r.setAttribute("width", bw - 2); r.setAttribute("height", h);
+    svg.appendChild(r);
+  });
+  document.getElementById("hist").appendChild(svg);
+  shownWith(rec);
+};
+
+if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
+  const s = document.createElement("script");
+  s.src = `features/${Math.floor(id / SAE_META.shard)}.js`;
+  const missing = () => text(document.getElementById("title"), `no feature ${id} in this site`);
+  s.onload = () => (window.SAE_SHARD && window.SAE_SHARD[id] ? window.showFeature(window.SAE_SHARD[id]) : missing());
+  s.onerror = missing;
+  document.body.appendChild(s);
+} else {
+  text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
+}
+
+// --- live: test your text, steer, nearest features --------------------------------------------------------
+if (Number.isInteger(id)) liveInit(() => {
+  const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
+  document.getElementById("tt-go").onclick = async () => {
+    const e = document.getElementById("tt-err"); err(e);
+    try {
+      const r = await api("api/activations", {text: document.getElementById("tt-text").value, feature: id});
+      renderTokens(document.getElementById("tt-out"), r.tokens, r.acts, keptMax(r.acts, r.excluded), null, r.excluded);
+    } catch (x) { err(e, x); }
+  };
+  // the record (max_act) loads asynchronously; the panel waits for it to set the default strength
+  whenShown(rec => steerPanel(() => document.getElementById("st-self").checked ? [id] : [], rec.max_act, "this feature's"));
+  api(`api/nearest/${id}`).then(list => {
+    const box = document.getElementById("nearest");
+    for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }
+  }).catch(() => {});
+});

@@ -1,0 +1,93 @@
+// Live parts of the browser: shown only when the page is served by `python -m explain.browse serve --live`
+// (GET /api/health answers). Text from the model or the user is set with textContent only, never innerHTML.
+window.LIVE = null;
+const mk = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
+
+// How far each explanation can be trusted, measured when the site was built (shared by both pages).
+function qualityLines(q) {
+  const pct = (x) => (100 * x).toFixed(1) + "%", out = [];
+  if (q && q.input && q.input.n) out.push(`Fires on (input side): for ${pct(q.input.rate)} of ${q.input.n} features ` +
+    `[95% CI ${pct(q.input.low)}–${pct(q.input.high)}] the summary names the peak token of a held-out example ` +
+    `(chance, another feature's summary: ${pct(q.input.chance)}).`);
+  if (q && q.output && q.output.n) out.push(`MI words (output side): steering with the feature raises their ` +
+    `log-probability by ${q.output.mean.toFixed(2)} nats more than random words [95% CI ${q.output.low.toFixed(2)}–` +
+    `${q.output.high.toFixed(2)}], ${q.output.n} features.`);
+  out.push("MI words describe what a feature writes (what steering with it produces), not what it reads; " +
+           "the input summary describes what fires it.");
+  return out;
+}
+
+async function api(path, body) {
+  const r = await fetch(path, body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || r.statusText));
+  return data;
+}
+
+// tokens coloured by one activation per token (acts) on a 0..max scale; `excluded` tokens (attention sinks,
+// special tokens: left out of training) are shown struck through, uncoloured, and do not set the scale
+function renderTokens(box, tokens, acts, max, extra, excluded) {
+  box.replaceChildren();
+  tokens.forEach((t, i) => {
+    const s = mk("span", "tok", t);
+    const a = acts && acts.length ? acts[i] : 0;
+    s.dataset.act = a; s.title = acts && acts.length ? a.toFixed(3) : "";
+    if (excluded && excluded[i]) {
+      s.classList.add("excluded");
+      s.title = `${s.title} (left out: an attention-sink or special token, as in training)`;
+    } else if (a > 0) s.style.background = `rgba(230, 97, 0, ${0.12 + 0.78 * Math.min(1, a / Math.max(max, 1e-9))})`;
+    if (extra) extra(s, i);
+    box.appendChild(s);
+  });
+}
+
+// the largest activation over the tokens that are not excluded: the colour scale
+const keptMax = (acts, excluded) => Math.max(...acts.filter((_, i) => !(excluded && excluded[i])), 1e-9);
+
+async function liveInit(onReady) {
+  try { window.LIVE = await api("api/health"); } catch (e) { return; }  // static: the live cards stay hidden
+  for (const el of document.querySelectorAll(".live")) el.hidden = false;
+  const m = document.getElementById("live-meta");
+  if (m) m.textContent = `live: ${LIVE.model}, ${LIVE.sae} (${LIVE.d_sae} features)`;
+  onReady();
+}
+
+// The steer panel (feature page and steer.html): `own()` gives the page's own features, #st-more adds others.
+// The default strength is the server's multiple (STEER_DEFAULTS in explain/live.py) of `scale`, the feature's
+// largest activation on the corpus (`whose` says whose it is), and the line under the controls says so.
+function steerPanel(own, scale, whose) {
+  const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
+  const op = document.getElementById("st-op"), strength = document.getElementById("st-strength");
+  const setDefault = () => {
+    const d = LIVE.steer_defaults[op.value], note = document.getElementById("st-scale");
+    if (d.of === "max_act" && scale > 0) {
+      strength.value = +(d.times * scale).toPrecision(3);
+      note.textContent = `default strength ${strength.value} = ${d.times} × ${whose} largest activation on the corpus ` +
+        `(${scale.toFixed(2)}); strength is in the SAE's activation units.`;
+    } else {
+      strength.value = d.times;
+      note.textContent = d.of === "max_act" ? `default strength ${d.times} (no activation scale known)` :
+        `amplify scales the text's projection on the features' decoder directions by 1 + strength: its effect ` +
+        `depends on the text, not on the features' activation scale (inject adds a feature that is absent).`;
+    }
+  };
+  op.addEventListener("change", setDefault); setDefault();
+  const sel = document.getElementById("st-saved");
+  for (const name of LIVE.saved) { const o = mk("option", "", name); o.value = name; sel.appendChild(o); }
+  document.getElementById("st-go").onclick = async () => {
+    const e = document.getElementById("st-err"); err(e);
+    const more = document.getElementById("st-more").value.split(",").map(s => s.trim()).filter(Boolean).map(Number);
+    const value = parseFloat(strength.value);
+    if (!Number.isFinite(value)) { err(e, "strength: enter a number (the line below gives the scale)"); return; }
+    try {
+      const r = await api("api/steer", {prompt: document.getElementById("st-prompt").value, features: [...own(), ...more],
+        saved: sel.value || null, operator: op.value,
+        strength: value, positions: document.getElementById("st-pos").value,
+        max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
+      const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);  // [] when only a saved file steers
+      renderTokens(document.getElementById("st-plain"), r.unsteered_tokens, r.unsteered_trace, max);
+      renderTokens(document.getElementById("st-steered"), r.steered_tokens, r.steered_trace, max);
+      document.getElementById("st-snippet").textContent = r.snippet;
+    } catch (x) { err(e, x); }
+  };
+}

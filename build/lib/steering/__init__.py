@@ -1,0 +1,1 @@
+"""Steer generation: interventions at hook points, SAE amplification/calibration, AURA, evaluation."""

@@ -1,0 +1,186 @@
+"""One workflow from raw text to steered generation, written up as reports/<date>/report.md: the steering
+benchmark (`steering.benchmark.runner`) over the field's baselines and this project's methods.
+
+    python -m steering.benchmark.report                 # the shipped SAE (smollm2-135m/blocks.15.resid_post)
+    python -m steering.benchmark.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # another; 'train': train
+    python -m steering.benchmark.report --quick         # CI-sized: a few prompts, a few tokens
+    python -m steering.benchmark.report --help          # every option (`steering.benchmark.config`)
+
+Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking and Linear-AcT /
+DiffMean / SAE-feature fits on the *train* part of the labelled data → judges (their held-out AUROC) → each
+method's strength chosen on dev prompts → every row evaluated on test prompts with 95 % CIs.
+
+Rows: original, prompting, DiffMean (add, ablate, conditional: only on the tokens that lean toxic), Linear-AcT, AURA,
+Det0, DAMP, SAE amplification, SAE calibration, SAE feature edit, SAE sparse conditional, SAE inject, AURA + the best
+SAE row, prompting + the best activation row ("best": lowest dev rate).
+SAE rows act on toxicity features chosen by `features.for_removal` (toxic vs non-toxic texts, `--contrast`: tweets,
+the model's own continuations of dev prompts, or both; DiffMean's direction comes from the same texts): amplification
+weakens the top `amplify_features` (grid over α < 0), calibration removes the top n (grid over n, β fixed), feature
+edit scales the `edit_features` that fire most on toxic text by (1 + α) only where the SAE's encoder fires them
+(`FeatureEdit`, grid over α), sparse conditional caps the projection on sparse DiffMean (the toxic − non-toxic
+latent gaps of the top `sparse_latents` latents, decoded) as DiffMean conditional does.
+SAE inject is the MI paper's pipeline: the features whose explanations read like `inject_concept`
+(`features.by_concept`) brought to magnitude m by `Inject` (grid over m).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from explain.browse import build
+from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
+from sae.data.labelled import CONTRASTS
+from sae.data.text import TextSource
+from sae.files import write_manifest
+from sae.hooks import HookPoint
+from sae.lm import check_lm_dtype, load_lm
+from sae.model import TopKSAE
+from steering.benchmark import runner
+from steering.benchmark.config import ROWS, ReportConfig
+from steering.benchmark.fits import Fits, which_sae
+from steering.benchmark.judges import profanity_scorer, refusal_judge, toxicity_judge
+from steering.benchmark.report_text import training_curves, write_report
+from steering.features import Chosen, describe, top_gaps
+from steering.methods.aura import aura as aura_ivs
+from steering.methods.aura import damp, det0
+from steering.methods.conditional import MODES as CONDITIONAL_MODES
+from steering.methods.conditional import conditional_relative
+from steering.methods.diffmean import DiffMean, add_relative
+from steering.methods.inject import Inject
+from steering.methods.linear_act import with_strength
+from steering.methods.prompting import Prompting
+from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
+
+
+def check_config(cfg: ReportConfig) -> None:
+    """Refuse a misspelt mode, contrast or row before any work (the report and the frontier read the same options)."""
+    check_lm_dtype(cfg.lm_dtype)
+    if cfg.conditional_mode not in CONDITIONAL_MODES:
+        raise ValueError(f"--conditional-mode {cfg.conditional_mode!r}: choose one of {', '.join(CONDITIONAL_MODES)}")
+    if not 0 <= cfg.conditional_quantile <= 1:
+        raise ValueError(f"--conditional-quantile {cfg.conditional_quantile}: use a quantile in [0, 1], e.g. 0.5")
+    if cfg.contrast not in CONTRASTS:
+        raise ValueError(f"--contrast {cfg.contrast!r}: choose one of {', '.join(CONTRASTS)}")
+    for name in ("edit_features", "sparse_latents", "amplify_features", "inject_features"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: give at least 1 feature")
+    unknown = sorted(set(cfg.rows) - set(ROWS))
+    if unknown:
+        raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
+    gate = cfg.conditional_mode == "gate"  # gate pushes coef × the unit (< 0: away from toxic), cap removes a fraction
+    for option, row in (("conditional_coef", "DiffMean conditional"), ("sparse_coef", "SAE sparse conditional")):
+        wrong = [c for c in getattr(cfg, option) if (c >= 0 if gate else c <= 0)]
+        if wrong and (not cfg.rows or row in cfg.rows):
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} {wrong} in {cfg.conditional_mode} mode would steer towards toxic text: "
+                             + (f"gate needs coef < 0, e.g. {flag} -1.5 -2" if gate else
+                                f"cap needs coef > 0 (1 caps at τ), e.g. {flag} 0.5 1"))
+
+
+def run(cfg: ReportConfig) -> Path:
+    """The whole report (steps in the module docstring); returns report.md's path."""
+    check_config(cfg)
+    hooks = [HookPoint.parse(h) for h in cfg.diffmean_hooks]  # a misspelt name fails before any work
+    timings, start = {}, time.perf_counter()
+    sae_dir = which_sae(cfg)
+    sae = TopKSAE.load(sae_dir)
+    timings["sae"] = time.perf_counter() - start
+    model, tok = load_lm(cfg.model, cfg.lm_dtype)
+    for h in hooks:  # a layer the model lacks fails here, before the report folder exists
+        h.locate(model)
+    hook = sae.cfg.hook_point
+    out = Path(cfg.out or f"reports/steering/{datetime.date.today().isoformat()}-report")
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "python -m steering.benchmark.report", asdict(cfg))
+
+    t = time.perf_counter()
+    windows = TextSource(ctx_len=cfg.explain_ctx_len).load(tok, cfg.explain_windows)
+    records = list(explain_features(model, tok, sae, windows, ExplainConfig(words=cfg.explain_words)))
+    write_jsonl(records, out / "explanations.jsonl")
+    build(out / "explanations.jsonl", out / "site", title=f"{cfg.model} {hook}")
+    timings["explain + browser"] = time.perf_counter() - t
+
+    fits = Fits(cfg, model, tok, sae, records, out)  # each fitted on first use: only what the chosen rows need
+
+    t = time.perf_counter()
+    tox_judge, ref_judge = toxicity_judge(cfg.judge_per_class), refusal_judge()
+    judges = runner.Judges({"MiniLM": tox_judge, "profanity": profanity_scorer()}, {"MiniLM": ref_judge},
+                              [tox_judge.describe(), ref_judge.describe(),
+                               "profanity: alt-profanity-check (lexical), probability > 0.5"])
+    timings["judges"] = time.perf_counter() - t
+
+    methods = rows_for(cfg, fits, sae)
+    bcfg = cfg.bench_config
+    t = time.perf_counter()
+    rows = runner.run(model, tok, methods, bcfg, judges, out)
+    timings["benchmark (dev choice + test rows)"] = time.perf_counter() - t - sum(fits.timings.values())
+    timings |= fits.timings
+    logs = sorted(Path(sae_dir).parent.parent.glob("csv/version_*/metrics.csv")) if Path(sae_dir).exists() else []
+    curves = training_curves(logs[-1], out / "training_curves.png") if logs else None
+    by_id = {rec["feature"]: rec for rec in records}
+    chosen = [describe(f, by_id) for f in (vars(fits).get("toxic_features"), vars(fits).get("concept_features"),
+                                           sparse_latents(cfg, fits)) if f is not None]
+    write_report(out, cfg, bcfg, sae, rows, "\n\n".join(chosen) or "(no SAE row ran)", records, curves, timings)
+    return out / "report.md"
+
+
+def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]:
+    """The rows `cfg.rows` asks for (all by default; the original always), in ROWS order, each fitted lazily
+    through `fits`."""
+    M = runner.Method
+    methods = [
+        M("original", family="none"),
+        M("prompting", prompting=Prompting(), family="prompt"),
+        M("DiffMean add", lambda c: add_relative(fits.diffs, c), cfg.diffmean_coef),
+        M("DiffMean ablate", lambda _: [DiffMean(h, r, "ablate") for h, r in fits.diffs.items()]),
+        M("DiffMean conditional", lambda c: conditional_relative(fits.diffs, fits.thresholds, c, cfg.conditional_mode),
+          cfg.conditional_coef),
+        M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
+        M("AURA", lambda _: aura_ivs(fits.aura_scores)),
+        M("Det0", lambda k: det0(fits.aura_scores, k), cfg.det0_k),
+        M("DAMP", lambda k: damp(fits.aura_scores, k, cfg.damp_alpha), cfg.damp_k),
+        M("SAE amplification", lambda a: [Amplify.from_sae(sae, fits.toxic_features.features[: cfg.amplify_features],
+                                                           alpha=a)], cfg.amplify_alpha, family="sae"),
+        M("SAE calibration", lambda n: [Calibrate.from_sae(sae, fits.toxic_features.features[:n],
+                                                           beta=cfg.calibrate_beta)], cfg.calibrate_features,
+          family="sae"),
+        M("SAE feature edit", lambda a: [FeatureEdit.from_sae(s, f, alpha=a) for s, f in fits.firing_features],
+          cfg.edit_alpha, family="sae"),
+        M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse[:2], c, cfg.conditional_mode,
+                                                                   fits.sparse[2]), cfg.sparse_coef, family="sae"),
+        M("SAE inject", lambda m: [Inject.from_sae(sae, fits.concept_features.features, m=m)], cfg.inject_m,
+          family="sae"),
+    ]
+    assert tuple(m.name for m in methods) == ROWS
+    return [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
+
+
+def sparse_latents(cfg: ReportConfig, fits: Fits, shown: int = 16) -> Chosen | None:
+    """The main SAE's latents in SAE sparse conditional's direction (the first `shown`, largest gap first), if that
+    row ran."""
+    if "sparse" not in vars(fits):
+        return None
+    top = top_gaps(fits.latent_gaps[0], cfg.sparse_latents, cfg.sparse_signed)
+    return Chosen(top.features[:shown], top.scores[:shown], f"SAE sparse conditional, {top.how}; the first "
+                  f"{min(shown, len(top.features))} of {len(top.features)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Every field of ReportConfig and of the BenchConfig in it is an option, its docstring the help."""
+    p = argparse.ArgumentParser(prog="python -m steering.benchmark.report", description=__doc__,
+                                formatter_class=HelpFormatter)
+    add_dataclass_options(p, ReportConfig)
+    cfg = dataclass_from_args(ReportConfig, p.parse_args(argv))
+    torch.manual_seed(cfg.bench.seed)
+    print(f"report written to {run(cfg)}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
