@@ -116,9 +116,9 @@ gpu-check-dry: .venv-bench/.installed
 bench-sae: .venv-bench/.installed
 	.venv-bench/bin/python bench/sae_step.py --precision fp32 bf16-true bf16-mixed
 
-# The feature browser for the shipped SAE, from nothing: explanations (54 s on 2 cores, cold caches), then the static
-# site (1 min 36 s in all); `make browse` serves it live on http://127.0.0.1:8000/ (OUTPUT_SCORES=per_feature.csv from
-# `python -m explain.output_score` adds the MI words' output-side scores to the pages).
+# The feature browser for the shipped SAE, from nothing: explanations, then the static site (timings in the README,
+# with the CPU they came from); `make browse [PORT=8000]` serves it live on http://127.0.0.1:PORT/, Ctrl-C stops it
+# (OUTPUT_SCORES=per_feature.csv from `python -m explain.output_score` adds the MI words' output-side scores).
 SHIPPED := smollm2-135m/blocks.15.resid_post
 SITE_DIR := runs/smollm2-135m
 site: $(STAMP)
@@ -126,9 +126,11 @@ site: $(STAMP)
 	$(PY) -m explain.browse build $(SITE_DIR)/explanations.jsonl --out $(SITE_DIR)/site --title "SmolLM2-135M $(SHIPPED)" \
 	  $(if $(OUTPUT_SCORES),--output-scores $(OUTPUT_SCORES))
 
+PORT ?= 8000
 browse: $(STAMP)
-	@test -f $(SITE_DIR)/site/index.html || { echo "no site yet: run \`make site\` first (about 2 min)"; exit 1; }
-	$(PY) -m explain.browse serve $(SITE_DIR)/site --live --sae $(SHIPPED)
+	@test -f $(SITE_DIR)/site/index.html || { echo "no site yet: run \`make site\` first"; exit 1; }
+	@echo "serving on http://127.0.0.1:$(PORT)/ once the model has loaded; Ctrl-C stops it (make browse PORT=N for another port)"
+	$(PY) -m explain.browse serve $(SITE_DIR)/site --live --sae $(SHIPPED) --port $(PORT)
 
 # End to end on the embedded model: train (or SAE=path to reuse) → explain → browser → AURA → every method.
 report: $(STAMP)

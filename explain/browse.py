@@ -162,7 +162,7 @@ def main(argv=None) -> None:
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
         server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), host, port,
                             allow_remote=args.host is not None)
-        print(f"serving {args.site} live ({name}, {args.sae}) on http://{host}:{port}/", flush=True)
+        print(f"serving {args.site} live ({name}, {args.sae}) on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
         server.run(sockets=[sock])
     else:
         server = serve(args.site, args.port)

@@ -1,5 +1,7 @@
 """Every Python block of the README runs, in order, in one namespace — on a tiny model standing in for
 SmolLM2 (same hook names, small widths) — and every command-line entry point it shows answers --help."""
+import ast
+import builtins
 import re
 import shlex
 import subprocess
@@ -18,8 +20,38 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
+CONTINUES = "# continues the block above"  # the only way a README block may use another block's names
+
+
 def blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def names_used_and_bound(code: str) -> tuple[set[str], set[str]]:
+    """(names a block reads, names it binds: assignments, imports, defs, arguments, loop and `with` targets)."""
+    used, bound = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return used, bound
+
+
+def test_every_block_defines_what_it_uses_or_says_it_continues():
+    """A newcomer copies one block: it must run alone, or open with CONTINUES and use only what the blocks
+    before it in its chain define."""
+    chain: set[str] = set()
+    for i, block in enumerate(blocks("python")):
+        used, bound = names_used_and_bound(block)
+        chain = (chain if block.startswith(CONTINUES) else set()) | bound
+        missing = sorted(used - chain - set(dir(builtins)))
+        assert not missing, f"README python block {i + 1} uses {missing}, defined by no earlier block of its chain " \
+                            f"(define them, or open the block with {CONTINUES!r}):\n{block}"
 
 
 def test_python_blocks_run(tmp_path, monkeypatch):
@@ -57,13 +89,18 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     published.save_model(tmp_path / "downloads" / "saelens-sae")
     code = blocks("python")
     assert len(code) >= 5
-    namespace: dict = {}
+    chains: list[dict] = []  # one namespace per chain of blocks
     for i, block in enumerate(code):
+        if not block.startswith(CONTINUES):  # a block that does not say it continues runs on its own
+            chains.append({})
+        namespace = chains[-1]
         try:
             exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
         except Exception as e:  # name the block that rotted
             raise AssertionError(f"README python block {i + 1} failed: {e!r}\n{block}") from e
-    assert namespace["acts"].acts["blocks.15.resid_post"].shape[1] == 32
+    assert chains[0]["acts"].acts["blocks.15.resid_post"].shape[1] == 32
+    steering = next(c for c in chains if "continuation" in c)  # the SAE-feature block printed both texts
+    assert isinstance(steering["continuation"](), str) and len(chains) >= 6
 
 
 def commands() -> list[list[str]]:

@@ -37,10 +37,12 @@ class SAECLI(LightningCLI):
         """Final held-out numbers for every SAE, printed as a table."""
         if self.trainer.limit_val_batches == 0:
             return
-        results = self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        if self.trainer.is_global_zero and results:
+        step, metrics = getattr(self.model, "last_validation", (None, None))
+        if step != self.trainer.global_step or self.trainer.world_size > 1:  # else the weights were validated already
+            metrics = (self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False) or [None])[0]
+        if self.trainer.is_global_zero and metrics:
             print("\nheld-out evaluation")
-            for k, v in sorted(results[0].items()):
+            for k, v in sorted(metrics.items()):
                 print(f"  {k:<48} {v:.4f}")
 
 

@@ -166,9 +166,11 @@ class SAEModule(L.LightningModule):
                        self.hparams.outlier_factor)
 
     def on_validation_epoch_end(self) -> None:
-        for hook, stats in self._val.items():
-            if stats.n_tok:
-                self.log_dict({f"val/{hook}/{k}": v for k, v in stats.compute().items()}, sync_dist=True)
+        metrics = {f"val/{hook}/{k}": v for hook, stats in self._val.items() if stats.n_tok
+                   for k, v in stats.compute().items()}
+        self.log_dict(metrics, sync_dist=True)
+        if not self.trainer.sanity_checking:  # the CLI's final table reuses a validation of the final weights
+            self.last_validation = (self.global_step, {k: float(v) for k, v in metrics.items()})
 
     # --- output --------------------------------------------------------------------------------
     def save_saes(self, folder: str | Path) -> list[Path]:
