@@ -29,18 +29,44 @@ SPARSIFY_WEIGHTS = "sae.safetensors"
 def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
     """(config, {W_enc (d,n), b_enc (n), W_dec (n,d), b_dec (d)[, threshold (n)]}) such that
     z = TopK(ReLU((x − b_dec) W_enc + b_enc)) (BatchTopK: the entries above threshold) and x̂ = z W_dec + b_dec
-    on raw activations."""
+    on raw activations. Every format passes through one check (`check_weights`): finite values, agreeing widths."""
+    cfg, weights, source = _read_any(folder)
+    check_weights(cfg, weights, source)
+    return cfg, weights
+
+
+def check_weights(cfg: SAEConfig, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights that would silently give NaN or fail later with a bare shape error, naming file and tensor."""
+    for name, t in weights.items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            n = int((~t.isfinite()).sum())
+            raise ValueError(f"{source} holds non-finite values (NaN/inf) in {name} ({n} of {t.numel()}): the SAE "
+                             "is broken; retrain it or download it again.")
+    d_in, n, d_out = cfg.d_in, cfg.d_sae, cfg.d_out or cfg.d_in
+    want = {"W_enc": (d_in, n), "b_enc": (n,), "W_dec": (n, d_out), "b_dec": (d_out,), "threshold": (n,),
+            "W_gate": (d_in, n), "b_gate": (n,), "W_skip": (d_out, d_in)}
+    wrong = [f"{k} {tuple(v.shape)} (expected {want[k]})" for k, v in weights.items()
+             if k in want and tuple(v.shape) != want[k]]
+    if wrong:
+        raise ValueError(f"{source}: tensors of mixed widths for d_in={d_in}, d_sae={n}: {', '.join(wrong)}. The "
+                         "file is not one SAE (or its config names other widths); download or save it again.")
+
+
+def _read_any(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor], Path]:
+    """(config, weights, the file they came from), whichever library wrote the folder."""
     olds = [p for p in old_copies(folder) if (p / CONFIG).is_file()]
     if not folder.exists() and olds:
         old = olds[-1]
         raise FileNotFoundError(f"{folder} is missing, but an interrupted save left the previous SAE in {old}: "
                                 f"rename it back (mv {old} {folder}), or save again (which restores it first).")
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist. Give an SAE folder, a shipped SAE's name "
+                                "(smollm2-135m/blocks.15.resid_post) or hf://org/repo/path.")
     if folder.is_file() and folder.name in (GEMMA_SCOPE, DICTIONARY_LEARNING):  # the file itself was named
         folder = folder.parent
-    if (folder / GEMMA_SCOPE).is_file():
-        return read_gemma_scope(folder)
-    if (folder / DICTIONARY_LEARNING).is_file():
-        return read_dictionary_learning(folder)
+    for name, read in ((GEMMA_SCOPE, read_gemma_scope), (DICTIONARY_LEARNING, read_dictionary_learning)):
+        if (folder / name).is_file():
+            return (*read(folder), folder / name)
     if not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder} is not an SAE folder: no {CONFIG}. Expected {CONFIG} with "
                                 f"{WEIGHTS} (saesteer/SAELens) or {SPARSIFY_WEIGHTS} (sparsify), Gemma Scope's "
@@ -56,7 +82,7 @@ def read_checkpoint(folder: Path) -> tuple[SAEConfig, dict[str, torch.Tensor]]:
         if (folder / name).is_file():
             weights = _load_weights(folder / name)
             try:
-                return read(cfg, weights, folder)
+                return (*read(cfg, weights, folder), folder / name)
             except KeyError as e:
                 raise ValueError(f"{folder / name} has no tensor {e} (it holds {sorted(weights)}); "
                                  f"is {folder} a Top-K SAE folder?") from None
@@ -69,9 +95,6 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # safetensors raises its own error types, without the path
         raise ValueError(f"Cannot read {path}: {e}. The file is corrupt or truncated; save or download the SAE "
                          "again.") from None
-    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(v.isfinite().all())]
-    if bad:
-        raise ValueError(f"{path} holds non-finite values (NaN/inf) in {bad}; the SAE is broken, retrain it.")
     return weights
 
 

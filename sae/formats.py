@@ -85,6 +85,17 @@ def read_dictionary_learning(folder: Path) -> tuple[SAEConfig, dict[str, torch.T
                          "loaded, never pickled objects.") from None
     w = {k: v.float() for k, v in w.items()}
     kind = trainer.get("dict_class") or _guess_class(w)
+    try:
+        return _dictionary(kind, w, trainer, folder)
+    except KeyError as e:
+        raise ValueError(f"{folder / DICTIONARY_LEARNING} has no tensor {e} that a {kind} holds (it holds "
+                         f"{sorted(w)}): config.json's trainer.dict_class names the wrong class, or the file is "
+                         "another dictionary's. Fix dict_class, or remove config.json to guess it from the "
+                         "tensors.") from None
+
+
+def _dictionary(kind: str, w: dict[str, torch.Tensor], trainer: dict, folder: Path) -> tuple[SAEConfig, dict]:
+    """The weights of one dictionary_learning class, in our raw-unit form."""
     site = _DL_SITE.search(str(trainer.get("submodule_name") or ""))
     hook = f"blocks.{site.group(2)}.{site.group(1)}" if site else ""
     if kind in ("AutoEncoder", "AutoEncoderTopK", "BatchTopKSAE", "MatryoshkaBatchTopKSAE"):

@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 
+from sae.config import SAEConfig
 from sae.model import TopKSAE, sae_class
 
 sae_lens = pytest.importorskip("sae_lens")
@@ -218,3 +219,43 @@ def test_a_saelens_architecture_with_no_equivalent_is_refused_by_name(tmp_path):
     cls(cfg_cls(d_in=D, d_sae=N, residual_threshold=0.1)).save_model(tmp_path / "mp")
     with pytest.raises(ValueError, match="architecture 'matching_pursuit' cannot be loaded; known: .*gated.*jumprelu"):
         TopKSAE.load(tmp_path / "mp")
+
+
+@pytest.mark.parametrize("fmt", ["params.npz", "ae.pt", "safetensors"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_every_format_naming_file_and_tensor(tmp_path, fmt, bad):
+    """A Gemma Scope npz or a dictionary_learning ae.pt with a NaN/inf used to load and reconstruct all-NaN."""
+    import numpy as np
+
+    W_enc, W_dec, b_enc, b_dec = _rand(D, N, seed=1), _rand(N, D, seed=2), _rand(N, seed=3), _rand(D, seed=4)
+    W_dec[5, 3] = bad
+    if fmt == "params.npz":
+        np.savez(tmp_path / fmt, W_enc=W_enc.numpy(), W_dec=W_dec.numpy(), b_enc=b_enc.numpy(), b_dec=b_dec.numpy(),
+                 threshold=_rand(N, seed=5).abs().numpy())
+    elif fmt == "ae.pt":
+        torch.save({"bias": b_dec, "encoder.weight": W_enc.T.contiguous(), "encoder.bias": b_enc,
+                    "decoder.weight": W_dec.T.contiguous()}, tmp_path / fmt)
+    else:
+        TopKSAE(SAEConfig(d_in=D, d_sae=N, k=4)).save(tmp_path / "sae")
+        from safetensors.torch import load_file, save_file
+        w = load_file(tmp_path / "sae" / "sae_weights.safetensors")
+        w["W_dec"][5, 3] = bad
+        save_file(w, tmp_path / "sae" / "sae_weights.safetensors")
+        tmp_path = tmp_path / "sae"
+    with pytest.raises(ValueError, match=r"holds non-finite values \(NaN/inf\) in W_dec \(1 of"):
+        TopKSAE.load(tmp_path)
+
+
+def test_mixed_widths_wrong_class_and_missing_path_get_errors_that_name_the_fix(tmp_path):
+    import json
+
+    state, _, _ = _dictionary_learning("AutoEncoder")
+    torch.save({**state, "bias": _rand(D + 16, seed=4)}, tmp_path / "ae.pt")  # b_dec 32 wide, W_enc 16
+    with pytest.raises(ValueError, match=r"mixed widths.*b_dec \(32,\) \(expected \(16,\)\)"):
+        TopKSAE.load(tmp_path)
+    torch.save(state, tmp_path / "ae.pt")
+    (tmp_path / "config.json").write_text(json.dumps({"trainer": {"dict_class": "JumpReluAutoEncoder"}}))
+    with pytest.raises(ValueError, match="has no tensor 'W_enc' that a JumpReluAutoEncoder holds.*dict_class"):
+        TopKSAE.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"/no/such/sae does not exist\. Give an SAE folder"):
+        TopKSAE.load("/no/such/sae")
