@@ -37,7 +37,7 @@ def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
                         "k": sae.cfg.k}}
     if not topk:
         state["threshold"] = state["threshold"].to(state["W_dec"].dtype)
-    with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:
+    with output_dir(folder, "sae") as tmp:
         save_file(state, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
     return Path(folder)

@@ -1,20 +1,24 @@
 """Writing outputs safely: whole or not at all, readable by others as the umask allows, and never replacing a
-file or folder that this project did not write.
+file that this project did not record writing.
 
     with atomic_file("table.csv") as tmp:     # write tmp; it is renamed onto table.csv only on success
         tmp.write_text(...)
-    with output_dir("site", marker="site") as tmp:   # build a folder beside "site", swapped in on success
+    with output_dir("site", kind="site") as tmp:   # build a folder beside "site", swapped in on success
         ...
 
-A folder output carries a marker file (`.saesteer.json`, naming what wrote it). `output_dir` replaces an
-existing folder only when it is empty or holds the same marker (an earlier output of the same command), so
-`--out .` or `--out runs/` is refused instead of emptying the folder.
+A folder output carries a marker file (`.saesteer.json`) naming the command's kind and every file it wrote.
+`output_dir` replaces an existing folder only when it is empty or its marker names the same kind and lists every
+file in it: a folder holding anything else — whatever its name — is refused, so `--out .` or a folder with the
+user's own `index.html` is never emptied. Temp folders record their owner (pid, host) and are cleaned up only
+once that run has ended; the final swap is serialised by a lock, so concurrent runs never break each other.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -62,32 +66,52 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def is_output_of(folder: str | os.PathLike, kind: str) -> bool:
+def _marker(folder: Path) -> dict | None:
     try:
-        return json.loads((Path(folder) / MARKER).read_text()).get("kind") == kind
-    except (OSError, ValueError, AttributeError):
-        return False
+        record = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _only_ours(folder: Path, kind: str | None, own_names: Iterable[str]) -> bool:
-    entries = {p.name for p in folder.iterdir()}
-    return not entries or (kind is not None and is_output_of(folder, kind)) or entries <= set(own_names) | {MARKER}
+def is_output_of(folder: str | os.PathLike, kind: str) -> bool:
+    return (_marker(Path(folder)) or {}).get("kind") == kind
 
 
-def check_replaceable(out: str | os.PathLike, kind: str | None, own_names: Iterable[str] = ()) -> None:
-    """Raise unless `out` is absent, empty, holds only `own_names` (what this command writes), or is an
-    earlier output of `kind` (its marker file says so; kind=None: never, the folder may hold the user's files)."""
+def _files(folder: Path) -> set[str]:
+    """Every file and link under `folder` (relative, '/'-separated), the marker left out."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() or p.is_symlink()} - {MARKER}
+
+
+def foreign_files(folder: Path, kind: str, legacy_names: Iterable[str] = ()) -> list[str]:
+    """What in `folder` this command did not record writing: everything, unless the folder's marker names `kind`
+    and lists the files it wrote (a marker of an older version lists none: then only `legacy_names`, the top-level
+    names that version wrote, count as its own). Empty: the folder may be replaced whole."""
+    record = _marker(folder)
+    if record is None or record.get("kind") != kind:
+        return sorted(_files(folder))
+    if "files" in record:
+        return sorted(_files(folder) - set(record["files"]))
+    return sorted(p.name for p in folder.iterdir() if p.name not in set(legacy_names) | {MARKER})
+
+
+def check_replaceable(out: str | os.PathLike, kind: str, legacy_names: Iterable[str] = ()) -> None:
+    """Raise unless `out` is absent, empty, or an earlier output of `kind` holding only the files its marker
+    records (ownership by record, never by name: a user's `index.html` is not ours because of its name)."""
     out = Path(out)
-    if not out.exists():
+    if not out.exists() and not out.is_symlink():
         return
-    if not out.is_dir():
+    if not out.is_dir() or out.is_symlink():
         raise FileExistsError(f"{out} exists and is not a folder; choose another output path.")
-    if _only_ours(out, kind, own_names):
+    foreign = foreign_files(out, kind, legacy_names)
+    if not foreign:
         return
-    entries = sorted(p.name for p in out.iterdir())
-    shown = ", ".join(entries[:5]) + (" …" if len(entries) > 5 else "")
-    raise FileExistsError(f"{out} already holds files this command did not write ({shown}) and would be replaced "
-                          f"as a whole. Choose a new or empty folder (e.g. {out / (kind or 'out')}).")
+    shown = ", ".join(foreign[:5]) + (f" … ({len(foreign)} in all)" if len(foreign) > 5 else "")
+    other = (_marker(out) or {}).get("kind")
+    whose = f"it is the output of another command ({other})" if other not in (None, kind) else \
+        "no saesteer command recorded writing them"
+    raise FileExistsError(f"{out} holds files that this command would replace but did not write ({shown}; {whose}). "
+                          f"Choose a new or empty folder (e.g. {out / kind}), or move those files away yourself.")
 
 
 def old_copies(out: Path) -> list[Path]:
@@ -103,42 +127,81 @@ def _fresh_old_name(out: Path) -> Path:
     return out.with_name(f".{out.name}.{time.time_ns():020d}-{os.getpid()}.old")
 
 
-def recover(out: Path, own_names: Iterable[str] = (), kind: str | None = None) -> None:
-    """Undo what an interrupted `output_dir` left beside `out`: if the kill fell between its two renames, the
-    newest old copy is the previous output and goes back in place; otherwise old copies and half-built temp
-    folders (holding only what this command writes) are removed. Folders holding anything else stay."""
-    ours = [p for p in old_copies(out) if _only_ours(p, kind, own_names)]
+def _owner() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _owner_gone(folder: Path) -> bool:
+    """Whether the run that made this temp folder has ended (its record names a pid of this host that is gone).
+    A folder without an owner record, or owned on another host, is never judged gone."""
+    owner = (_marker(folder) or {}).get("owner")
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, KeyError, TypeError, OverflowError):
+        return False
+    return False
+
+
+def recover(out: Path, kind: str, legacy_names: Iterable[str] = ()) -> None:
+    """Undo what an interrupted `output_dir` left beside `out` (call it holding `_swap_lock(out)`): if a kill fell
+    between its two renames, the newest old copy is the previous output and goes back in place; other old copies
+    that are wholly ours go, and so do temp folders whose owner run has ended. A live run's temp folder, and any
+    folder holding a file no record lists, stay."""
+    ours = [p for p in old_copies(out) if not foreign_files(p, kind, legacy_names)]
     if ours and not out.exists():
-        ours[-1].rename(out)
-    for p in out.parent.glob(f".{out.name}.*"):
-        if p.is_dir() and not p.is_symlink() and _only_ours(p, kind, own_names):
-            shutil.rmtree(p)
+        ours.pop().rename(out)
+    for p in ours:
+        shutil.rmtree(p, ignore_errors=True)
+    for p in out.parent.glob(f".{out.name}.*.tmp"):
+        if p.is_dir() and not p.is_symlink() and _owner_gone(p):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 @contextmanager
-def output_dir(out: str | os.PathLike, kind: str | None, own_names: Iterable[str] = ()) -> Iterator[Path]:
-    """Build a folder at a temp path beside `out`; on success it replaces `out` (see check_replaceable).
-    With a `kind`, the folder gets a marker naming it, so a later run may replace it whole."""
+def _swap_lock(out: Path) -> Iterator[None]:
+    """One run at a time checks, recovers and swaps `out` (held for milliseconds, never while building): two runs
+    that write the same folder both succeed, the last one's output wins. The lock is flock on the parent folder
+    itself, so no lock file is left behind, and a run that dies releases it."""
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def output_dir(out: str | os.PathLike, kind: str, legacy_names: Iterable[str] = ()) -> Iterator[Path]:
+    """Build a folder at a temp path beside `out`; on success it replaces `out` (see check_replaceable). The
+    folder gets a marker naming `kind` and every file it holds: the record a later run replaces it by."""
     out = Path(out).absolute()
-    check_replaceable(out, kind, own_names)
     out.parent.mkdir(parents=True, exist_ok=True)
-    recover(out, own_names, kind)
+    with _swap_lock(out):
+        check_replaceable(out, kind, legacy_names)
+        recover(out, kind, legacy_names)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    (tmp / MARKER).write_text(json.dumps({"kind": kind, "owner": _owner()}))  # whose it is, while it is built
+    old = None
     try:
         yield tmp
-        if kind is not None:
-            (tmp / MARKER).write_text(json.dumps({"kind": kind}))
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "files": sorted(_files(tmp))}))
         for p in [tmp, *tmp.rglob("*")]:
             make_public(p)
-        check_replaceable(out, kind, own_names)  # again: something may have appeared while it was built
-        old = _fresh_old_name(out)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        with _swap_lock(out):
+            check_replaceable(out, kind, legacy_names)  # again: something may have appeared while it was built
+            if out.exists():
+                old = _fresh_old_name(out)
+                out.rename(old)
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_manifest(out: str | os.PathLike, command: str, config: dict) -> Path:

@@ -196,7 +196,7 @@ class TopKSAE(nn.Module):
         if not self.is_finite():
             raise ValueError("Refusing to save an SAE with non-finite (NaN/inf) weights: training diverged or "
                              "saw non-finite activations. Lower the learning rate or check the LM's activations.")
-        with output_dir(folder, None, (WEIGHTS, CONFIG)) as tmp:
+        with output_dir(folder, "sae") as tmp:
             save_file({k: v.contiguous().cpu() for k, v in self.folded_state().items()}, tmp / WEIGHTS)
             (tmp / CONFIG).write_text(json.dumps(self.cfg.to_saelens(), indent=2))
         return Path(folder)

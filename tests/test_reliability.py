@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -59,10 +64,17 @@ def test_2_save_after_a_killed_save_cleans_up_and_succeeds(tmp_path):
     (tmp_path / ".sae.old").mkdir()
     for f in folder.iterdir():
         (tmp_path / ".sae.old" / f.name).write_bytes(f.read_bytes())
-    (tmp_path / ".sae.x7rq2m_a").mkdir()
-    (tmp_path / ".sae.x7rq2m_a" / "sae_weights.safetensors").write_bytes(b"\0" * 1000)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # the killed run's pid: gone now
+    for name, pid in ((".sae.x7rq2m_a.tmp", dead), (".sae.k2f9z0_b.tmp", os.getpid())):  # dead run, live run
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "sae_weights.safetensors").write_bytes(b"\0" * 1000)
+        (tmp_path / name / ".saesteer.json").write_text(json.dumps({"kind": "sae", "owner": {
+            "pid": int(pid), "host": socket.gethostname()}}))
     sae.save(folder)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
+    # the dead run's temp folder and the old copy are cleaned up; a live run's temp folder is never touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sae.k2f9z0_b.tmp", "sae"]
+    shutil.rmtree(tmp_path / ".sae.k2f9z0_b.tmp")
     assert torch.equal(TopKSAE.load(folder).W_dec, sae.W_dec)
     # Killed between the two renames: the SAE folder is gone, the previous one waits in .sae.old.
     folder.rename(tmp_path / ".sae.old")
