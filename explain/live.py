@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from sae.capture import capture, run_with_hooks, token_mask
@@ -65,22 +65,23 @@ class Limits:
     queue: int = 8  # LM requests running or waiting; one more gets a 503 instead of an unbounded wait
     max_features: int = 16  # features combined in one steer request
     top_features: int = 5  # features listed per token
+    body_timeout_s: float = 10.0  # a request body must arrive within this (a client that declares one and stalls)
 
 
 class ActivationsRequest(BaseModel):
     text: str
-    feature: int | None = None
+    feature: StrictInt | None = None  # "7" is refused, as every other wrong type is
 
 
 class SteerRequest(BaseModel):
     prompt: str
-    features: list[int] = []
+    features: list[StrictInt] = []
     saved: str | None = None  # the name of a saved intervention file the server holds
     operator: Literal["amplify", "calibrate", "inject"] = "amplify"
     strength: float = Field(4.0, allow_inf_nan=False)
     positions: Literal["all", "prompt", "generated"] = "all"
     max_new_tokens: int = Field(32, ge=1)
-    seed: int = 0
+    seed: StrictInt = Field(0, ge=0, lt=2**63)  # the sampler's generator takes a 64-bit seed
 
 
 class LiveModel:

@@ -35,12 +35,12 @@ def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
     app = FastAPI(title="saesteer live browser", docs_url=None, redoc_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(dict.fromkeys([*LOCAL_HOSTS, *(hosts or [])])))
 
-    app.add_middleware(BodyCap, limit=live.limits.max_body_bytes)
+    app.add_middleware(BodyCap, limit=live.limits.max_body_bytes, timeout=live.limits.body_timeout_s)
 
     @app.exception_handler(RequestValidationError)
     async def readable(request: Request, exc: RequestValidationError):
         """One line per bad field ('strength: Input should be a finite number'), not pydantic's JSON."""
-        lines = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
+        lines = [_readable(e) for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(lines)}, status_code=422)
 
     async def call(request: Request, fn, *args):
@@ -89,34 +89,52 @@ def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
     return app
 
 
-class BodyCap:
-    """ASGI middleware: a request body over `limit` bytes gets a 413 — before it is read when its length is
-    declared, after reading it when it is chunked. (Plain ASGI rather than @app.middleware: Starlette's
-    BaseHTTPMiddleware hides the client's disconnect from the endpoint, which cancellation needs.)"""
+def _readable(error: dict) -> str:
+    """One pydantic error as a line: 'strength: Input should be a finite number', 'body is not valid JSON …'."""
+    if error.get("type") == "json_invalid":
+        at = next((p for p in error["loc"] if isinstance(p, int)), None)
+        why = (error.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON{f' at character {at}' if at is not None else ''}" + \
+            (f" ({why})" if why else "") + "; send a JSON object such as {\"text\": \"…\"}"
+    return f"{'.'.join(str(p) for p in error['loc'] if p != 'body') or 'body'}: {error['msg']}"
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+
+class BodyCap:
+    """ASGI middleware: a POST body is read whole before the app sees it (it is small), within `timeout` seconds
+    (else 408: a client that declares a body and never sends it cannot hold a connection), and one over `limit`
+    bytes gets a 413 — before it is read when its length is declared. (Plain ASGI rather than @app.middleware:
+    Starlette's BaseHTTPMiddleware hides the client's disconnect from the endpoint, which cancellation needs.)"""
+
+    def __init__(self, app, limit: int, timeout: float = 10.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         size = dict(scope["headers"]).get(b"content-length")
-        if size is None and scope["method"] == "POST":  # chunked: read it all, then replay it to the app
-            chunks, more = [], True
-            while more:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    return
-                chunks.append(msg.get("body", b""))
-                more = msg.get("more_body", False)
-            body = b"".join(chunks)
-            if len(body) <= self.limit:
-                return await self.app(scope, _replay(body, receive), send)
-        elif size is None or not size.isdigit() or int(size) <= self.limit:
-            return await self.app(scope, receive, send)
-        from starlette.responses import JSONResponse
+        if size is not None and size.isdigit() and int(size) > self.limit:
+            return await _reply(scope, receive, send, 413, f"request body over {self.limit} bytes")
+        loop = asyncio.get_running_loop()
+        chunks, more, deadline = [], True, loop.time() + self.timeout
+        while more:
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return await _reply(scope, receive, send, 408, f"the request body did not arrive within "
+                                                                f"{self.timeout:g} s")
+            if msg["type"] == "http.disconnect":
+                return
+            chunks.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+            if sum(map(len, chunks)) > self.limit:
+                return await _reply(scope, receive, send, 413, f"request body over {self.limit} bytes")
+        return await self.app(scope, _replay(b"".join(chunks), receive), send)
 
-        await JSONResponse({"detail": f"request body over {self.limit} bytes"}, status_code=413)(scope, receive, send)
+
+async def _reply(scope, receive, send, status: int, detail: str) -> None:
+    from starlette.responses import JSONResponse
+
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
 
 
 def _replay(body: bytes, receive):

@@ -74,10 +74,6 @@ def _marker(folder: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def is_output_of(folder: str | os.PathLike, kind: str) -> bool:
-    return (_marker(Path(folder)) or {}).get("kind") == kind
-
-
 def _files(folder: Path) -> set[str]:
     """Every file and link under `folder` (relative, '/'-separated), the marker left out."""
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() or p.is_symlink()} - {MARKER}
@@ -197,11 +193,35 @@ def output_dir(out: str | os.PathLike, kind: str, legacy_names: Iterable[str] = 
                 old = _fresh_old_name(out)
                 out.rename(old)
             tmp.rename(out)
+            if old is not None:  # under the lock: another run's recover never sees a live run's old copy
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def claim_folder(out: str | os.PathLike, kind: str) -> Path:
+    """A folder a command fills over time and reruns resume (a report with its cache): created, or taken only if
+    it is empty or already this command's (its marker says so, or — written before markers — its manifest.json
+    names the same command). A folder holding anything else is refused before any work, so a report never
+    overwrites a user's file that happens to be called report.md. Nothing in it is ever deleted."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; choose another output folder.")
+    if out.is_dir() and any(out.iterdir()):
+        record = _marker(out) or {}
+        try:
+            legacy = json.loads((out / "manifest.json").read_text()).get("command", "").split(" ")[:3]
+        except (OSError, ValueError, AttributeError):
+            legacy = None
+        if record.get("kind") != kind and legacy != kind.split(" ")[:3]:
+            shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+            raise FileExistsError(f"{out} holds files that `{kind}` did not write ({shown} …): choose a new or empty "
+                                  f"folder (e.g. {out / 'report'}).")
+    out.mkdir(parents=True, exist_ok=True)
+    if _marker(out) is None:
+        write_text(out / MARKER, json.dumps({"kind": kind}))
+    return out
 
 
 def write_manifest(out: str | os.PathLike, command: str, config: dict) -> Path:

@@ -93,3 +93,46 @@ def test_a_full_queue_answers_503_and_health_stays_fast(tokenizer, tmp_path):
     lm.lock.release()
     first.join(timeout=30)
     assert client.post("/api/activations", json={"text": "The river"}).status_code == 200  # the slot came back
+
+
+def test_a_body_that_never_arrives_gets_408_and_bad_values_get_one_readable_line(tokenizer, tmp_path):
+    """A client that declares a body and stalls used to hold its connection forever; seed 2**70 gave "Overflow
+    when unpacking long long", malformed JSON "9: JSON decode error", and features ["7"] was coerced to 7."""
+    lm = LiveModel(make_tiny("llama", d=32), tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)),
+                   limits=Limits(body_timeout_s=0.5))
+    (tmp_path / "index.html").write_text("<html></html>")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve_live(tmp_path, lm, port=port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            start = time.perf_counter()
+            raw.sendall(b"POST /api/steer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100\r\n\r\n{\"prompt\"")
+            answer = raw.recv(4096).decode()
+            assert answer.startswith("HTTP/1.1 408") and "did not arrive within 0.5 s" in answer
+            assert time.perf_counter() - start < 4
+        url = f"http://127.0.0.1:{port}/api"
+        for body, says in (({"seed": 2**70}, "seed: Input should be less than"), ({"seed": -1}, "seed: "),
+                           ({"features": ["7"]}, "features.0: Input should be a valid integer"),
+                           ({"features": [1.0]}, "features.0: Input should be a valid integer")):
+            bad = httpx.post(f"{url}/steer", json={"prompt": "The", "features": [1],
+                                                  **body}, timeout=30)
+            assert bad.status_code == 422 and says in bad.json()["detail"], bad.text
+        assert httpx.post(f"{url}/activations", json={"text": "The", "feature": "7"}, timeout=30).status_code == 422
+        broken = httpx.post(f"{url}/steer", content=b'{"prompt": "The", ', timeout=30,
+                            headers={"Content-Type": "application/json"})
+        detail = broken.json()["detail"]
+        assert broken.status_code == 422 and detail.startswith("the request body is not valid JSON at character")
+        assert "send a JSON object" in detail
+        ok = httpx.post(f"{url}/steer", json={"prompt": "The", "features": [1], "max_new_tokens": 2, "seed": 2**62},
+                        timeout=60)
+        assert ok.status_code == 200, ok.text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

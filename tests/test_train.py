@@ -231,3 +231,32 @@ def test_harvest_dtype_auto_is_decided_for_the_harvest_device_and_keys_the_cache
         assert dm.lm[0].dtype == getattr(torch, want)
         dm.prepare_data()
         assert sae.train.harvest.read_cache_meta(tmp_path / "cache")["lm_dtype"] == want
+
+
+def test_train_py_checks_its_options_before_harvesting(tmp_path, tiny_lm_dir):
+    """--model.save_dir naming a file used to fail after harvesting and training (the SAE lost); a negative
+    learning rate only in torch's words after harvesting. Each is now refused first, naming the flag."""
+    import train
+
+    args = _fit_args(tmp_path, tiny_lm_dir, "32-true", "cpu")
+    (tmp_path / "a-file").write_text("mine")
+    (tmp_path / "theirs" / HOOK).mkdir(parents=True)
+    (tmp_path / "theirs" / HOOK / "cfg.json").write_text("{}")
+    file, theirs = tmp_path / "a-file", tmp_path / "theirs"
+    cases = [([f"--model.save_dir={file}"], FileExistsError, "--model.save_dir .* is a file"),
+             ([f"--model.save_dir={theirs}"], FileExistsError, "--model.save_dir: .*cfg.json"),
+             (["--model.lr=-0.001"], ValueError, "--model.lr -0.001: give a positive"),
+             (["--model.warmup_steps=-1"], ValueError, "--model.warmup_steps -1"),
+             ([f"--data.cache_dir={file}"], FileExistsError, "--data.cache_dir .* is a file"),
+             (["--data.lm_dtype=float8"], ValueError, "--data.lm_dtype 'float8'")]
+    for extra, error, says in cases:
+        with pytest.raises(error, match=says):
+            train.main(args + extra)
+        assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # nothing harvested
+    assert (tmp_path / "a-file").read_text() == "mine" and (tmp_path / "theirs" / HOOK / "cfg.json").read_text() == "{}"
+
+
+def test_an_empty_training_file_gets_a_clear_error(tmp_path, tiny_lm_dir):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.jsonl is empty \(0 bytes\)"):
+        data(tiny_lm_dir, train_path=str(tmp_path / "empty.jsonl"), cache_dir=str(tmp_path / "c")).prepare_data()

@@ -67,7 +67,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def check_local_file(path: Path) -> None:
     """Fail with the file, line and cause for what `datasets` reports only as "An error occurred while
     generating the dataset": text that is not UTF-8, and JSON Lines that do not parse as one object per line.
-    Binary formats (parquet) are left to `datasets`."""
+    Binary formats (parquet) are left to `datasets`. An empty (0-byte) file of any format is refused."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): there is no text to read. Point to a file with text in it, or "
+                         "remove the empty file from the folder.")
     if path.suffix not in (".txt", ".jsonl", ".json", ".csv"):
         return
     with open(path, "rb") as f:

@@ -10,7 +10,7 @@ import numpy as np
 
 from sae.eval.tasks import EvalConfig
 from sae.figures import plt, save_figure
-from sae.files import atomic_file, write_manifest, write_text
+from sae.files import atomic_file, claim_folder, write_manifest, write_text
 from sae.tables import markdown_table
 
 HEADLINE = ["name", "architecture", "k", "l0", "fvu", "ce_recovered", "ce_recovered_all_tokens", "dead_frac",
@@ -55,8 +55,7 @@ def pareto_plot(rows: list[dict], path: str | Path) -> Path:
 
 
 def write(rows: list[dict], out: str | Path, cfg: EvalConfig) -> None:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(out, "python -m sae.eval")
     with atomic_file(out / "eval.json") as tmp:
         tmp.write_text(json.dumps({"config": asdict(cfg), "rows": rows}, indent=2) + "\n")
     write_text(out / "eval.md", markdown(rows))

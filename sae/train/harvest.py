@@ -97,13 +97,17 @@ def _safe(hook: str) -> str:
     return hook.replace("/", "_")
 
 
+def legacy_cache_names(folder: str | os.PathLike) -> list[str]:
+    """What a cache written before folders recorded their files holds: meta.json and a folder per hook point."""
+    earlier = read_cache_meta(folder) if Path(folder).is_dir() else None
+    return ["meta.json", *(_safe(h) for h in (earlier or {}).get("hook_points", []))]
+
+
 def write_cache(folder: str | os.PathLike, stream: Iterable[Batch], meta: dict, shard_tokens: int = 65_536) -> Path:
     """Write activations to `folder` atomically (a temp folder swapped in when complete). An existing
     `folder` is replaced only when it is an earlier activation cache."""
     counts: list[int] = []
-    earlier = read_cache_meta(folder) if Path(folder).is_dir() else None  # a cache written before markers existed
-    own = ["meta.json", *(_safe(h) for h in (earlier or {}).get("hook_points", []))]
-    with output_dir(folder, "activation-cache", own) as tmp:
+    with output_dir(folder, "activation-cache", legacy_cache_names(folder)) as tmp:
         for shard in rebatch(stream, shard_tokens):
             for k, v in shard.items():
                 (tmp / _safe(k)).mkdir(exist_ok=True)

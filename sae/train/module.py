@@ -11,7 +11,7 @@ from torch import nn
 
 from sae.config import TRAINABLE, SAEConfig
 from sae.hooks import HookPoint
-from sae.lm import cached_lm, resolve_lm_dtype, resolve_model_name
+from sae.lm import cached_lm, check_lm_dtype, resolve_lm_dtype, resolve_model_name
 from sae.model import TopKSAE, sae_class
 from sae.train.datamodule import distributed
 from sae.train.metrics import SAEStats, evaluate_batch
@@ -80,6 +80,7 @@ class SAEModule(L.LightningModule):
         self.save_hyperparameters()
         self.hook_points = list(hook_points)
         self.targets = dict(zip(self.hook_points, target_hook_points))  # transcoders: input hook → output hook
+        check_lm_dtype(lm_dtype, "--data.lm_dtype")
         model = cached_lm(model_name, resolve_lm_dtype(lm_dtype))[0]  # for the hook widths
         self.saes = nn.ModuleDict()
         for hook in self.hook_points:

@@ -27,7 +27,6 @@ import csv
 import json
 import random
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from sae.capture import capture_texts
 from sae.cli import run_cli
 from sae.data.prompts import benign_instructions
 from sae.data.splits import in_fraction, split_prompts
-from sae.files import write_manifest, write_text
+from sae.files import claim_folder, write_manifest, write_text
 from sae.lm import chat_format, load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table
@@ -160,7 +159,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     grids = parse_grids(args.grid)
-    out = Path(args.out)
+    out = claim_folder(args.out, "python -m steering.benchmark.concept_bench")
     records = load_explanations(args.explanations)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(sae.cfg.model_name)

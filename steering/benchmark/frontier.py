@@ -20,7 +20,7 @@ from pathlib import Path
 from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
 from sae.eval.stats import rate_ci, ratio_ci
 from sae.figures import plt, save_figure
-from sae.files import write_manifest, write_text
+from sae.files import claim_folder, write_manifest, write_text
 from sae.lm import load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table, write_table
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     if not cfg.out:
         raise ValueError("--out: give the report folder (e.g. reports/steering/2026-12-06-frontier)")
     check_config(cfg)
-    out = Path(cfg.out)
+    out = claim_folder(cfg.out, "python -m steering.benchmark.frontier")
     sae = TopKSAE.load(which_sae(cfg))
     model, tok = load_lm(cfg.model, cfg.lm_dtype)
     records = list(load_explanations(args.explanations).values())

@@ -38,7 +38,7 @@ from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
 from sae.data.labelled import CONTRASTS
 from sae.data.text import TextSource
-from sae.files import write_manifest
+from sae.files import claim_folder, write_manifest
 from sae.hooks import HookPoint
 from sae.lm import check_lm_dtype, load_lm
 from sae.model import TopKSAE
@@ -96,8 +96,8 @@ def run(cfg: ReportConfig) -> Path:
     for h in hooks:  # a layer the model lacks fails here, before the report folder exists
         h.locate(model)
     hook = sae.cfg.hook_point
-    out = Path(cfg.out or f"reports/steering/{datetime.date.today().isoformat()}-report")
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(cfg.out or f"reports/steering/{datetime.date.today().isoformat()}-report",
+                       "python -m steering.benchmark.report")
     write_manifest(out, "python -m steering.benchmark.report", asdict(cfg))
 
     t = time.perf_counter()

@@ -1,1 +1,0 @@
-"""Explain SAE features: mutual-information words, TopAct and logit-lens baselines, scores, browser."""

@@ -1,1 +1,0 @@
-"""Steer generation: interventions at hook points, SAE amplification/calibration, AURA, evaluation."""
