@@ -72,7 +72,8 @@ def choose_lm_dtype(requested: str | torch.dtype, device_type: str, capability: 
     if requested == AUTO:
         if native:
             return torch.bfloat16, f"auto: {where} has bf16 units"
-        return torch.float32, f"auto: {where} has no bf16 units ({needs}); bf16 would be emulated, ~10x slower"
+        return torch.float32, (f"auto: {where} has no bf16 units ({needs}); bf16 would be emulated, several times "
+                               "slower")
     dtype = as_dtype(requested)
     if dtype in (torch.bfloat16, torch.float16) and device_type == "cpu" and not (native and dtype == torch.bfloat16):
         return dtype, (f"requested; WARNING: {where} has no {str(dtype)[6:]} units, so the LM runs several times "

@@ -3,6 +3,7 @@ uvicorn server on loopback."""
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -30,18 +31,27 @@ def slow_server(tokenizer, tmp_path):
 
     model.model.layers[0].register_forward_pre_hook(slow)
     lm = LiveModel(model, tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)))
-    (tmp_path / "index.html").write_text("<html></html>")
+    with running(lm, tmp_path) as port:
+        yield f"http://127.0.0.1:{port}/api", lm, forwards
+
+
+@contextmanager
+def running(lm: LiveModel, site):
+    """A real uvicorn server for `lm` on a free loopback port (yielded), stopped on exit."""
+    (site / "index.html").write_text("<html></html>")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = serve_live(tmp_path, lm, port=port)
+    server = serve_live(site, lm, port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api", lm, forwards
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_a_client_that_disconnects_stops_its_generation(slow_server):
@@ -100,16 +110,7 @@ def test_a_body_that_never_arrives_gets_408_and_bad_values_get_one_readable_line
     when unpacking long long", malformed JSON "9: JSON decode error", and features ["7"] was coerced to 7."""
     lm = LiveModel(make_tiny("llama", d=32), tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)),
                    limits=Limits(body_timeout_s=0.5))
-    (tmp_path / "index.html").write_text("<html></html>")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve_live(tmp_path, lm, port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
+    with running(lm, tmp_path) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             start = time.perf_counter()
             raw.sendall(b"POST /api/steer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -133,6 +134,3 @@ def test_a_body_that_never_arrives_gets_408_and_bad_values_get_one_readable_line
         ok = httpx.post(f"{url}/steer", json={"prompt": "The", "features": [1], "max_new_tokens": 2, "seed": 2**62},
                         timeout=60)
         assert ok.status_code == 200, ok.text
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
