@@ -62,7 +62,7 @@ def choose_lm_dtype(requested: str | torch.dtype, device_type: str, capability: 
     """The LM's dtype and why, from what was asked and what the hardware computes natively.
 
     'auto' → bf16 on a CUDA device with bf16 support or a CPU with bf16 units (AVX512_BF16 or AMX in
-    `capability`), fp32 elsewhere: without those units a CPU emulates bf16 matmuls, ~10x slower than fp32
+    `capability`), fp32 elsewhere: without those units a CPU emulates bf16 matmuls, 5x slower than fp32 on an AVX2 EPYC
     (bench/harvest_dtype.py). An explicit dtype always wins; the reason then warns if it will be slow."""
     if device_type == "cuda":
         native, where, needs = cuda_bf16, "the CUDA GPU", "compute capability 8.0 or later"

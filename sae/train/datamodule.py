@@ -74,7 +74,7 @@ class ActivationDataModule(L.LightningDataModule):
             sinks); None keeps every token.
         seed: document order, shuffling and initialisation.
         lm_dtype: the LM's dtype while harvesting: auto (bf16 where the device has bf16 units: CUDA with bf16,
-            a CPU with AVX512_BF16 or AMX; float32 elsewhere, where bf16 is ~10x slower), float32 or bfloat16.
+            a CPU with AVX512_BF16 or AMX; float32 elsewhere, where bf16 is several times slower), float32 or bfloat16.
     """
 
     def __init__(
