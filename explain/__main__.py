@@ -13,7 +13,8 @@ from sae.model import TopKSAE
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m explain", description="Explain every feature of a Top-K SAE: MI "
-                                "words, logit-lens tokens, top-activating contexts, frequency, histogram.",
+                                "words, logit-lens tokens, top-activating contexts, frequency, histogram, input and "
+                                "output scores, and a sample of measured steering curves.",
                                 formatter_class=HelpFormatter)
     p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
     p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
@@ -32,6 +33,11 @@ def main(argv=None) -> None:
     p.add_argument("--p-c", default="uniform", choices=["uniform", "frequency"], help="prior over features in MI")
     p.add_argument("--top-m", type=int, default=10, help="MI words kept per feature")
     p.add_argument("--top-contexts", type=int, default=10, help="top-activating contexts kept per feature")
+    p.add_argument("--curves", type=int, default=64,
+                   help="features whose steering curve is measured (half the highest content output scores, half at "
+                        "random; ~2 s each on 2 CPU cores); 0: none")
+    p.add_argument("--no-scores", action="store_true",
+                   help="skip the input / output scores (explain.steerability; ~1 min for 4608 features on 2 cores)")
     p.add_argument("--cache-dir", default="runs/cache/vocab", help="where word embeddings are cached")
     p.add_argument("--out", required=True, help="explanations JSONL to write")
     args = p.parse_args(argv)
@@ -40,7 +46,8 @@ def main(argv=None) -> None:
     windows = TextSource(args.corpus, text_column=args.text_column, ctx_len=args.ctx_len,
                          config=args.corpus_config).load(tok, args.windows)
     cfg = ExplainConfig(words=args.words, mi=tuple(args.mi), tau=args.tau, tau_c=args.tau_c, p_c=args.p_c,
-                        top_m=args.top_m, top_contexts=args.top_contexts)
+                        top_m=args.top_m, top_contexts=args.top_contexts, scores=not args.no_scores,
+                        curves=args.curves)
     start = time.perf_counter()
     path = write_jsonl(explain_features(model, tok, sae, windows, cfg, cache_dir=args.cache_dir), args.out)
     print(f"explained {sae.d_sae} features on {windows.numel()} tokens in {time.perf_counter() - start:.1f} s "

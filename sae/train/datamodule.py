@@ -44,6 +44,14 @@ class _Activations(IterableDataset):
                 "--data.max_tokens, or lower --trainer.max_steps (one Lightning epoch holds all the passes).")
 
 
+def cache_covers(meta: dict | None, want: dict) -> bool:
+    """Whether a cache with `meta` holds what a run with `want` needs: every setting equal, its hook points a
+    superset."""
+    if meta is None or not set(want["hook_points"]) <= set(meta.get("hook_points", [])):
+        return False
+    return all(meta.get(k) == v for k, v in want.items() if k != "hook_points")
+
+
 class ActivationDataModule(L.LightningDataModule):
     """LM activations at the hook points, harvested once to an on-disk cache and served in shuffled batches.
 
@@ -165,12 +173,13 @@ class ActivationDataModule(L.LightningDataModule):
                 "exclude_special": self.exclude_special}
 
     def prepare_data(self) -> None:
-        """Harvest once to the on-disk cache (rank 0 of each node), unless an identical one exists."""
+        """Harvest once to the on-disk cache (rank 0 of each node), unless one exists with the same settings and
+        at least these hook points (a harvest of layers 5, 10, 20 and 25 serves a run on 20 and 25 alone)."""
         self.hook_widths()  # unknown hook points fail here, before any harvesting
         if not self.cache_dir:
             return
         want, meta = self._cache_meta(), read_cache_meta(self.cache_dir)
-        if meta is not None and {k: meta.get(k) for k in want} == want:
+        if cache_covers(meta, want):
             return
         write_cache(Path(self.cache_dir), self.activation_stream(), want)
 

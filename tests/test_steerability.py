@@ -1,0 +1,121 @@
+import torch
+
+from explain.explanations import residual_directions
+from explain.steerability import (ScoreConfig, _add_per_row, contains_any, input_scores, is_content_token, lens_top,
+                                  output_scores, own_words, raw_directions, steering_curves)
+from sae.config import SAEConfig
+from sae.hooks import hooked
+from sae.model import TopKSAE
+from steering.intervention import load_interventions, save_interventions, steer
+from steering.methods.sae_add import FeatureAdd
+from tests.conftest import make_tiny
+
+
+def _planted(tokenizer, word: str, feature: int = 3, gain: float = 1.0):
+    """A 2-layer tiny Llama and an SAE on its last layer whose `feature` writes `word`'s unembedding direction."""
+    model = make_tiny("llama", n_layers=2)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=16, k=4, hook_point="blocks.1.resid_post"))
+    tid = tokenizer(word, add_special_tokens=False).input_ids
+    assert len(tid) == 1, f"{word!r} must be one token of the test tokenizer"
+    row = model.get_output_embeddings().weight.detach()[tid[0]]
+    with torch.no_grad():
+        sae.W_dec[feature] = gain * row / row.norm()
+    return model, sae, tid[0]
+
+
+def _content(tokenizer, lens):
+    return [[t for t in row if is_content_token(tokenizer.decode([t]))] for row in lens.tolist()]
+
+
+def test_content_tokens_are_whole_words_that_are_not_stop_words():
+    assert is_content_token(" song") and is_content_token(" Paris")
+    assert not any(is_content_token(t) for t in (" the", " to", "song", " 19", " a", "ing", " of"))
+    assert contains_any("They sang two songs.", ["song"]) and contains_any("a red car", ["car"])
+    assert not contains_any("a red cart", ["car"])  # 3-letter words match whole words only
+    assert not contains_any("nothing here", ["song"])
+    rec = {"logit_tokens": {"pos": [" songs", " the", "ing"]}, "input_summary": {"tokens": [[" music", 0.4]]}}
+    assert own_words(rec) == ["songs", "music"]
+
+
+def test_input_score_is_the_share_of_peaks_in_the_logit_lens():
+    lens = torch.tensor([[5, 6, 7], [1, 2, 3]])
+    assert input_scores([[5, 5, 9, 7], []], lens) == [0.75, None]
+
+
+def test_a_feature_that_writes_a_word_gets_the_top_output_score(tokenizer):
+    model, sae, tid = _planted(tokenizer, " city", gain=25.0)
+    lens = lens_top(model, residual_directions(model, sae), k=5)
+    assert lens[3, 0] == tid  # the logit lens reads the planted word first
+    scores = output_scores(model, tokenizer, sae, lens, _content(tokenizer, lens), ScoreConfig(batch_size=5))
+    assert int(scores["output_score"].argmax()) == 3 and int(scores["content_output_score"].argmax()) == 3
+    # a random tiny LM moves its next-token probabilities little (‖W_U row‖ ≈ 0.1): the planted word leads clearly
+    assert scores["output_score"][3] > 1.15 * scores["output_score"][torch.arange(16) != 3].max()
+
+
+def test_output_scores_run_the_prompt_prefix_once_with_the_same_result(tokenizer):
+    """The KV-cache shortcut (prefix once, the last token per feature) equals the whole prompt per feature."""
+    model, sae, _ = _planted(tokenizer, " city", gain=25.0)
+    lens = lens_top(model, residual_directions(model, sae), k=5)
+    cfg = ScoreConfig(batch_size=7)
+    got = output_scores(model, tokenizer, sae, lens, _content(tokenizer, lens), cfg)["output_score"]
+    ids = tokenizer(cfg.prompt, return_tensors="pt").input_ids
+    seen = []
+    with torch.no_grad(), hooked(model, sae.cfg.hook_point, lambda x: seen.append(x[:, -1])):
+        model(ids)
+    scale = cfg.amp * float(sae.feature_acts(seen[0]).max())
+    for f in (0, 3, 11):
+        with torch.no_grad(), hooked(model, sae.writes_at, _add_per_row(scale * raw_directions(sae)[[f]], True)):
+            p = model(ids).logits[0, -1].softmax(-1)
+        best = lens[f][p[lens[f]].argmax()]
+        rank = int((p.argsort(descending=True) == best).nonzero())
+        want = (1 - rank / p.shape[0]) * float(p[lens[f]].max())
+        assert abs(float(got[f]) - want) < 1e-4 * max(1.0, want)
+
+
+def test_steering_curve_measures_when_a_feature_starts_writing_its_word(tokenizer):
+    model, sae, _ = _planted(tokenizer, " city", gain=1.0)
+    # the tiny model's residual stream is small: 0.2 (0.01 × 20) along the direction already takes over
+    curves = steering_curves(model, tokenizer, sae, [3, 5, 9], {3: 20.0, 5: 20.0, 9: 0.0},
+                             {3: ["city"], 5: ["city"], 9: ["city"]}, factors=(0.0001, 0.001, 0.01, 1.0),
+                             prompts=["The", "It was"], new_tokens=6)
+    planted, other = curves[3], curves[5]
+    assert 9 not in curves  # a feature that never fired has no scale to steer at
+    assert planted["unsteered_words"] == 0.0
+    assert planted["writes"] == [0.0, 0.0, 1.0, 1.0] and planted["first_writes"] == 0.01
+    assert planted["changed"][0] == 0.0 and planted["first_change"] == 0.001  # it changes before it writes
+    assert other["writes"] == [0.0] * 4 and other["first_writes"] is None
+    assert planted["examples"]["1.0"].split() == ["city"] * 6
+    assert planted["logprob"][-1] < planted["unsteered_logprob"] - 0.2  # repeating one word is unlikely text
+
+
+def test_feature_add_raises_the_latent_and_keeps_the_sae_error(tokenizer):
+    model = make_tiny("llama", n_layers=2)
+    sae = TopKSAE(SAEConfig(d_in=32, d_sae=16, k=4, hook_point="blocks.0.resid_post"))
+    with torch.no_grad():
+        sae.scale.fill_(2.0)
+    iv = FeatureAdd.from_sae(sae, [3, 7], max_act=[1.5, 0.5], factor=4.0, outlier_factor=None)
+    x = torch.randn(2, 5, 32)
+    z = sae.feature_acts(x)
+    raised = z.clone()
+    raised[..., 3] += 6.0
+    raised[..., 7] += 2.0
+    dec = lambda a: (a.reshape(-1, 16) @ sae.W_dec.detach() + sae.b_dec.detach()).reshape(2, 5, 32) / sae.scale
+    want = dec(raised) + (x - dec(z))  # decode(z + m e_f) + the SAE's error
+    assert torch.allclose(iv.apply(x), want, atol=1e-5)
+
+
+def test_feature_add_steers_saves_and_refuses_mismatched_strengths(tokenizer, tmp_path):
+    model, sae, _ = _planted(tokenizer, " city", gain=1.0)
+    iv = FeatureAdd.from_sae(sae, [3], max_act=[20.0], factor=4.0)
+    enc = tokenizer(["The"], return_tensors="pt")
+    with steer(model, [iv]):
+        out = model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=2)
+    assert "city" in tokenizer.decode(out[0, enc.input_ids.shape[1]:])
+    back = load_interventions(save_interventions(tmp_path / "iv.safetensors", [iv]))[0]
+    assert isinstance(back, FeatureAdd) and torch.equal(back.vector, iv.vector)
+    try:
+        FeatureAdd.from_sae(sae, [3, 4], max_act=[1.0])
+    except ValueError as e:
+        assert "one max_act per feature" in str(e)
+    else:
+        raise AssertionError("a missing max_act was accepted")
