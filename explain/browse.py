@@ -59,7 +59,7 @@ def quality(records: list[dict], output_scores: str | Path | None = None) -> dic
         out["output"] = {"mean": est.value, "low": est.low, "high": est.high, "n": est.n}
         for r in rows:
             if int(r["feature"]) in by_id:
-                by_id[int(r["feature"])]["output_score"] = round(float(r["logprob_gain"]), 4)
+                by_id[int(r["feature"])]["mi_output_gain"] = round(float(r["logprob_gain"]), 4)
     return out
 
 
@@ -97,7 +97,8 @@ def build(explanations: str | Path, out: str | Path, title: str | None = None,
         index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
                   " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5]),
                   " ".join(t.strip() for t, _ in r["input_summary"]["tokens"]),
-                  " ".join(sorted(peak_tokens(r.get("top_contexts", []))))] for r in records]
+                  " ".join(sorted(peak_tokens(r.get("top_contexts", [])))),
+                  r.get("content_output_score"), r.get("input_score")] for r in records]
         meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD,
                 "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
                 "quality": quality(records, output_scores)}

@@ -183,8 +183,8 @@ def feature_scores(model, tokenizer, sae: TopKSAE, stats: FeatureStats, lens: to
         words = {f: own_words({"steer_tokens": [tokenizer.decode([t]) for t in lens[f].tolist()],
                                "input_summary": input_summary(contexts(stats, f, tokenizer, cfg.left, cfg.right))})
                  for f in sample}
-        out["steer_curve"] = steering_curves(model, tokenizer, sae, sample, {f: float(stats.max_act[f]) for f in sample},
-                                             words)
+        max_act = {f: float(stats.max_act[f]) for f in sample}
+        out["steer_curve"] = steering_curves(model, tokenizer, sae, sample, max_act, words)
     return out
 
 

@@ -25,22 +25,29 @@ import torch
 from pydantic import BaseModel, Field, StrictInt
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from explain.steerability import DEFAULT_ADD_FACTOR
 from sae.capture import capture, run_with_hooks, token_mask
 from sae.model import TopKSAE, feature_ids
 from steering.intervention import steer
 from steering.methods.inject import Inject
+from steering.methods.sae_add import FeatureAdd
 from steering.methods.sae_features import Amplify, Calibrate
 from steering.sampling import shared_noise_sampling
 
-OPERATORS = ("amplify", "calibrate", "inject")
 # The steer panel's default strength per operator, as a multiple of a scale the page knows: the feature's largest
 # activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units); none for
 # Amplify's α (the design card's X + α·ReLU(X S) Sᵀ scales the residual's projection on the decoder directions,
 # whatever the feature's activation). Inject's 1× is the smallest multiple of 1, 2, 4, 8 that changed the default
 # prompt's continuation for ≥ 90 % of 30 dev features; every default is measured on 50 other features:
 # bench/steer_defaults.py, docs/results/explanations.md.
+# Add (FeatureAdd, Arad et al.'s additive steer) raises the latent by m: its default multiple is chosen on dev
+# features by `python -m explain.steerability_report` (docs/RESULTS.md); a feature page whose record carries a
+# measured steering curve starts from that feature's own smallest multiple that wrote its words.
 STEER_DEFAULTS = {"inject": {"times": 1.0, "of": "max_act"}, "calibrate": {"times": 1.0, "of": "max_act"},
-                  "amplify": {"times": 4.0, "of": None}}
+                  "amplify": {"times": 4.0, "of": None}, "add": {"times": DEFAULT_ADD_FACTOR, "of": "max_act"}}
+# operator → (class, its strength argument); the page's operator list and the Python snippet read this
+OPERATORS = {"add": (FeatureAdd, "m"), "inject": (Inject, "m"), "amplify": (Amplify, "alpha"),
+             "calibrate": (Calibrate, "beta")}  # the first is the page's default
 
 
 class Cancelled(Exception):
@@ -77,7 +84,7 @@ class SteerRequest(BaseModel):
     prompt: str
     features: list[StrictInt] = []
     saved: str | None = None  # the name of a saved intervention file the server holds
-    operator: Literal["amplify", "calibrate", "inject"] = "amplify"
+    operator: Literal["amplify", "calibrate", "inject", "add"] = "amplify"  # the keys of OPERATORS
     strength: float = Field(4.0, allow_inf_nan=False)
     positions: Literal["all", "prompt", "generated"] = "all"
     max_new_tokens: int = Field(32, ge=1)
@@ -147,11 +154,8 @@ class LiveModel:
         return out
 
     def intervention(self, features: list[int], operator: str, strength: float):
-        if operator == "amplify":
-            return Amplify.from_sae(self.sae, features, alpha=strength)
-        if operator == "calibrate":
-            return Calibrate.from_sae(self.sae, features, beta=strength)
-        return Inject.from_sae(self.sae, features, m=strength)
+        cls, arg = OPERATORS[operator][:2]
+        return cls.from_sae(self.sae, features, **{arg: strength})
 
     @torch.no_grad()
     def steer(self, req: SteerRequest, cancel: threading.Event | None = None) -> dict:
@@ -205,9 +209,8 @@ class LiveModel:
 
 def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerRequest) -> str:
     """Python that reproduces a steer request (the same operator, strength, positions and seed)."""
-    cls, arg = {"amplify": ("Amplify", "alpha"), "calibrate": ("Calibrate", "beta"), "inject": ("Inject", "m")}[
-        req.operator]
-    module = "steering.methods.inject" if cls == "Inject" else "steering.methods.sae_features"
+    op, arg = OPERATORS[req.operator][:2]
+    cls, module = op.__name__, op.__module__
     return "\n".join([
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
         "from steering.intervention import steer", "from steering.sampling import shared_noise_sampling",

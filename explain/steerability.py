@@ -23,11 +23,7 @@ L_f and of its input summary) and the continuation's mean log-probability under 
 the same prompts unsteered give the base rate of f's words.
 
 Every forward is batched over features (one row per feature or per feature × prompt) with a hook that adds a
-different vector to each row.
-
-Selection by effect, from the records `python -m explain` writes: `steerable` (features above an output-score
-threshold) and `find_writers` (given a concept in words, the steerable features of every SAE whose logit-lens
-words read like it).
+different vector to each row. Selection by these scores: explain.writers.
 """
 from __future__ import annotations
 
@@ -43,14 +39,13 @@ from tqdm.auto import tqdm
 from transformers import Cache
 
 from sae.capture import inlier_mask
-from sae.embed import load_embedder
 from sae.hooks import final_norm, hooked
 from sae.model import TopKSAE
-from steering.features import Chosen
 
 NEUTRAL_PROMPT = "From my experience,"  # Arad et al.'s
 CURVE_PROMPTS = ("From my experience,", "I think", "The most important thing is")
 CURVE_FACTORS = (1.0, 2.0, 4.0, 8.0)
+DEFAULT_ADD_FACTOR = 4.0  # FeatureAdd's default m / max_act: chosen on dev features (explain.steerability_report)
 _CONTENT = re.compile(r"^ [A-Za-z]{3,}$")
 
 
@@ -130,7 +125,8 @@ def output_scores(model, tokenizer, sae: TopKSAE, lens: torch.Tensor, content: S
     prefix = next((v for v in out.values() if isinstance(v, Cache)), None)  # whatever the release names it
     if prefix is None:
         raise RuntimeError("The model returned no KV cache for the prompt; install the transformers of the lock")
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"  # 5.24 renamed it
+    # transformers 5.24 renamed the forward's past_key_values to cache
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     vocab, W_dec = clean.shape[0], raw_directions(sae)
     plain, conc = torch.zeros(sae.d_sae), torch.zeros(sae.d_sae)
     for i in tqdm(range(0, sae.d_sae, cfg.batch_size), desc="output scores", unit="batch", mininterval=5):
@@ -232,67 +228,3 @@ def _fluency(model, out: torch.Tensor, batch: dict, pad: int) -> torch.Tensor:
     tok = logp.gather(-1, out[:, n:, None])[..., 0]
     keep = mask[:, n:].float()
     return (tok * keep).sum(1) / keep.sum(1).clamp_min(1)
-
-
-# --- selection by effect: from the records `python -m explain` writes -----------------------------------------
-OUTPUT_SCORES = ("content_output_score", "output_score")  # explain.steerability; the first is the default
-
-
-def steerable(explanations: dict[int, dict], threshold: float | None = None, score: str = "content_output_score",
-              top_share: float = 0.1) -> Chosen:
-    """Features that steering makes the model write about (Arad et al.'s output features): those whose output
-    score (`python -m explain` stores it) is ≥ `threshold`, default: the top `top_share` of the SAE's features by
-    that score. Highest first."""
-    if score not in OUTPUT_SCORES:
-        raise ValueError(f"score must be one of {OUTPUT_SCORES}, got {score!r}")
-    have = {f: float(r[score]) for f, r in explanations.items() if r.get(score) is not None}
-    if not have:
-        raise ValueError(f"These explanations carry no {score!r}: write them again with `python -m explain` "
-                         "(it scores every feature unless --no-scores)")
-    if threshold is None:
-        ranked = sorted(have.values(), reverse=True)
-        threshold = ranked[max(0, int(len(ranked) * top_share) - 1)]
-    hits = sorted(((v, f) for f, v in have.items() if v >= threshold and v > 0), reverse=True)
-    return Chosen([f for _, f in hits], [v for v, _ in hits], f"{score} ≥ {threshold:.4g}")
-
-
-@dataclass
-class Writer:
-    """A feature that writes a concept: where it lives, how well its words match, how well it steers."""
-    sae: str
-    feature: int
-    similarity: float  # cos(MiniLM(concept), MiniLM(the feature's content lens words))
-    output_score: float
-    words: list[str]
-    max_act: float
-
-
-def find_writers(concept: str, explanations: dict[str, dict[int, dict]], top: int = 5,
-                 score: str = "content_output_score", top_share: float = 0.1, embedder=None,
-                 verbose: bool = True) -> list[Writer]:
-    """The `top` features across SAEs (`explanations`: {SAE name: records}, e.g. every shipped layer) that write
-    `concept` when steered: among each SAE's `steerable` features (top `top_share` by output score), the ones
-    whose logit-lens content words read most like the concept (MiniLM cosine), ranked by that similarity. Steer
-    one with `FeatureAdd.from_sae(TopKSAE.load(w.sae), [w.feature], [w.max_act])`."""
-    if not concept.strip():
-        raise ValueError("Describe the concept in words, e.g. 'music, songs, singing'")
-    cands = []
-    for name, records in explanations.items():
-        for f in steerable(records, score=score, top_share=top_share).features:
-            words = [t.strip() for t in records[f]["logit_tokens"]["pos"] if is_content_token(t)][:5]
-            if words:
-                cands.append((name, f, words))
-    if not cands:
-        raise ValueError("No steerable feature has content words in its logit lens")
-    embedder = embedder or load_embedder()
-    emb = torch.as_tensor(embedder.encode([concept] + [", ".join(w) for _, _, w in cands], batch_size=128,
-                                          normalize_embeddings=True))
-    sims = (emb[1:] @ emb[0]).tolist()
-    order = sorted(range(len(cands)), key=lambda i: -sims[i])[:top]
-    out = [Writer(cands[i][0], cands[i][1], sims[i], float(explanations[cands[i][0]][cands[i][1]][score]),
-                  cands[i][2], float(explanations[cands[i][0]][cands[i][1]]["max_act"])) for i in order]
-    if verbose:
-        print("\n".join([f"{len(out)} features that write {concept!r} (of {len(cands)} steerable):"] +
-                        [f"  {w.sae} #{w.feature:<6} sim {w.similarity:.3f}  output {w.output_score:.3f}  "
-                         f"{', '.join(w.words)}" for w in out]))
-    return out

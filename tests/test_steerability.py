@@ -1,8 +1,18 @@
 import torch
 
 from explain.explanations import residual_directions
-from explain.steerability import (ScoreConfig, _add_per_row, contains_any, input_scores, is_content_token, lens_top,
-                                  output_scores, own_words, raw_directions, steering_curves)
+from explain.steerability import (
+    ScoreConfig,
+    _add_per_row,
+    contains_any,
+    input_scores,
+    is_content_token,
+    lens_top,
+    output_scores,
+    own_words,
+    raw_directions,
+    steering_curves,
+)
 from sae.config import SAEConfig
 from sae.hooks import hooked
 from sae.model import TopKSAE
@@ -88,12 +98,11 @@ def test_steering_curve_measures_when_a_feature_starts_writing_its_word(tokenize
     assert planted["logprob"][-1] < planted["unsteered_logprob"] - 0.2  # repeating one word is unlikely text
 
 
-def test_feature_add_raises_the_latent_and_keeps_the_sae_error(tokenizer):
-    model = make_tiny("llama", n_layers=2)
+def test_feature_add_raises_the_latent_and_keeps_the_sae_error():
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=16, k=4, hook_point="blocks.0.resid_post"))
     with torch.no_grad():
         sae.scale.fill_(2.0)
-    iv = FeatureAdd.from_sae(sae, [3, 7], max_act=[1.5, 0.5], factor=4.0, outlier_factor=None)
+    iv = FeatureAdd.from_sae(sae, [3, 7], m=[6.0, 2.0], outlier_factor=None)
     x = torch.randn(2, 5, 32)
     z = sae.feature_acts(x)
     raised = z.clone()
@@ -106,7 +115,7 @@ def test_feature_add_raises_the_latent_and_keeps_the_sae_error(tokenizer):
 
 def test_feature_add_steers_saves_and_refuses_mismatched_strengths(tokenizer, tmp_path):
     model, sae, _ = _planted(tokenizer, " city", gain=1.0)
-    iv = FeatureAdd.from_sae(sae, [3], max_act=[20.0], factor=4.0)
+    iv = FeatureAdd.from_sae(sae, [3], m=80.0)
     enc = tokenizer(["The"], return_tensors="pt")
     with steer(model, [iv]):
         out = model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=2)
@@ -114,8 +123,8 @@ def test_feature_add_steers_saves_and_refuses_mismatched_strengths(tokenizer, tm
     back = load_interventions(save_interventions(tmp_path / "iv.safetensors", [iv]))[0]
     assert isinstance(back, FeatureAdd) and torch.equal(back.vector, iv.vector)
     try:
-        FeatureAdd.from_sae(sae, [3, 4], max_act=[1.0])
+        FeatureAdd.from_sae(sae, [3, 4, 5], m=[1.0, 2.0])
     except ValueError as e:
-        assert "one max_act per feature" in str(e)
+        assert "one m or one per feature" in str(e)
     else:
         raise AssertionError("a missing max_act was accepted")

@@ -25,8 +25,9 @@ window.showFeature = function (rec) {
       ? `✓ names the peak token of a held-out example (upper activation quantiles): ${hit.join(", ")}`
       : "✗ names none of the peak tokens of the held-out examples (upper activation quantiles)");
   }
-  if (rec.output_score !== undefined) text(document.getElementById("mi-check"),
-    `output-side score: steering with this feature raises these words' log-probability by ${rec.output_score.toFixed(2)} nats more than random words'`);
+  if (rec.mi_output_gain !== undefined) text(document.getElementById("mi-check"),
+    `output-side score: steering with this feature raises these words' log-probability by ${rec.mi_output_gain.toFixed(2)} nats more than random words'`);
+  showSteerability(rec);
   for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
   const mi = document.getElementById("mi");
   for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
@@ -72,6 +73,33 @@ window.showFeature = function (rec) {
   shownWith(rec);
 };
 
+// Input / output scores (explain.steerability, Arad et al. 2025), where this feature ranks among all of them, a
+// plain note when steering with it rarely writes what it fires on, and its measured steering curve if it has one.
+function showSteerability(rec) {
+  const box = document.getElementById("steerability");
+  if (rec.output_score === undefined) { box.appendChild(make("div", "muted", "no scores: explain again with `python -m explain` (it scores every feature)")); return; }
+  const pct = (v, key) => { const all = SAE_INDEX.map(r => r[key]); return 100 * all.filter(x => x < v).length / all.length; };
+  const line = (label, v, help) => { const d = make("div", "score", `${label}: ${v === null ? "–" : v.toPrecision(3)}`); d.title = help; box.appendChild(d); return d; };
+  line("output score", rec.output_score, "Arad et al.: steer it on “From my experience,” — (1 − best rank of its logit-lens tokens / vocabulary) × their top probability");
+  const c = line("content output score", rec.content_output_score, "the same over its logit lens's whole content words, counting only the probability the steer added");
+  c.appendChild(make("span", "muted", ` (higher than ${pct(rec.content_output_score, 6).toFixed(0)}% of this SAE's features)`));
+  line("input score", rec.input_score, "share of its top contexts whose peak token is among its logit-lens tokens: it reads what it writes");
+  const fires = (rec.input_summary?.tokens || []).slice(0, 3).map(([t]) => JSON.stringify(t.trim())).join(", ");
+  if (pct(rec.content_output_score, 6) < 50) box.appendChild(make("div", "note",
+    `Fires on ${fires || "its top contexts"}, but steering with it rarely writes that: its output score is in the lower half of this SAE's features. ` +
+    `For steering, pick a feature from the index sorted by "writes most".`));
+  const cv = rec.steer_curve;
+  if (!cv) return;
+  const t = make("table", "curve"), head = make("tr");
+  for (const h of ["strength (× max act)", "continuations changed", "contain its own words", "log-prob / token"]) head.appendChild(make("th", "", h));
+  t.appendChild(head);
+  const row = (cells) => { const tr = make("tr"); for (const x of cells) tr.appendChild(make("td", "", x)); t.appendChild(tr); };
+  row(["0 (unsteered)", "–", `${(100 * cv.unsteered_words).toFixed(0)}%`, cv.unsteered_logprob.toFixed(2)]);
+  cv.factors.forEach((m, i) => row([`${m}×`, `${(100 * cv.changed[i]).toFixed(0)}%`, `${(100 * cv.writes[i]).toFixed(0)}%`, cv.logprob[i].toFixed(2)]));
+  box.appendChild(make("h4", "", "Measured steering curve (add, greedy, neutral prompts)"));
+  box.appendChild(t);
+}
+
 if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
   const s = document.createElement("script");
   s.src = `features/${Math.floor(id / SAE_META.shard)}.js`;
@@ -94,7 +122,8 @@ if (Number.isInteger(id)) liveInit(() => {
     } catch (x) { err(e, x); }
   };
   // the record (max_act) loads asynchronously; the panel waits for it to set the default strength
-  whenShown(rec => steerPanel(() => document.getElementById("st-self").checked ? [id] : [], rec.max_act, "this feature's"));
+  whenShown(rec => steerPanel(() => document.getElementById("st-self").checked ? [id] : [], rec.max_act, "this feature's",
+                              rec.steer_curve));
   api(`api/nearest/${id}`).then(list => {
     const box = document.getElementById("nearest");
     for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }

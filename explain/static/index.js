@@ -1,6 +1,11 @@
 // Index: every feature as [id, frequency, "mi words", "logit tokens", "input summary tokens", "top-context peak
-// tokens"]; filtering happens here, client-side. A word matches any of the four word lists.
+// tokens", content output score, input score]; filtering happens here, client-side. A word matches any of the four
+// word lists. "steers only" keeps the top 10 % by content output score (explain.steerability).
 const rows = document.getElementById("rows"), q = document.getElementById("q"), sort = document.getElementById("sort");
+const steersOnly = document.getElementById("steers");
+const scored = SAE_INDEX.filter(f => f[6] !== null && f[6] !== undefined).map(f => f[6]).sort((a, b) => b - a);
+const steerCut = scored.length ? scored[Math.max(0, Math.floor(scored.length / 10) - 1)] : Infinity;
+if (!scored.length) { steersOnly.disabled = true; steersOnly.parentElement.title = "these explanations carry no output scores"; }
 const LIMIT = 300;
 document.getElementById("meta").textContent = SAE_META.title;
 for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(mk("div", "", line));
@@ -17,6 +22,9 @@ function render() {
     const has = (words) => (words || "").toLowerCase().split(" ").includes(term);
     list = list.filter(f => has(f[2]) || has(f[4]) || has(f[5]) || f[3].toLowerCase().includes(term));
   }
+  if (steersOnly.checked) list = list.filter(f => f[6] !== null && f[6] >= steerCut && f[6] > 0);
+  if (sort.value === "writes") list = [...list].sort((a, b) => (b[6] ?? -1) - (a[6] ?? -1));
+  if (sort.value === "reads") list = [...list].sort((a, b) => (b[7] ?? -1) - (a[7] ?? -1));
   if (sort.value === "freq") list = [...list].sort((a, b) => b[1] - a[1]);
   if (sort.value === "rare") list = [...list].sort((a, b) => a[1] - b[1]);
   rows.replaceChildren();
@@ -32,12 +40,13 @@ function render() {
       tr.appendChild(words);
     }
     tr.appendChild(cell(f[3]));
+    tr.appendChild(cell(f[6] === null || f[6] === undefined ? "–" : f[6].toPrecision(2), "num"));
     rows.appendChild(tr);
   }
   document.getElementById("count").textContent =
     `${list.length} features` + (list.length > LIMIT ? ` (first ${LIMIT} shown)` : "");
 }
-q.addEventListener("input", render); sort.addEventListener("change", render);
+q.addEventListener("input", render); sort.addEventListener("change", render); steersOnly.addEventListener("change", render);
 const params = new URLSearchParams(location.search); if (params.get("q")) q.value = params.get("q");
 render();
 

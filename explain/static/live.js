@@ -53,14 +53,22 @@ async function liveInit(onReady) {
 }
 
 // The steer panel (feature page and steer.html): `own()` gives the page's own features, #st-more adds others.
-// The default strength is the server's multiple (STEER_DEFAULTS in explain/live.py) of `scale`, the feature's
-// largest activation on the corpus (`whose` says whose it is), and the line under the controls says so.
-function steerPanel(own, scale, whose) {
+// The operators are the server's (OPERATORS in explain/live.py). The default strength is the server's multiple
+// (STEER_DEFAULTS) of `scale`, the feature's largest activation on the corpus (`whose` says whose it is), or for
+// add, where the feature's record carries a measured steering curve (`curve`), the smallest multiple at which it
+// wrote its own words; the line under the controls says which.
+function steerPanel(own, scale, whose, curve) {
   const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
   const op = document.getElementById("st-op"), strength = document.getElementById("st-strength");
+  if (!op.options.length) for (const name of LIVE.operators) op.appendChild(mk("option", "", name));
   const setDefault = () => {
     const d = LIVE.steer_defaults[op.value], note = document.getElementById("st-scale");
-    if (d.of === "max_act" && scale > 0) {
+    if (op.value === "add" && curve && curve.first_writes && scale > 0) {
+      strength.value = +(curve.first_writes * scale).toPrecision(3);
+      note.textContent = `default strength ${strength.value} = ${curve.first_writes} × ${whose} largest activation ` +
+        `(${scale.toFixed(2)}): the smallest multiple at which steering wrote its own words in at least half of ` +
+        `the measured prompts (its steering curve, below).`;
+    } else if (d.of === "max_act" && scale > 0) {
       strength.value = +(d.times * scale).toPrecision(3);
       note.textContent = `default strength ${strength.value} = ${d.times} × ${whose} largest activation on the corpus ` +
         `(${scale.toFixed(2)}); strength is in the SAE's activation units.`;

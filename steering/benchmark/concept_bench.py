@@ -18,6 +18,13 @@ activation:
     sparse      DiffMean in the SAE's latent space, its top 8 latents decoded (steering.methods.sae_diffmean)
     output      Inject on the feature whose MI words (what it writes) read most like the description, rather than
                 the feature the concept's texts activate (`features.by_concepts`)
+    writes      FeatureAdd (Arad et al.'s additive steer, m = s × max_act) on the concept's writer: among the top
+                10 % by output score of every SAE given (--writers, any layer), the feature whose logit-lens words
+                read most like the description (`explain.steerability.writers_for`)
+    writes-layer  the same, searched in --sae alone (output-selected at the input-selected feature's layer)
+    add-input   FeatureAdd on the input-selected feature (the concept's own / most activated one): the ablation
+Concepts whose best writer's similarity reaches --writer-threshold form the "has a writer" subset; every method is
+also reported on it.
     prompting+M the prompt and method M's intervention together (M: diffmean or sparse)
 """
 from __future__ import annotations
@@ -32,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from explain.writers import Writer, writers_for
 from sae.capture import capture_texts
 from sae.cli import run_cli
 from sae.data.prompts import benign_instructions
@@ -55,6 +63,7 @@ from steering.features import by_concepts, load_explanations
 from steering.intervention import AddVector
 from steering.methods.diffmean import DiffMean, mean_differences
 from steering.methods.inject import Inject
+from steering.methods.sae_add import FeatureAdd
 from steering.methods.sae_diffmean import sparse_diffmean
 from steering.methods.sae_features import Amplify, Calibrate
 from steering.methods.sae_targeted import targeted
@@ -62,7 +71,8 @@ from steering.methods.sae_targeted import targeted
 GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "amplify": [4.0, 16.0, 64.0],
          "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0],
          "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0],
-         "prompting+diffmean": [0.0625, 0.125, 0.25], "prompting+sparse": [0.0625, 0.125, 0.25]}
+         "prompting+diffmean": [0.0625, 0.125, 0.25], "prompting+sparse": [0.0625, 0.125, 0.25],
+         "writes": [2.0, 4.0, 8.0], "writes-layer": [2.0, 4.0, 8.0], "add-input": [2.0, 4.0, 8.0]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
@@ -70,7 +80,7 @@ class Steering:
     """One concept's steering, every method: (prompts, interventions) for a strength."""
 
     def __init__(self, model, tok, sae, records, concept: Concept, negatives: list[str], norm: float,
-                 acts: torch.Tensor, output_feature: int):
+                 acts: torch.Tensor, output_feature: int, writers: dict[str, Writer], saes: dict[str, TopKSAE]):
         self.model, self.tok, self.sae, self.concept, self.norm, self.acts = model, tok, sae, concept, norm, acts
         hook = sae.cfg.hook_point
         # one pass over the examples: the latent gaps give sparse DiffMean and, for a word concept, its feature
@@ -79,6 +89,7 @@ class Steering:
         self.max_act = float(records[self.feature]["max_act"])
         self.diff = mean_differences(model, tok, concept.examples, negatives, [hook])[hook]
         self.output, self.output_max = output_feature, float(records[output_feature]["max_act"])
+        self.writers, self.saes = writers, saes  # {"writes" | "writes-layer": the concept's best writer}
         self._targeted = {}
 
     def __call__(self, method: str, s: float, instructions: list[str]):
@@ -93,8 +104,14 @@ class Steering:
                "calibrate": lambda: [Calibrate.from_sae(sae, f, beta=s * self.max_act)],
                "targeted": lambda: [self.targeted(s)],
                "sparse": lambda: [AddVector(sae.writes_at, s * self.norm * self.sparse)],
-               "output": lambda: [Inject.from_sae(sae, [self.output], m=s * self.output_max)]}
+               "output": lambda: [Inject.from_sae(sae, [self.output], m=s * self.output_max)],
+               "writes": lambda: self.add(self.writers["writes"], s),
+               "writes-layer": lambda: self.add(self.writers["writes-layer"], s),
+               "add-input": lambda: [FeatureAdd.from_sae(sae, f, m=s * self.max_act)]}
         return prompts, ivs[method]()
+
+    def add(self, w: Writer, s: float) -> list:
+        return [FeatureAdd.from_sae(self.saes[w.sae], [w.feature], m=s * w.max_act)]
 
     def targeted(self, s: float):
         """The targeted vector at strength s, fitted once (dev and test ask for the same strengths)."""
@@ -155,6 +172,10 @@ def main(argv=None) -> None:
                    help="choose each strength per method on the dev concepts, or per concept on its dev instructions")
     p.add_argument("--grid", nargs="*", default=[], metavar="METHOD=S1,S2",
                    help="replace a method's strength grid, e.g. sparse=0.125,0.25,0.375")
+    p.add_argument("--writers", nargs="*", default=[], metavar="SAE=EXPLANATIONS",
+                   help="more SAEs (e.g. other layers) searched for each concept's writer, beside --sae")
+    p.add_argument("--writer-threshold", type=float, default=0.5,
+                   help="a concept 'has a writer' when its best writer's MiniLM similarity reaches this")
     p.add_argument("--ppl-factor", type=float, default=2.0, help="fluent: PPL ≤ this × the unsteered median")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -175,12 +196,21 @@ def main(argv=None) -> None:
     norm = float(acts.norm(dim=-1).median())
     pool = [x for c in concepts for x in c.examples]
     outputs = [c.features[0] for c in by_concepts(records, [c.description for c in concepts], top=1)]
+    pairs = [w.split("=", 1) for w in args.writers]
+    if any(len(pr) != 2 or not all(pr) for pr in pairs):
+        raise ValueError("Write each --writers entry as SAE=EXPLANATIONS")
+    saes = {args.sae: sae} | {name: TopKSAE.load(name) for name, _ in pairs}
+    descriptions = [c.description for c in concepts]
+    found = {"writes": writers_for(descriptions, {args.sae: records} | {n: load_explanations(e) for n, e in pairs}, 1),
+             "writes-layer": writers_for(descriptions, {args.sae: records}, 1)}
+    has_writer = [found["writes"][i][0].similarity >= args.writer_threshold for i in range(len(concepts))]
     rng = random.Random(0)
 
     def steering_for(ci: int) -> Steering:
         c = concepts[ci]
         negatives = rng.sample([x for x in pool if x not in c.examples], 30)
-        return Steering(model, tok, sae, records, c, negatives, norm, acts, outputs[ci])
+        return Steering(model, tok, sae, records, c, negatives, norm, acts, outputs[ci],
+                        {k: v[ci][0] for k, v in found.items()}, saes)
 
     def answers(prompts: list[str], ivs) -> list[str]:
         return [t[0] for t in generate(model, tok, prompts, ivs, max_new_tokens=args.new_tokens,
@@ -232,6 +262,12 @@ def main(argv=None) -> None:
     dev_table = concept_table([r | {"method": f"{r['method']} {r['setting']}"} for r in dev_rows])
     test_table = concept_table(test_rows)
     paired = paired_table(test_rows, ["diffmean", "prompting"])
+    test_ids = [i for i, d in enumerate(is_dev) if not d]
+    subset = {concepts[i].name for i in test_ids if has_writer[i]}
+    sub_rows = [r for r in test_rows if r["concept_name"] in subset]
+    writers_text = "\n".join(f"- {concepts[i].name}: {w.sae} #{w.feature} (sim {w.similarity:.2f}, output "
+                              f"{w.output_score:.3f}: {', '.join(w.words)})"
+                              for i in test_ids for w in [found["writes"][i][0]])
     n_feat = sum(1 for i, c in enumerate(concepts) if not is_dev[i] and c.feature is not None)
     n_word = sum(1 for i, c in enumerate(concepts) if not is_dev[i] and c.feature is None)
     text = (f"# Concept steering\n\nTest: {n_feat} SAE-feature concepts + {n_word} word concepts × "
@@ -242,6 +278,10 @@ def main(argv=None) -> None:
             f"## Judges\n\n```\n{json.dumps(judges.validation, indent=1)}\n```\n\n"
             f"## Test\n\n{markdown_table(test_table)}\n\n"
             + (f"Paired over test concepts:\n\n{markdown_table(paired)}\n\n" if paired else "")
+            + (f"## Test, the {len(subset)} concepts with a writer (similarity ≥ {args.writer_threshold})\n\n"
+               f"{markdown_table(concept_table(sub_rows))}\n\nPaired:\n\n"
+               f"{markdown_table(paired_table(sub_rows, ['diffmean', 'prompting']))}\n\n" if sub_rows else "")
+            + f"<details><summary>Each test concept's writer</summary>\n\n{writers_text}\n\n</details>\n\n"
             + f"## Dev\n\n{markdown_table(dev_table)}\n")
     write_text(out / "results.md", text)
     for name, rows in (("test_per_concept", test_rows), ("dev_per_concept", dev_rows)):

@@ -2,7 +2,7 @@
 Select the Right Features"): raise each chosen latent by a fixed amount at every token and keep the SAE's error,
 
     x' = x + Σ_f m_f · d_f          d_f = W_dec[f] in raw units (W_dec[f] / s, s the SAE's input scale),
-                                    m_f = factor × the feature's largest activation on a corpus (max_act)
+                                    m_f e.g. 4 × the feature's largest activation on a corpus (its record's max_act)
 
 For a linear decoder, decode(z + m_f e_f) + (x − decode(z)) is exactly this: the edit does not depend on x, so it
 writes the feature where it was absent as much as where it was present (unlike Amplify, which rescales what is
@@ -34,13 +34,14 @@ class FeatureAdd(Intervention):
         self.model_name = model_name
 
     @classmethod
-    def from_sae(cls, sae: TopKSAE, features: Sequence[int], max_act: Sequence[float] | torch.Tensor,
-                 factor: float = 4.0, **kw) -> FeatureAdd:
-        """Raise each of `features` by factor × its max_act (same order; from the explanations' `max_act`)."""
+    def from_sae(cls, sae: TopKSAE, features: Sequence[int], m: float | Sequence[float], **kw) -> FeatureAdd:
+        """Raise each of `features` by m (SAE activation units; one number for all, or one per feature), e.g.
+        m = 4 × the feature's max_act from its explanation record."""
         ids = feature_ids(features, sae.d_sae)
-        m = torch.as_tensor([float(a) for a in max_act], dtype=torch.float32) * finite("FeatureAdd factor", factor)
+        m = torch.as_tensor(m, dtype=torch.float32).flatten()
+        m = finite("FeatureAdd m", m.expand(len(ids)) if m.numel() == 1 else m)
         if len(m) != len(ids):
-            raise ValueError(f"FeatureAdd needs one max_act per feature: {len(ids)} features, {len(m)} values")
+            raise ValueError(f"FeatureAdd needs one m or one per feature: {len(ids)} features, {len(m)} values")
         dirs = sae.W_dec.detach()[ids].float() / sae.scale.float()  # raw units: decode divides by the scale
         return cls(sae.writes_at, m @ dirs, **{"model_name": sae.cfg.model_name or None, **kw})
 
