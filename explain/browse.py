@@ -28,6 +28,7 @@ from pathlib import Path
 
 from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of, summary_tokens
 from explain.live import LiveModel
+from explain.search import SearchIndex
 from explain.server import bind, serve_live
 from sae.cli import run_cli
 from sae.eval.stats import rate_ci
@@ -87,7 +88,7 @@ def build(explanations: str | Path, out: str | Path, title: str | None = None,
                              "an integer 'feature' (write the file with `python -m explain`).")
     records.sort(key=lambda r: r["feature"])
     n = records[-1]["feature"] + 1
-    own = [f.name for f in STATIC.iterdir()] + ["index_data.js", "features"]
+    own = [f.name for f in STATIC.iterdir()] + ["index_data.js", "search_data.js", "features"]
     with output_dir(out, "site", own) as tmp:
         (tmp / "features").mkdir()
         for f in STATIC.iterdir():
@@ -103,6 +104,7 @@ def build(explanations: str | Path, out: str | Path, title: str | None = None,
                 "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
                 "quality": quality(records, output_scores)}
         (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
+        (tmp / "search_data.js").write_text(_js("window.SAE_SEARCH", SearchIndex(records).to_json()))
         shards: dict[int, dict] = {}
         for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
             shards.setdefault(r["feature"] // SHARD, {})[r["feature"]] = r

@@ -13,6 +13,7 @@ from explain.browse import build
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from explain.live import LiveModel
 from explain.server import serve_live
+from explain.steerability import DEFAULT_ADD_FACTOR
 from sae.config import SAEConfig
 from sae.data.text import TextSource
 from sae.model import TopKSAE
@@ -173,8 +174,16 @@ def test_live_pages_in_chromium(live):
             best = max(range(len(shown)), key=shown.__getitem__)
             bg = page.locator("#tt-out .tok").nth(best).evaluate("e => e.style.background")
             assert bg.startswith("rgb") and api["tokens"][best] == page.locator("#tt-out .tok").nth(best).inner_text()
-        # the steer panel's default strength: 1 × this feature's largest corpus activation, with the scale said
-        max_act = json_record(url, 7)["max_act"]
+        # the steer panel's default operator is add (FeatureAdd): its strength is the feature's own measured multiple
+        # where its record has a steering curve that wrote its words, else the dev-chosen multiple, × max_act
+        rec = json_record(url, 7)
+        max_act, curve = rec["max_act"], rec.get("steer_curve") or {}
+        times = curve.get("first_writes") or DEFAULT_ADD_FACTOR
+        assert page.input_value("#st-op") == "add"
+        assert float(page.input_value("#st-strength")) == pytest.approx(times * max_act, rel=5e-3)
+        assert "largest activation" in page.locator("#st-scale").inner_text()
+        # Inject's: 1 × this feature's largest corpus activation, with the scale said
+        page.select_option("#st-op", "inject")
         assert float(page.input_value("#st-strength")) == pytest.approx(max_act, rel=5e-3)
         assert "largest activation on the corpus" in page.locator("#st-scale").inner_text()
         page.select_option("#st-op", "amplify")

@@ -12,17 +12,68 @@ for (const line of qualityLines(SAE_META.quality)) document.getElementById("qual
 
 function cell(text, cls) { const td = document.createElement("td"); if (cls) td.className = cls; td.textContent = text; return td; }
 
+// The search: the same logic as explain/search.py over the index it built (SAE_SEARCH): a query word matches its
+// own stem fully and, from min_prefix letters on, every indexed word it starts at prefix_weight; a feature
+// scores its best-matching stem per query word, summed over the query's words.
+const S = window.SAE_SEARCH || {stem: {}, postings: {}, fields: [], prefix_weight: 0.5, min_prefix: 3};
+const indexWords = Object.keys(S.stem);
+const words = (t) => t.toLowerCase().match(/[0-9a-zà-ÿ]+/g) || [];
+function matches(word) {
+  const out = new Map();
+  const own = S.stem[word] || (S.forms || {})[word] || stemGuess(word);
+  if (S.postings[own]) out.set(own, 1);
+  if (word.length >= S.min_prefix)
+    for (const w of indexWords) if (w.startsWith(word) && !out.has(S.stem[w]) && S.postings[S.stem[w]]) out.set(S.stem[w], S.prefix_weight);
+  return out;
+}
+// A query word that is neither indexed nor among the frequent English forms: its stem is unknown here, so take the
+// longest indexed stem (of at least min_prefix letters) that the query starts with (songwriting → songwrit).
+function stemGuess(word) {
+  let best = word;
+  for (const w of indexWords) if (word.startsWith(S.stem[w]) && S.stem[w].length >= S.min_prefix && S.stem[w].length > (S.stem[best] || "").length) best = w;
+  return S.stem[best] || word;
+}
+function search(query) {
+  const score = new Map(), bits = new Map(), hit = new Map();
+  for (const word of new Set(words(query))) {
+    const best = new Map();
+    for (const [stem, weight] of matches(word)) for (const [f, v, b] of S.postings[stem]) {
+      best.set(f, Math.max(best.get(f) || 0, weight * v)); bits.set(f, (bits.get(f) || 0) | b);
+      if (!hit.has(f)) hit.set(f, new Set()); hit.get(f).add(stem);
+    }
+    for (const [f, v] of best) score.set(f, (score.get(f) || 0) + v);
+  }
+  return {score, bits, hit};
+}
+
+function chips(td, list, hits) {
+  for (const w of list.split(" ").filter(Boolean)) {
+    const s = document.createElement("span"); s.textContent = w;
+    if (hits && [...hits].some(h => w.toLowerCase().startsWith(h))) s.className = "hit";
+    td.appendChild(s);
+  }
+}
+
 function render() {
-  const term = q.value.trim().toLowerCase();
-  let list = SAE_INDEX;
+  const term = q.value.trim();
+  let list = SAE_INDEX, found = null;
+  const nothing = document.getElementById("nothing"); nothing.hidden = true;
   if (term.startsWith("#") || /^\d+$/.test(term)) {
     const id = parseInt(term.replace("#", ""), 10);
     list = list.filter(f => f[0] === id);
-  } else if (term) {
-    const has = (words) => (words || "").toLowerCase().split(" ").includes(term);
-    list = list.filter(f => has(f[2]) || has(f[4]) || has(f[5]) || f[3].toLowerCase().includes(term));
+  } else if (words(term).length) {
+    found = search(term);
+    list = list.filter(f => found.score.has(f[0]));
+    if (!list.length) {
+      const near = indexWords.filter(w => w.slice(0, 2) === words(term)[0].slice(0, 2)).slice(0, 8);
+      nothing.textContent = `Nothing found for "${term}": searched what each of the ${SAE_INDEX.length} features fires on, ` +
+        `its top contexts, MI words and logit lens. Try a shorter prefix, a related word` +
+        (near.length ? ` (indexed words like: ${near.join(", ")})` : "") + `, or #id.`;
+      nothing.hidden = false;
+    }
   }
   if (steersOnly.checked) list = list.filter(f => f[6] !== null && f[6] >= steerCut && f[6] > 0);
+  if (sort.value === "relevance" && found) list = [...list].sort((a, b) => found.score.get(b[0]) - found.score.get(a[0]) || a[0] - b[0]);
   if (sort.value === "writes") list = [...list].sort((a, b) => (b[6] ?? -1) - (a[6] ?? -1));
   if (sort.value === "reads") list = [...list].sort((a, b) => (b[7] ?? -1) - (a[7] ?? -1));
   if (sort.value === "freq") list = [...list].sort((a, b) => b[1] - a[1]);
@@ -33,11 +84,12 @@ function render() {
     const a = document.createElement("a");
     a.href = "feature.html?id=" + f[0]; a.textContent = "#" + f[0]; a.className = "feature-link";
     const td = document.createElement("td"); td.appendChild(a); tr.appendChild(td);
+    const fields = found ? S.fields.filter((_, b) => (found.bits.get(f[0]) >> b) & 1).join(", ") : "";
+    tr.appendChild(cell(fields, "matched"));
     tr.appendChild(cell((100 * f[1]).toFixed(3) + "%"));
-    for (const list of [f[4] || "", f[2]]) {  // input side (what fires it), then output side (what it writes)
-      const words = document.createElement("td"); words.className = "words";
-      for (const w of list.split(" ").filter(Boolean)) { const s = document.createElement("span"); s.textContent = w; words.appendChild(s); }
-      tr.appendChild(words);
+    const hits = found ? found.hit.get(f[0]) : null;
+    for (const words of [f[4] || "", f[2]]) {  // input side (what fires it), then output side (what it writes)
+      const td = document.createElement("td"); td.className = "words"; chips(td, words, hits); tr.appendChild(td);
     }
     tr.appendChild(cell(f[3]));
     tr.appendChild(cell(f[6] === null || f[6] === undefined ? "–" : f[6].toPrecision(2), "num"));
