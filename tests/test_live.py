@@ -198,19 +198,29 @@ def test_live_pages_in_chromium(live):
         steer_on_page(page, "amplify", "0")
         page.wait_for_selector("#st-steered .tok")
         assert page.locator("#st-plain").inner_text() == page.locator("#st-steered").inner_text()
+        # no change is said, with the next strength to try, and nothing is highlighted as changed
+        notice = page.locator("#st-notice")
+        assert notice.is_visible() and "No change at this strength" in notice.inner_text() and "Try 1" in notice.inner_text()
+        assert page.locator("#st-steered .tok.ins").count() == 0
         page.select_option("#st-op", "inject")
         page.fill("#st-strength", "200")
         page.click("#st-go")
         page.wait_for_function("document.querySelector('#st-plain').innerText !== "
                                "document.querySelector('#st-steered').innerText")
+        # the tokens only in the steered text are marked, and the notice counts them
+        changed = page.locator("#st-steered .tok.ins").count()
+        assert changed > 0 and f"{changed} of" in page.locator("#st-notice").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "steer_diff.png"), full_page=True)
         snippet = page.locator("#st-snippet").text_content()
         assert "iv = Inject.from_sae(sae, [7], m=200.0)" in snippet and "shared_noise_sampling(seed=0)" in snippet
         assert page.locator("#nearest a").count() == 10
         # a saved intervention file alone, chosen on the page
         page.uncheck("#st-self")
         page.select_option("#st-saved", "push")
-        page.click("#st-go")
-        page.wait_for_function("document.querySelector('#st-snippet').textContent === ''")
+        page.click("#st-go")  # the previous run's outputs are cleared at once; the notice comes with the answer
+        page.wait_for_function("!document.querySelector('#st-notice').hidden")
+        assert page.locator("#st-snippet").text_content() == ""  # no features: no snippet
         assert page.locator("#st-plain").inner_text() != page.locator("#st-steered").inner_text()
         page.check("#st-self")
         page.select_option("#st-saved", "")

@@ -77,6 +77,12 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     windows = TextSource("wikitext2-valid", ctx_len=32).load(tok, 16)
     write_jsonl(explain_features(model, tok, TopKSAE.pretrained(), windows, ExplainConfig(words=300, top_m=5)),
                 tmp_path / "runs/smollm2-135m/explanations.jsonl")
+    # the scores shipped beside each pretrained SAE are SmolLM2's: the stand-in's come from its explanations
+    import explain.writers
+    from steering.features import load_explanations
+
+    stand_in = load_explanations(tmp_path / "runs/smollm2-135m/explanations.jsonl")
+    monkeypatch.setattr(explain.writers, "shipped_scores", lambda: {"smollm2-135m/blocks.15.resid_post": stand_in})
     # the published SAE the README's "Use a published SAE" snippet loads: written by sae-lens itself
     from sae_lens.registry import SAE_CLASS_REGISTRY
     from sae_lens.saes.sae import SAEMetadata

@@ -82,8 +82,10 @@ function steerPanel(own, scale, whose, curve) {
   op.addEventListener("change", setDefault); setDefault();
   const sel = document.getElementById("st-saved");
   for (const name of LIVE.saved) { const o = mk("option", "", name); o.value = name; sel.appendChild(o); }
+  const outputs = ["st-plain", "st-steered", "st-snippet", "st-notice"].map(x => document.getElementById(x));
   document.getElementById("st-go").onclick = async () => {
     const e = document.getElementById("st-err"); err(e);
+    for (const o of outputs) { o.replaceChildren(); if (o.id === "st-notice") o.hidden = true; }  // no stale run
     const more = document.getElementById("st-more").value.split(",").map(s => s.trim()).filter(Boolean).map(Number);
     const value = parseFloat(strength.value);
     if (!Number.isFinite(value)) { err(e, "strength: enter a number (the line below gives the scale)"); return; }
@@ -93,9 +95,46 @@ function steerPanel(own, scale, whose, curve) {
         strength: value, positions: document.getElementById("st-pos").value,
         max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
       const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);  // [] when only a saved file steers
-      renderTokens(document.getElementById("st-plain"), r.unsteered_tokens, r.unsteered_trace, max);
-      renderTokens(document.getElementById("st-steered"), r.steered_tokens, r.steered_trace, max);
-      document.getElementById("st-snippet").textContent = r.snippet;
+      const [gone, added] = tokenDiff(r.unsteered_tokens, r.steered_tokens);
+      renderTokens(outputs[0], r.unsteered_tokens, r.unsteered_trace, max, (el, i) => gone.has(i) && el.classList.add("del"));
+      renderTokens(outputs[1], r.steered_tokens, r.steered_trace, max, (el, i) => added.has(i) && el.classList.add("ins"));
+      outputs[2].textContent = r.snippet;
+      const notice = outputs[3];
+      if (!added.size && !gone.size) {
+        const next = nextStrength(op.value, value, scale, curve);
+        notice.textContent = `No change at this strength: the steered text is the unsteered text. ` +
+          (next !== null ? `Try ${next} (the next step up${curve && op.value === "add" ? " of this feature's measured curve" : ""}).` : "");
+        notice.hidden = false;
+      } else {
+        notice.textContent = `${added.size} of ${r.steered_tokens.length} steered tokens differ from the unsteered text ` +
+          `(highlighted; the first at token ${Math.min(...added, r.steered_tokens.length) + 1}).`;
+        notice.hidden = false;
+      }
     } catch (x) { err(e, x); }
   };
+}
+
+// The positions of the tokens only in `a` and only in `b` (a longest-common-subsequence diff; ≤ 64 tokens each).
+function tokenDiff(a, b) {
+  const L = Array.from({length: a.length + 1}, () => new Array(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--)
+    L[i][j] = a[i] === b[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const onlyA = new Set(), onlyB = new Set();
+  let i = 0, j = 0;
+  while (i < a.length && j < b.length) {
+    if (a[i] === b[j]) { i++; j++; } else if (L[i + 1][j] >= L[i][j + 1]) onlyA.add(i++); else onlyB.add(j++);
+  }
+  while (i < a.length) onlyA.add(i++);
+  while (j < b.length) onlyB.add(j++);
+  return [onlyA, onlyB];
+}
+
+// The next strength to try after a steer that changed nothing: the feature's measured curve's next multiple (add),
+// else twice the strength (Amplify from 0: 1).
+function nextStrength(operator, value, scale, curve) {
+  if (operator === "add" && curve && scale > 0) {
+    const up = curve.factors.map(m => m * scale).find(m => m > value * 1.001);
+    if (up !== undefined) return +up.toPrecision(3);
+  }
+  return value === 0 ? 1 : +(2 * value).toPrecision(3);
 }
