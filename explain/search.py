@@ -116,7 +116,8 @@ class SearchIndex:
         extra = {w: st for w in word_list(forms) if w not in self.stem_of and (st := _stem(w)) in self.postings}
         return {"fields": [n for n, _ in FIELDS], "prefix_weight": PREFIX_WEIGHT, "min_prefix": MIN_PREFIX,
                 "stem": self.stem_of, "forms": extra,
-                "postings": {s: [[f, round(v, 4), b] for f, (v, b) in sorted(p.items())] for s, p in self.postings.items()}}
+                "postings": {s: [[f, round(v, 4), b] for f, (v, b) in sorted(p.items())]
+                             for s, p in self.postings.items()}}
 
 
 def search(explanations: dict[int, dict], query: str, top: int = 20) -> Chosen:
