@@ -84,6 +84,12 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
             assert EVIL in page.locator("#contexts .ctx").first.inner_text()  # shown as text …
             assert page.evaluate("window.__pwned") is None  # … and never executed
             assert page.locator("#hist svg rect").count() == 20
+            ticks = page.locator("#hist svg text.tick").all_text_contents()  # axes with ticks and units
+            rec3 = json.loads(explanations.read_text().splitlines()[3])
+            assert ticks[0] == "0.00" and float(ticks[4]) == pytest.approx(rec3["max_act"], rel=1e-2)
+            assert "activation (SAE units)" in page.locator("#hist svg").inner_html()
+            top = rec3["top_contexts"][0]
+            assert page.locator("#contexts .ctx .actval").first.inner_text() == f"{top['acts'][top['peak']]:.2f}"
             # both explanations, each labelled for its side; the input summary is the record's
             rec = json.loads(explanations.read_text().splitlines()[3])
             assert "input side" in page.locator("h3", has_text="Fires on").inner_text()
@@ -103,6 +109,13 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
             assert shard["6"]["input_summary"] == input_summary(shard["6"]["top_contexts"])
             page.goto(f"{url}/feature.html?id=99")
             assert "ids are 0..39" in page.locator("#title").inner_text()
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"{url}/feature.html?id=abc")  # one clear message, no empty cards, no API call
+            assert "no feature abc" in page.locator("#title").inner_text()
+            assert page.locator("main > .card:visible").count() == 1
+            assert "from 0 to 39" in page.locator("main > .card.note").inner_text()
+            assert not [u for u in requests if "/api/" in u]
             browser.close()
     finally:
         server.shutdown()

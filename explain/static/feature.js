@@ -24,6 +24,9 @@ window.showFeature = function (rec) {
     text(document.getElementById("in-check"), hit.length
       ? `✓ names the peak token of a held-out example (upper activation quantiles): ${hit.join(", ")}`
       : "✗ names none of the peak tokens of the held-out examples (upper activation quantiles)");
+    document.getElementById("in-check").title = "A check of the summary on examples it did not see: the contexts sampled " +
+      "from the upper activation quantiles (below). ✗ means none of their peak tokens is among the summary's tokens — " +
+      "the summary may be right about the top contexts yet miss how the feature fires lower down.";
   }
   if (rec.mi_output_gain !== undefined) text(document.getElementById("mi-check"),
     `output-side score: steering with this feature raises these words' log-probability by ${rec.mi_output_gain.toFixed(2)} nats more than random words'`);
@@ -44,6 +47,7 @@ window.showFeature = function (rec) {
   const max = Math.max(rec.max_act, 1e-9);
   const context = (c) => {
     const div = make("div", "ctx");
+    div.appendChild(make("span", "actval", c.acts[c.peak].toFixed(2)));  // the peak's activation, always visible
     c.tokens.forEach((t, i) => {
       const s = make("span", "tok" + (i === c.peak ? " peak" : ""), t);
       const a = Math.max(0, c.acts[i]) / max;
@@ -61,14 +65,29 @@ window.showFeature = function (rec) {
     for (const c of q.contexts) qbox.appendChild(context(c));
   }
   text(document.getElementById("density"), `fires on ${(100 * rec.frequency).toFixed(3)}% of tokens, max activation ${rec.max_act.toFixed(3)}`);
-  const counts = rec.histogram.counts, top = Math.max(...counts, 1), W = 400, H = 90, bw = W / counts.length;
+  // Neuronpedia's activation density: counts per activation bin, with axes, ticks and units
+  const counts = rec.histogram.counts, edges = rec.histogram.edges, top = Math.max(...counts, 1);
+  const W = 460, H = 150, L = 48, B = 34, pw = W - L - 24, ph = H - B - 8, bw = pw / counts.length;
   const ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", W); svg.setAttribute("height", H);
+  const el = (tag, attrs, txt) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (txt !== undefined) e.textContent = txt; svg.appendChild(e); return e; };
+  svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "activation histogram");
   counts.forEach((n, i) => {
-    const r = document.createElementNS(ns, "rect"), h = (H - 2) * n / top;
-    r.setAttribute("x", i * bw + 1); r.setAttribute("y", H - h); r.setAttribute("width", bw - 2); r.setAttribute("height", h);
-    svg.appendChild(r);
+    const h = ph * n / top;
+    const r = el("rect", {x: L + i * bw + 1, y: 8 + ph - h, width: Math.max(bw - 2, 1), height: h});
+    r.appendChild(document.createElementNS(ns, "title")).textContent = `${n} tokens with activation ${edges[i].toPrecision(3)}–${edges[i + 1].toPrecision(3)}`;
   });
+  el("line", {x1: L, y1: 8 + ph, x2: L + pw, y2: 8 + ph, class: "axis"});
+  el("line", {x1: L, y1: 8, x2: L, y2: 8 + ph, class: "axis"});
+  for (const f of [0, 0.5, 1]) {
+    const x = L + f * pw, v = edges[0] + f * (edges[edges.length - 1] - edges[0]);
+    el("line", {x1: x, y1: 8 + ph, x2: x, y2: 12 + ph, class: "axis"});
+    el("text", {x, y: 24 + ph, "text-anchor": "middle", class: "tick"}, v.toPrecision(3));
+    const y = 8 + ph - f * ph;
+    el("text", {x: L - 4, y: y + 4, "text-anchor": "end", class: "tick"}, String(Math.round(f * top)));
+  }
+  el("text", {x: L + pw / 2, y: H - 1, "text-anchor": "middle", class: "label"}, "activation (SAE units), tokens where it fired");
+  el("text", {x: 10, y: 8 + ph / 2, "text-anchor": "middle", class: "label", transform: `rotate(-90 10 ${8 + ph / 2})`}, "tokens");
   document.getElementById("hist").appendChild(svg);
   shownWith(rec);
 };
@@ -107,8 +126,12 @@ if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
   s.onload = () => (window.SAE_SHARD && window.SAE_SHARD[id] ? window.showFeature(window.SAE_SHARD[id]) : missing());
   s.onerror = missing;
   document.body.appendChild(s);
-} else {
+} else {  // one clear message, no empty cards and no API calls
   text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
+  for (const card of document.querySelectorAll("main > .card, #quality")) card.hidden = true;
+  const msg = make("div", "card note", `There is no feature "${new URLSearchParams(location.search).get("id") ?? ""}" here: ` +
+    `open feature.html?id=N with N from 0 to ${SAE_META.n_features - 1}, or search the index.`);
+  document.querySelector("main").prepend(msg);
 }
 
 // --- live: test your text, steer, nearest features --------------------------------------------------------
@@ -126,6 +149,10 @@ if (Number.isInteger(id)) liveInit(() => {
                               rec.steer_curve));
   api(`api/nearest/${id}`).then(list => {
     const box = document.getElementById("nearest");
-    for (const [f, c] of list) { const a = mk("a", "chip", `#${f} ${c.toFixed(2)}`); a.href = `feature.html?id=${f}`; box.appendChild(a); }
+    for (const [f, c] of list) {  // each labelled with what it fires on (the index's input summary)
+      const fires = (SAE_INDEX.find(r => r[0] === f) || [])[4] || "";
+      const a = mk("a", "chip", `#${f} cos ${c.toFixed(2)}` + (fires ? ` — ${fires.split(" ").slice(0, 3).join(" ")}` : ""));
+      a.href = `feature.html?id=${f}`; box.appendChild(a);
+    }
   }).catch(() => {});
 });
