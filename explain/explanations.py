@@ -37,7 +37,7 @@ from explain.logit_lens import logit_lens
 from explain.mi import SCORES, auto_tau, mi_explain
 from explain.steerability import ScoreConfig, input_scores, is_content_token, output_scores, own_words, steering_curves
 from explain.topact import FeatureStats, collect_stats
-from explain.vocab import VOCABULARIES, unembedding, vocab_embeddings
+from explain.vocab import VOCABULARIES, token_texts, unembedding, vocab_embeddings
 from sae.files import atomic_file
 from sae.hooks import HookPoint, final_norm
 from sae.model import TopKSAE, feature_ids
@@ -215,7 +215,7 @@ def contexts(stats: FeatureStats, f: int, tokenizer, left: int, right: int,
         lo, hi = max(0, p - left), min(stats.windows.shape[1], p + right + 1)
         ids = stats.windows[w, lo:hi].tolist()
         acts = stats.token_acts(f, w)[lo:hi]
-        out.append({"tokens": [tokenizer.decode([t]) for t in ids], "acts": [round(float(a), 4) for a in acts],
+        out.append({"tokens": token_texts(tokenizer, ids), "acts": [round(float(a), 4) for a in acts],
                     "peak": p - lo})
     return out
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, StrictInt
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from explain.steerability import DEFAULT_ADD_FACTOR
+from explain.vocab import token_texts
 from sae.capture import capture, run_with_hooks, token_mask
 from sae.model import TopKSAE, feature_ids
 from steering.intervention import steer
@@ -145,7 +146,7 @@ class LiveModel:
         # tokens) are shown but left out of the colour scale and the top lists, as they were left out of training
         kept = token_mask(x, ids, ones, self.tokenizer.all_special_ids, self.outlier_factor)[0]
         top = acts.topk(min(self.limits.top_features, self.sae.d_sae), dim=-1)
-        out = {"tokens": [self.tokenizer.decode([t]) for t in ids[0].tolist()],
+        out = {"tokens": token_texts(self.tokenizer, ids[0].tolist()),
                "excluded": [not k for k in kept.tolist()],
                "top": [[[int(f), round(float(a), 4)] for f, a in zip(i.tolist(), v.tolist()) if a > 0] if k else []
                        for v, i, k in zip(top.values, top.indices, kept.tolist())]}
@@ -192,7 +193,7 @@ class LiveModel:
                 traces = self.sae.feature_acts(acts)[:, features].sum(-1).float().view(2, -1)[:, n:].tolist()
         plain, steered = out[:1], out[1:]
         text = lambda out: self.tokenizer.decode(out[0, n:], skip_special_tokens=True)
-        tokens = lambda out: [self.tokenizer.decode([t]) for t in out[0, n:].tolist()]
+        tokens = lambda out: token_texts(self.tokenizer, out[0, n:].tolist())
         return {"unsteered": text(plain), "steered": text(steered),
                 "unsteered_tokens": tokens(plain), "steered_tokens": tokens(steered),
                 "unsteered_trace": [round(a, 4) for a in traces[0]], "steered_trace": [round(a, 4) for a in traces[1]],

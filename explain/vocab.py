@@ -85,3 +85,21 @@ def vocab_embeddings(model, tokenizer, words: Sequence[str], cache_dir: str | Pa
         with atomic_file(path) as tmp:  # a killed run never leaves a truncated cache that later runs trust
             save_file({"embeddings": emb.contiguous()}, tmp)
     return emb
+
+
+def token_texts(tokenizer, ids: Sequence[int], longest: int = 4) -> list[str]:
+    """Each token's text for display, aligned with `ids`: a character whose UTF-8 bytes are split over several
+    byte-level tokens (℃, emoji, CJK) is shown whole on its first token and the others show "" — decoded one by
+    one, each would be a "�". At most `longest` tokens are joined; a genuine "�" stays as it is."""
+    texts = [tokenizer.decode([t]) for t in ids]
+    i = 0
+    while i < len(texts):
+        if "\ufffd" in texts[i]:
+            for j in range(i + 2, min(i + longest, len(texts)) + 1):
+                joined = tokenizer.decode(list(ids[i:j]))
+                if "\ufffd" not in joined:
+                    texts[i : j] = [joined] + [""] * (j - i - 1)
+                    i = j - 1
+                    break
+        i += 1
+    return texts
