@@ -128,3 +128,24 @@ def test_feature_add_steers_saves_and_refuses_mismatched_strengths(tokenizer, tm
         assert "one m or one per feature" in str(e)
     else:
         raise AssertionError("a missing max_act was accepted")
+
+
+def test_the_report_chooses_the_strongest_fluent_factor_on_dev_and_splits_features_by_hash():
+    from explain.steerability_report import choose_factor, sample_features, spearman_ci
+
+    curve = lambda writes, lp: {"factors": [1.0, 2.0, 4.0, 8.0], "writes": writes, "unsteered_words": 0.0,
+                                "logprob": lp, "unsteered_logprob": -1.0}
+    curves = [curve([0.0, 0.3, 0.6, 1.0], [-1.1, -1.5, -2.2, -4.0]),
+              curve([0.0, 0.0, 0.3, 0.6], [-1.0, -1.4, -2.4, -3.0])]
+    assert choose_factor(curves, budget=1.5) == 4.0  # 8x writes more but costs 2.5 nats per token
+    assert choose_factor(curves, budget=5.0) == 8.0
+    recs = {f: {"max_act": float(f % 7), "content_output_score": f / 100} for f in range(200)}
+    dev = sample_features(recs, "sae", 10, "content_output_score", dev=True)
+    test = sample_features(recs, "sae", 10, "content_output_score", dev=False)
+    assert not set(dev["random"] + dev["top decile"]) & set(test["random"] + test["top decile"])
+    assert all(recs[f]["max_act"] > 0 for f in test["random"])  # only features that fired
+    halves = {f for g in test.values() for f in g}
+    assert min(recs[f]["content_output_score"] for f in test["top decile"]) > 1.5  # the top decile of its half
+    assert len(halves) <= 20
+    rho, lo, hi = spearman_ci([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5])
+    assert 0.8 < rho < 0.9 and lo <= rho <= hi
