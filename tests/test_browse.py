@@ -33,6 +33,10 @@ def explanations(tmp_path_factory, tokenizer):
     # a top context peaking on a word no explanation holds: search must still find it (top-context tokens)
     records[5]["top_contexts"].append({"tokens": [" the", " songbird", " sang"], "acts": [0.0, 1.5, 0.2], "peak": 1})
     del records[6]["input_summary"]  # as in a file written before input summaries: build makes it
+    # search ranking: one word planted where the feature fires (10), in MI words (11), in the logit lens (12)
+    records[10]["input_summary"] = {"tokens": [[" lighthouse", 0.6]], "ngrams": []}
+    records[11]["mi_words"][0] = ["lighthouse", 0.4]
+    records[12]["logit_tokens"]["pos"][0] = " lighthouse"
     return write_jsonl(records, tmp_path_factory.mktemp("expl") / "explanations.jsonl")
 
 
@@ -119,3 +123,39 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
             browser.close()
     finally:
         server.shutdown()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
+def test_browser_search_ranks_by_field_as_python_does(explanations, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from explain.search import search
+    from steering.features import load_explanations
+
+    site = build(explanations, tmp_path / "site", title="tiny SAE")
+    server = serve(site, port=0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    python_order = search(load_explanations(explanations), "lighthouses").features
+    assert python_order[:3] == [10, 11, 12]  # fires on > MI words > logit lens; "lighthouses" by its stem
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            page.goto(f"{url}/index.html?q=lighthouses")
+            page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
+            shown = [int(t.lstrip("#")) for t in page.locator("#rows a.feature-link").all_inner_texts()]
+            assert shown == python_order
+            assert page.locator("#rows tr td.matched").all_inner_texts() == ["fires on", "MI words", "logit lens"]
+            assert page.locator("#rows tr").first.locator("span.hit").inner_text() == "lighthouse"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+            page.fill("#q", "lightho")  # a prefix finds the same three
+            page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
+            page.fill("#q", "qqqqzz")
+            page.wait_for_function("!document.querySelector('#nothing').hidden")
+            assert "Nothing found" in page.locator("#nothing").inner_text() and page.locator("#rows tr").count() == 0
+            browser.close()
+    finally:
+        server.shutdown()
+
