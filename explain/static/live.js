@@ -48,7 +48,8 @@ async function liveInit(onReady) {
   try { window.LIVE = await api("api/health"); } catch (e) { return; }  // static: the live cards stay hidden
   for (const el of document.querySelectorAll(".live")) el.hidden = false;
   const m = document.getElementById("live-meta");
-  if (m) m.textContent = `live: ${LIVE.model}, ${LIVE.sae} (${LIVE.d_sae} features)`;
+  const sameSae = window.SAE_META && SAE_META.title && SAE_META.title.includes(LIVE.sae);  // said once in the header
+  if (m) m.textContent = sameSae ? `live: ${LIVE.model}` : `live: ${LIVE.model}, ${LIVE.sae} (${LIVE.d_sae} features)`;
   onReady();
 }
 
@@ -96,6 +97,7 @@ function steerPanel(own, scale, whose, curve) {
         max_new_tokens: parseInt(document.getElementById("st-n").value, 10)});
       const max = Math.max(...r.unsteered_trace, ...r.steered_trace, 1e-9);  // [] when only a saved file steers
       const [gone, added] = tokenDiff(r.unsteered_tokens, r.steered_tokens);
+      document.getElementById("st-out").hidden = false;  // the two columns appear with the first answer
       renderTokens(outputs[0], r.unsteered_tokens, r.unsteered_trace, max, (el, i) => gone.has(i) && el.classList.add("del"));
       renderTokens(outputs[1], r.steered_tokens, r.steered_trace, max, (el, i) => added.has(i) && el.classList.add("ins"));
       outputs[2].textContent = r.snippet;
