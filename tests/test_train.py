@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 
 from sae.model import TopKSAE
 from sae.train.datamodule import ActivationDataModule
@@ -130,7 +131,8 @@ def test_configs_parse(config):
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config", str(config), "--print_config"],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "hook_points" in proc.stdout and "k: 32" in proc.stdout
+    k = yaml.safe_load(config.read_text())["model"]["k"]  # the config's own k comes through the parser
+    assert "hook_points" in proc.stdout and f"k: {k}" in proc.stdout
 
 
 def test_evaluation_leaves_outlier_tokens_clean():
