@@ -1,6 +1,7 @@
 import json
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,69 +61,73 @@ def test_build_errors(tmp_path):
         serve(tmp_path / "nothing")
 
 
+@contextmanager
+def served_site(explanations, tmp_path):
+    """The site built from `explanations`, served on a free port for the block; yields its URL."""
+    server = serve(build(explanations, tmp_path / "site", title="tiny SAE"), port=0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
 def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    site = build(explanations, tmp_path / "site", title="tiny SAE")
-    server = serve(site, port=0, quiet=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(f"{url}/index.html")
-            assert page.locator("#rows tr").count() == 40
-            assert page.locator(".live").first.is_hidden()  # no API behind a static site: the live parts hide
-            page.fill("#q", "zebra")
-            page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
-            page.click("a.feature-link")
-            page.wait_for_selector("#contexts .ctx")
-            assert page.url.endswith("feature.html?id=3")
-            assert page.locator(".tok.peak").count() >= 1
-            bg = page.locator("#contexts .ctx").first.locator(".tok.peak").evaluate("e => e.style.background")
-            assert bg.startswith("rgb")  # the peak token is highlighted by its activation
-            assert EVIL in page.locator("#contexts .ctx").first.inner_text()  # shown as text …
-            assert page.evaluate("window.__pwned") is None  # … and never executed
-            assert page.locator("#hist svg rect").count() == 20
-            ticks = page.locator("#hist svg text.tick").all_text_contents()  # axes with ticks and units
-            rec3 = json.loads(explanations.read_text().splitlines()[3])
-            assert ticks[0] == "0.00" and float(ticks[4]) == pytest.approx(rec3["max_act"], rel=1e-2)
-            assert "activation (SAE units)" in page.locator("#hist svg").inner_html()
-            top = rec3["top_contexts"][0]
-            assert page.locator("#contexts .ctx .actval").first.inner_text() == f"{top['acts'][top['peak']]:.2f}"
-            # both explanations, each labelled for its side; the input summary is the record's
-            rec = json.loads(explanations.read_text().splitlines()[3])
-            assert "input side" in page.locator("h3", has_text="Fires on").inner_text()
-            assert "output side" in page.locator("h3", has_text="MI words").inner_text()
-            chips = page.locator("#in-tokens .chip").all_inner_texts()
-            assert [c.rsplit(" ", 1)[0] for c in chips] == [json.dumps(t) for t, _ in rec["input_summary"]["tokens"]]
-            assert "not what it reads" in page.locator("#quality").inner_text()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)
-            # search covers top-context tokens ("songbird" is in no explanation), and a record without an input
-            # summary got one at build
-            page.goto(f"{url}/index.html?q=songbird")
-            page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
-            assert page.locator("#rows a.feature-link").inner_text() == "#5"
-            shard = (site / "features" / "0.js").read_text()
-            shard = json.loads(shard[shard.index("{}, ") + 4 : shard.rindex(");")])
-            assert shard["6"]["input_summary"] == input_summary(shard["6"]["top_contexts"])
-            page.goto(f"{url}/feature.html?id=99")
-            assert "ids are 0..39" in page.locator("#title").inner_text()
-            requests = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(f"{url}/feature.html?id=abc")  # one clear message, no empty cards, no API call
-            assert "no feature abc" in page.locator("#title").inner_text()
-            assert page.locator("main > .card:visible").count() == 1
-            assert "from 0 to 39" in page.locator("main > .card.note").inner_text()
-            assert not [u for u in requests if "/api/" in u]
-            browser.close()
-    finally:
-        server.shutdown()
+    with served_site(explanations, tmp_path) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(f"{url}/index.html")
+        assert page.locator("#rows tr").count() == 40
+        assert page.locator(".live").first.is_hidden()  # no API behind a static site: the live parts hide
+        page.fill("#q", "zebra")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+        page.click("a.feature-link")
+        page.wait_for_selector("#contexts .ctx")
+        assert page.url.endswith("feature.html?id=3")
+        assert page.locator(".tok.peak").count() >= 1
+        bg = page.locator("#contexts .ctx").first.locator(".tok.peak").evaluate("e => e.style.background")
+        assert bg.startswith("rgb")  # the peak token is highlighted by its activation
+        assert EVIL in page.locator("#contexts .ctx").first.inner_text()  # shown as text …
+        assert page.evaluate("window.__pwned") is None  # … and never executed
+        assert page.locator("#hist svg rect").count() == 20
+        ticks = page.locator("#hist svg text.tick").all_text_contents()  # axes with ticks and units
+        rec3 = json.loads(explanations.read_text().splitlines()[3])
+        assert ticks[0] == "0.00" and float(ticks[4]) == pytest.approx(rec3["max_act"], rel=1e-2)
+        assert "activation (SAE units)" in page.locator("#hist svg").inner_html()
+        top = rec3["top_contexts"][0]
+        assert page.locator("#contexts .ctx .actval").first.inner_text() == f"{top['acts'][top['peak']]:.2f}"
+        # both explanations, each labelled for its side; the input summary is the record's
+        rec = json.loads(explanations.read_text().splitlines()[3])
+        assert "input side" in page.locator("h3", has_text="Fires on").inner_text()
+        assert "output side" in page.locator("h3", has_text="MI words").inner_text()
+        chips = page.locator("#in-tokens .chip").all_inner_texts()
+        assert [c.rsplit(" ", 1)[0] for c in chips] == [json.dumps(t) for t, _ in rec["input_summary"]["tokens"]]
+        assert "not what it reads" in page.locator("#quality").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)
+        # search covers top-context tokens ("songbird" is in no explanation), and a record without an input
+        # summary got one at build
+        page.goto(f"{url}/index.html?q=songbird")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+        assert page.locator("#rows a.feature-link").inner_text() == "#5"
+        shard = (tmp_path / "site" / "features" / "0.js").read_text()
+        shard = json.loads(shard[shard.index("{}, ") + 4 : shard.rindex(");")])
+        assert shard["6"]["input_summary"] == input_summary(shard["6"]["top_contexts"])
+        page.goto(f"{url}/feature.html?id=99")
+        assert "ids are 0..39" in page.locator("#title").inner_text()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{url}/feature.html?id=abc")  # one clear message, no empty cards, no API call
+        assert "no feature abc" in page.locator("#title").inner_text()
+        assert page.locator("main > .card:visible").count() == 1
+        assert "from 0 to 39" in page.locator("main > .card.note").inner_text()
+        assert not [u for u in requests if "/api/" in u]
+        browser.close()
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
@@ -132,30 +137,23 @@ def test_browser_search_ranks_by_field_as_python_does(explanations, tmp_path):
     from explain.search import search
     from steering.features import load_explanations
 
-    site = build(explanations, tmp_path / "site", title="tiny SAE")
-    server = serve(site, port=0, quiet=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     python_order = search(load_explanations(explanations), "lighthouses").features
     assert python_order[:3] == [10, 11, 12]  # fires on > MI words > logit lens; "lighthouses" by its stem
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1100, "height": 700})
-            page.goto(f"{url}/index.html?q=lighthouses")
-            page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
-            shown = [int(t.lstrip("#")) for t in page.locator("#rows a.feature-link").all_inner_texts()]
-            assert shown == python_order
-            assert page.locator("#rows tr td.matched").all_inner_texts() == ["fires on", "MI words", "logit lens"]
-            assert page.locator("#rows tr").first.locator("span.hit").inner_text() == "lighthouse"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
-            page.fill("#q", "lightho")  # a prefix finds the same three
-            page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
-            page.fill("#q", "qqqqzz")
-            page.wait_for_function("!document.querySelector('#nothing').hidden")
-            assert "Nothing found" in page.locator("#nothing").inner_text() and page.locator("#rows tr").count() == 0
-            browser.close()
-    finally:
-        server.shutdown()
+    with served_site(explanations, tmp_path) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(f"{url}/index.html?q=lighthouses")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
+        shown = [int(t.lstrip("#")) for t in page.locator("#rows a.feature-link").all_inner_texts()]
+        assert shown == python_order
+        assert page.locator("#rows tr td.matched").all_inner_texts() == ["fires on", "MI words", "logit lens"]
+        assert page.locator("#rows tr").first.locator("span.hit").inner_text() == "lighthouse"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+        page.fill("#q", "lightho")  # a prefix finds the same three
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
+        page.fill("#q", "qqqqzz")
+        page.wait_for_function("!document.querySelector('#nothing').hidden")
+        assert "Nothing found" in page.locator("#nothing").inner_text() and page.locator("#rows tr").count() == 0
+        browser.close()
 
