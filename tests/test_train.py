@@ -262,3 +262,21 @@ def test_an_empty_training_file_gets_a_clear_error(tmp_path, tiny_lm_dir):
     (tmp_path / "empty.jsonl").write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty.jsonl is empty \(0 bytes\)"):
         data(tiny_lm_dir, train_path=str(tmp_path / "empty.jsonl"), cache_dir=str(tmp_path / "c")).prepare_data()
+
+
+def test_a_cache_with_more_hook_points_serves_a_run_on_fewer(tmp_path, tiny_lm_dir, monkeypatch):
+    from sae.train import datamodule
+
+    cache = str(tmp_path / "cache")
+    both = ["blocks.0.resid_post", "blocks.1.resid_post"]
+    data(tiny_lm_dir, hook_points=both, cache_dir=cache).prepare_data()
+    harvested = []
+    monkeypatch.setattr(datamodule, "write_cache", lambda *a, **k: harvested.append(a))
+    one = data(tiny_lm_dir, hook_points=["blocks.1.resid_post"], cache_dir=cache)
+    one.prepare_data()
+    assert harvested == []  # no second harvest: the two-layer cache holds blocks.1
+    batch = next(one.batches())
+    assert list(batch) == ["blocks.1.resid_post"] and batch["blocks.1.resid_post"].shape == (256, 32)
+    data(tiny_lm_dir, hook_points=["blocks.1.mlp_out"], cache_dir=cache).prepare_data()  # not in the cache
+    data(tiny_lm_dir, hook_points=["blocks.1.resid_post"], cache_dir=cache, max_tokens=6000).prepare_data()
+    assert len(harvested) == 2  # another hook point, or any other setting, harvests again
