@@ -171,16 +171,18 @@ def feature_scores(model, tokenizer, sae: TopKSAE, stats: FeatureStats, lens: to
     peaks = [[int(stats.windows[w, p]) for v, w, p in zip(stats.top_values[f].tolist(), stats.top_windows[f].tolist(),
                                                            stats.top_peaks[f].tolist()) if v > 0]
              for f in range(sae.d_sae)]
-    content = [[t for t in row if is_content_token(tokenizer.decode([t]))] for row in lens.tolist()]
+    texts = [[tokenizer.decode([t]) for t in row] for row in lens.tolist()]  # decoded once for both uses
+    content = [[t for t, x in zip(row, xs) if is_content_token(x)] for row, xs in zip(lens.tolist(), texts)]
     out = {"input_score": dict(enumerate(input_scores(peaks, lens)))}
     for name, vals in output_scores(model, tokenizer, sae, lens, content).items():
         out[name] = {f: round(float(v), 6) for f, v in enumerate(vals)}
     fired = [f for f in range(sae.d_sae) if stats.max_act[f] > 0]
     if cfg.curves and fired:
         by_score = sorted(fired, key=lambda f: -out["content_output_score"][f])[: cfg.curves // 2]
-        rest = [f for f in fired if f not in set(by_score)]
+        chosen = set(by_score)
+        rest = [f for f in fired if f not in chosen]
         sample = by_score + random.Random(0).sample(rest, min(cfg.curves - len(by_score), len(rest)))
-        words = {f: own_words({"steer_tokens": [tokenizer.decode([t]) for t in lens[f].tolist()],
+        words = {f: own_words({"steer_tokens": texts[f],
                                "input_summary": input_summary(contexts(stats, f, tokenizer, cfg.left, cfg.right))})
                  for f in sample}
         max_act = {f: float(stats.max_act[f]) for f in sample}

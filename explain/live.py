@@ -155,7 +155,7 @@ class LiveModel:
         return out
 
     def intervention(self, features: list[int], operator: str, strength: float):
-        cls, arg = OPERATORS[operator][:2]
+        cls, arg = OPERATORS[operator]
         return cls.from_sae(self.sae, features, **{arg: strength})
 
     @torch.no_grad()
@@ -210,7 +210,7 @@ class LiveModel:
 
 def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerRequest) -> str:
     """Python that reproduces a steer request (the same operator, strength, positions and seed)."""
-    op, arg = OPERATORS[req.operator][:2]
+    op, arg = OPERATORS[req.operator]
     cls, module = op.__name__, op.__module__
     return "\n".join([
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
