@@ -2,6 +2,8 @@
 (no CDN, no server needed), `serve` shows it on localhost.
 
     python -m explain.browse build explanations.jsonl --out site/
+    python -m explain.browse build smollm2-135m/blocks.15.resid_post=l15.jsonl \
+        smollm2-135m/blocks.25.resid_post=l25.jsonl --out site/        (one site, searched across both layers)
     python -m explain.browse serve site/ [--port 8000]
     python -m explain.browse serve site/ --live [--sae smollm2-135m/blocks.15.resid_post] [--model NAME]
 
@@ -12,7 +14,9 @@ Every feature has two explanations, labelled for what they are: the MI words (ou
 it writes) and the input summary (explain.input_side: the tokens and n-grams that fire it in its top
 contexts). The index holds every feature's id, density, both explanations, logit-lens tokens and top-context
 peak tokens (client-side search over all of them, and sorting); each feature's
-full record sits in a shard file loaded only when its page opens. Corpus text is only ever inserted with
+full record sits in a shard file loaded only when its page opens. A site built from several explanations files
+(one per layer, say) has one index and one search across all of them, with a column saying whose each feature is.
+Corpus text is only ever inserted with
 `textContent`, so markup in the corpus is shown, never executed.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ import http.server
 import json
 import shutil
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of, summary_tokens
@@ -69,12 +74,7 @@ def _js(name: str, value) -> str:
     return f"{name} = {json.dumps(value, ensure_ascii=True, separators=(',', ':'))};\n"
 
 
-def build(explanations: str | Path, out: str | Path, title: str | None = None,
-          output_scores: str | Path | None = None) -> Path:
-    """Write the site into `out`, replaced atomically (built beside it, then renamed). `out` must be new,
-    empty or an earlier site: a folder holding anything else is refused, never emptied. `output_scores`: a
-    per_feature.csv from `python -m explain.output_score`, shown beside the MI words."""
-    explanations, out = Path(explanations), Path(out)
+def _read(explanations: Path, out: Path) -> list[dict]:
     if out.resolve() in explanations.resolve().parents:
         raise ValueError(f"--out {out} contains the explanations file {explanations}, which replacing the folder "
                          "would delete; write the site to its own folder (e.g. --out site/).")
@@ -86,32 +86,59 @@ def build(explanations: str | Path, out: str | Path, title: str | None = None,
         if not isinstance(f, int) or isinstance(f, bool) or f < 0:
             raise ValueError(f"{explanations}: feature id {f!r} is not a non-negative integer; every record needs "
                              "an integer 'feature' (write the file with `python -m explain`).")
-    records.sort(key=lambda r: r["feature"])
-    n = records[-1]["feature"] + 1
+    for r in records:  # files written before input summaries existed get theirs from their top contexts
+        r["input_summary"] = summary_of(r)
+    return sorted(records, key=lambda r: r["feature"])
+
+
+def shard_path(sae: int, feature: int) -> str:
+    """Where a feature's record lives in the site: the first SAE's in features/, the k-th's in features/k/."""
+    return f"features/{f'{sae}/' if sae else ''}{feature // SHARD}.js"
+
+
+def build(explanations: str | Path | Sequence[str | Path | tuple[str, str | Path]], out: str | Path,
+          title: str | None = None, output_scores: str | Path | None = None) -> Path:
+    """Write the site into `out`, replaced atomically (built beside it, then renamed). `out` must be new,
+    empty or an earlier site: a folder holding anything else is refused, never emptied. `output_scores`: a
+    per_feature.csv from `python -m explain.output_score`, shown beside the first SAE's MI words.
+
+    Several explanations files (one per SAE, e.g. one per layer; each a path or (label, path)) make one site:
+    one index and one search over all of them, a column saying whose each feature is, and each feature's page
+    at feature.html?id=N&sae=K. A label that names the SAE (e.g. smollm2-135m/blocks.20.resid_post) lets the
+    live server's panels appear on that SAE's pages."""
+    single = isinstance(explanations, (str, Path))
+    sources = [(None, explanations)] if single else [s if isinstance(s, tuple) else (None, s) for s in explanations]
+    if not sources:
+        raise ValueError("No explanations file given")
+    out = Path(out)
+    saes = [(label or (title if len(sources) == 1 and title else Path(path).stem), _read(Path(path), out))
+            for label, path in sources]
     own = [f.name for f in STATIC.iterdir()] + ["index_data.js", "search_data.js", "features"]
     with output_dir(out, "site", own) as tmp:
         (tmp / "features").mkdir()
         for f in STATIC.iterdir():
             shutil.copy(f, tmp / f.name)
-        for r in records:  # files written before input summaries existed get theirs from their top contexts
-            r["input_summary"] = summary_of(r)
-        index = [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
-                  " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5]),
-                  " ".join(t.strip() for t, _ in r["input_summary"]["tokens"]),
-                  " ".join(sorted(peak_tokens(r.get("top_contexts", [])))),
-                  r.get("content_output_score"), r.get("input_score")] for r in records]
-        meta = {"title": title or explanations.stem, "n_features": n, "shard": SHARD,
-                "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
-                "quality": quality(records, output_scores)}
+        index, metas, everything = [], [], []
+        for k, (label, records) in enumerate(saes):
+            index += [[r["feature"], round(r.get("frequency", 0.0), 8), " ".join(w for w, _ in r.get("mi_words", [])),
+                       " ".join(t.strip() for t in r.get("logit_tokens", {}).get("pos", [])[:5]),
+                       " ".join(t.strip() for t, _ in r["input_summary"]["tokens"]),
+                       " ".join(sorted(peak_tokens(r.get("top_contexts", [])))),
+                       r.get("content_output_score"), r.get("input_score"), k] for r in records]
+            metas.append({"label": label, "n_features": records[-1]["feature"] + 1,
+                          "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
+                          "quality": quality(records, output_scores if k == 0 else None)})
+            everything += records
+            shards: dict[str, dict] = {}
+            for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
+                shards.setdefault(shard_path(k, r["feature"]), {})[r["feature"]] = r
+            for path, shard in shards.items():
+                (tmp / path).parent.mkdir(exist_ok=True)
+                (tmp / path).write_text("window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, "
+                                        + json.dumps(shard, ensure_ascii=True) + ");\n")
+        meta = {"title": title or " · ".join(m["label"] for m in metas), "shard": SHARD, "saes": metas}
         (tmp / "index_data.js").write_text(_js("window.SAE_META", meta) + _js("window.SAE_INDEX", index))
-        (tmp / "search_data.js").write_text(_js("window.SAE_SEARCH", SearchIndex(records).to_json()))
-        shards: dict[int, dict] = {}
-        for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
-            shards.setdefault(r["feature"] // SHARD, {})[r["feature"]] = r
-        for i, shard in shards.items():
-            (tmp / "features" / f"{i}.js").write_text(
-                "window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, " + json.dumps(shard, ensure_ascii=True)
-                + ");\n")
+        (tmp / "search_data.js").write_text(_js("window.SAE_SEARCH", SearchIndex(everything).to_json()))
     return out
 
 
@@ -137,7 +164,8 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="explanations JSONL → static site", formatter_class=fmt)
-    b.add_argument("explanations", help="JSONL written by `python -m explain`")
+    b.add_argument("explanations", nargs="+", help="JSONL written by `python -m explain`; several (one per SAE or "
+                   "layer, each FILE or LABEL=FILE, LABEL naming the SAE) make one site searched across all of them")
     b.add_argument("--out", default="site", help="site folder: new, empty or an earlier site (never another folder)")
     b.add_argument("--title", help="page title (default: the explanations file's name)")
     b.add_argument("--output-scores", help="per_feature.csv from `python -m explain.output_score`: each MI word "
@@ -154,7 +182,8 @@ def main(argv=None) -> None:
                    help="with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply")
     args = p.parse_args(argv)
     if args.cmd == "build":
-        print(f"site written to {build(args.explanations, args.out, args.title, args.output_scores)}/index.html")
+        sources = [tuple(e.split("=", 1)) if "=" in e else e for e in args.explanations]
+        print(f"site written to {build(sources, args.out, args.title, args.output_scores)}/index.html")
     elif args.live:
         host = args.host or "127.0.0.1"
         sock = bind(host, args.port)  # before the model loads: a busy port fails now, not after it

@@ -2,6 +2,7 @@
 
     {"feature": 12, "mi_words": [[word, score], ...], "mi_variants": {"decoder-bayes": [[word, score], ...], ...},
      "logit_tokens": {"pos": [...], "neg": [...]},
+     "logit_values": {"pos": [...], "neg": [...]},   # their logits: W_U · finalnorm(W_dec[f])
      "topact_tokens": [[token, count], ...], "top_contexts": [{"tokens": [...], "acts": [...], "peak": i}, ...],
      "input_summary": {"tokens": [[token, share], ...], "ngrams": [[text, fraction], ...]},
      "quantile_contexts": [{"quantile": [0.0, 0.25], "contexts": [...]}, ...],
@@ -137,10 +138,11 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     mi = {v.name: mi_words(model, tokenizer, sae, v, cfg, p_c, cache_dir) for v in cfg.variants}
     with torch.no_grad():
         normed = final_norm(model)(dirs.to(next(model.parameters()).dtype)).float()  # as the last layer reads it
-        pos, neg = logit_lens(normed, unembedding(model), max(cfg.logit_top, ScoreConfig.lens_top))
+        lens = logit_lens(normed, unembedding(model), max(cfg.logit_top, ScoreConfig.lens_top))
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [tokenizer.decode([t]) for t in ids]
-    scores = feature_scores(model, tokenizer, sae, stats, pos, cfg) if cfg.scores else {}
+    scores = feature_scores(model, tokenizer, sae, stats, lens.pos, cfg) if cfg.scores else {}
+    top_n = cfg.logit_top
     for f in features:
         top = contexts(stats, f, tokenizer, cfg.left, cfg.right)
         variants = {name: [[words[w], round(float(s), 6)] for w, s in zip(ids[f].tolist(), scores[f].tolist())]
@@ -149,8 +151,9 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
             "feature": f,
             "mi_words": variants[cfg.variants[0].name],
             "mi_variants": variants,
-            "logit_tokens": {"pos": decode(pos[f, : cfg.logit_top].tolist()),
-                             "neg": decode(neg[f, : cfg.logit_top].tolist())},
+            "logit_tokens": {"pos": decode(lens.pos[f, :top_n].tolist()), "neg": decode(lens.neg[f, :top_n].tolist())},
+            "logit_values": {"pos": [round(v, 3) for v in lens.pos_logits[f, :top_n].tolist()],
+                             "neg": [round(v, 3) for v in lens.neg_logits[f, :top_n].tolist()]},
             "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
             "top_contexts": top,
             "input_summary": input_summary(top),

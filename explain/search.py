@@ -13,8 +13,10 @@ Words are lower-cased and stemmed (nltk's Snowball stemmer: "songs" → "song"),
 matches its own stem fully and, from 3 letters on, every indexed word it is a prefix of at half weight ("insul"
 finds "insult"); a feature scores, per query word, its best-matching stem, summed over the query's words.
 
-The index (`SearchIndex.to_json`) holds each word's stem and each stem's postings [feature, score, field bits],
-so the page runs the same query logic in JavaScript over the same numbers (explain/static/index.js).
+The index (`SearchIndex.to_json`) holds each word's stem and each stem's postings [row, score, field bits] (row:
+the record's position in the list indexed, which is the site's index order), so the page runs the same query logic
+in JavaScript over the same numbers (explain/static/index.js). One index can hold the records of several SAEs
+(the browser's site across layers): BM25 then weighs a word by how rare it is across all of them.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ def field_words(record: dict) -> list[list[str]]:
 
 @dataclass
 class Hit:
+    row: int  # position of the record in the list indexed
     feature: int
     score: float
     fields: list[str]  # the fields a query word matched in
@@ -60,11 +63,13 @@ class Hit:
 
 class SearchIndex:
     def __init__(self, records: dict[int, dict] | Sequence[dict]):
-        rows = sorted(records.values() if isinstance(records, dict) else records, key=lambda r: r["feature"])
+        """A dict {feature: record} is indexed in feature order, a list in its own order."""
+        rows = sorted(records.values(), key=lambda r: r["feature"]) if isinstance(records, dict) else list(records)
         if not rows:
             raise ValueError("No feature records to index")
+        self.features = [r["feature"] for r in rows]
         self.stem_of: dict[str, str] = {}
-        self.postings: dict[str, dict[int, list]] = defaultdict(dict)  # stem → {feature: [score, field bits]}
+        self.postings: dict[str, dict[int, list]] = defaultdict(dict)  # stem → {row: [score, field bits]}
         per_field = list(zip(*[field_words(r) for r in rows]))
         for bit, ((_, weight), docs) in enumerate(zip(FIELDS, per_field)):
             for doc in docs:
@@ -77,7 +82,7 @@ class SearchIndex:
                     where[s].append(i)
             for s, ids in where.items():
                 for i, v in zip(ids, bm25.get_batch_scores([s], ids)):
-                    entry = self.postings[s].setdefault(rows[i]["feature"], [0.0, 0])
+                    entry = self.postings[s].setdefault(i, [0.0, 0])
                     entry[0] += weight * max(float(v), 1e-6)  # BM25's idf can dip below 0 for very common words
                     entry[1] |= 1 << bit
 
@@ -98,25 +103,25 @@ class SearchIndex:
         for word in dict.fromkeys(words_of(query)):
             best: dict[int, float] = {}
             for s, weight in self.matches(word).items():
-                for f, (score, bits) in self.postings[s].items():
-                    best[f] = max(best.get(f, 0.0), weight * score)
-                    fields[f] |= bits
-                    matched[f].add(s)
-            for f, v in best.items():
-                scores[f] += v
-        order = sorted(scores, key=lambda f: (-scores[f], f))[:top]
-        return [Hit(f, round(scores[f], 6), [n for b, (n, _) in enumerate(FIELDS) if fields[f] >> b & 1],
-                    sorted(matched[f])) for f in order]
+                for i, (score, bits) in self.postings[s].items():
+                    best[i] = max(best.get(i, 0.0), weight * score)
+                    fields[i] |= bits
+                    matched[i].add(s)
+            for i, v in best.items():
+                scores[i] += v
+        order = sorted(scores, key=lambda i: (-scores[i], i))[:top]
+        return [Hit(i, self.features[i], round(scores[i], 6),
+                    [n for b, (n, _) in enumerate(FIELDS) if fields[i] >> b & 1], sorted(matched[i])) for i in order]
 
     def to_json(self, forms: int = 30_000) -> dict:
         """{"fields", "prefix_weight", "min_prefix", "stem": {indexed word: stem}, "forms": {word: stem},
-        "postings": {stem: [[f, score, bits]]}}. `forms`: the stems of the most frequent English words that are
+        "postings": {stem: [[row, score, bits]]}}. `forms`: the stems of the most frequent English words that are
         not indexed themselves but stem to an indexed stem ("songs" when only "song" is indexed), so the page
         stems such query words as Python does without a stemmer of its own."""
         extra = {w: st for w in word_list(forms) if w not in self.stem_of and (st := _stem(w)) in self.postings}
         return {"fields": [n for n, _ in FIELDS], "prefix_weight": PREFIX_WEIGHT, "min_prefix": MIN_PREFIX,
                 "stem": self.stem_of, "forms": extra,
-                "postings": {s: [[f, round(v, 4), b] for f, (v, b) in sorted(p.items())]
+                "postings": {s: [[i, round(v, 4), b] for i, (v, b) in sorted(p.items())]
                              for s, p in self.postings.items()}}
 
 

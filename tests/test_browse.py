@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import threading
 from contextlib import contextmanager
@@ -62,9 +63,9 @@ def test_build_errors(tmp_path):
 
 
 @contextmanager
-def served_site(explanations, tmp_path):
-    """The site built from `explanations`, served on a free port for the block; yields its URL."""
-    server = serve(build(explanations, tmp_path / "site", title="tiny SAE"), port=0, quiet=True)
+def served_site(explanations, tmp_path, title="tiny SAE"):
+    """The site built from `explanations` (one file, or several), served on a free port; yields its URL."""
+    server = serve(build(explanations, tmp_path / "site", title=title), port=0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -108,6 +109,14 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
         chips = page.locator("#in-tokens .chip").all_inner_texts()
         assert [c.rsplit(" ", 1)[0] for c in chips] == [json.dumps(t) for t, _ in rec["input_summary"]["tokens"]]
         assert "not what it reads" in page.locator("#quality").inner_text()
+        # the logit lens as promote/suppress tables with the record's logits, and a note when most are word pieces
+        for side in ("pos", "neg"):
+            tokens = [json.dumps(t, ensure_ascii=False) for t in rec["logit_tokens"][side]]
+            assert page.locator(f"#l{side} td .chip").all_inner_texts() == tokens
+            shown = [float(v) for v in page.locator(f"#l{side} td.num").all_inner_texts()]
+            assert shown == pytest.approx(rec["logit_values"][side], abs=0.006)
+        pieces = [t for t in rec["logit_tokens"]["pos"] if not re.fullmatch(r" [A-Za-z]{2,}", t)]
+        assert page.locator("#lens-note").is_visible() == (len(pieces) * 2 >= len(rec["logit_tokens"]["pos"]) > 0)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "feature_page.png"), full_page=True)
         # search covers top-context tokens ("songbird" is in no explanation), and a record without an input
@@ -157,3 +166,40 @@ def test_browser_search_ranks_by_field_as_python_does(explanations, tmp_path):
         assert "Nothing found" in page.locator("#nothing").inner_text() and page.locator("#rows tr").count() == 0
         browser.close()
 
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
+def test_a_site_of_several_saes_has_one_search_across_them(explanations, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from explain.search import SearchIndex
+
+    first = [json.loads(line) for line in explanations.read_text().splitlines()]
+    second = [dict(r) for r in first[:30]]  # another layer: 30 features, one of them fires on "lighthouse"
+    second[20] = {**second[20], "input_summary": {"tokens": [[" lighthouse", 0.9]], "ngrams": []}}
+    other = write_jsonl(second, tmp_path / "layer2.jsonl")
+    sources = [("tiny/blocks.1.resid_post", explanations), ("tiny/blocks.2.resid_post", other)]
+    with served_site(sources, tmp_path, title="tiny, two layers") as url, sync_playwright() as p:
+        assert (tmp_path / "site" / "features" / "1" / "0.js").is_file()  # the second SAE's shards, apart
+        python_order = [(0 if h.row < len(first) else 1, h.feature)
+                        for h in SearchIndex(first + second).search("lighthouse")]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(f"{url}/index.html?q=lighthouse")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 7")  # 3 in one SAE, 4 in the other
+        labels = {"tiny/blocks.1.resid_post": 0, "tiny/blocks.2.resid_post": 1}
+        shown = [(labels[sae], int(f.lstrip("#"))) for f, sae in zip(
+            page.locator("#rows a.feature-link").all_inner_texts(), page.locator("#rows td.sae").all_inner_texts())]
+        assert shown == python_order and (1, 20) in shown[:3]  # what a feature fires on ranks first, in any SAE
+        page.select_option("#sae", "1")  # one SAE only
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 4")
+        page.click("a.feature-link[href='feature.html?id=20&sae=1']")
+        page.wait_for_selector("#in-tokens .chip")
+        assert page.locator("#in-tokens .chip").first.inner_text().startswith('" lighthouse"')
+        assert page.locator("#meta").inner_text() == "tiny/blocks.2.resid_post"
+        page.goto(f"{url}/feature.html?id=35&sae=1")  # this SAE has 30 features
+        assert "ids are 0..29 in tiny/blocks.2.resid_post" in page.locator("#title").inner_text()
+        page.goto(f"{url}/feature.html?id=1&sae=5")
+        assert "no SAE 5" in page.locator("#title").inner_text()
+        assert "tiny/blocks.1.resid_post, tiny/blocks.2.resid_post" in page.locator("main > .card.note").inner_text()
+        browser.close()

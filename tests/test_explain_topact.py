@@ -50,10 +50,14 @@ def test_frequency_histogram_peak_tokens(tokenizer):
 def test_logit_lens_matches_dense(tokenizer):
     model, sae, _ = setup(tokenizer)
     W_U = model.get_output_embeddings().weight.detach()
-    pos, neg = logit_lens(sae.W_dec.detach(), W_U, top=4, chunk=5)
+    lens = logit_lens(sae.W_dec.detach(), W_U, top=4, chunk=5)
     logits = sae.W_dec.detach() @ W_U.T
-    assert torch.equal(pos, logits.topk(4, dim=1).indices)
-    assert torch.equal(neg, logits.topk(4, dim=1, largest=False).indices)
+    assert torch.equal(lens.pos, logits.topk(4, dim=1).indices)
+    assert torch.equal(lens.neg, logits.topk(4, dim=1, largest=False).indices)
+    assert torch.allclose(lens.pos_logits, logits.gather(1, lens.pos), atol=1e-5)
+    assert torch.allclose(lens.neg_logits, logits.gather(1, lens.neg), atol=1e-5)
+    assert (lens.pos_logits[:, :-1] >= lens.pos_logits[:, 1:]).all()
+    assert (lens.neg_logits[:, :-1] <= lens.neg_logits[:, 1:]).all()
 
 
 def test_explain_errors_and_frequency_prior(tokenizer):

@@ -1,7 +1,9 @@
-// A feature page: its record is loaded lazily from features/<shard>.js (works from a local folder, no fetch).
+// A feature page (feature.html?id=N[&sae=K]): its record is loaded lazily from its shard file (works from a local
+// folder, no fetch).
 // Every piece of corpus text is set with textContent, never innerHTML, so markup in the corpus stays text.
 const id = parseInt(new URLSearchParams(location.search).get("id"), 10);
-document.getElementById("meta").textContent = SAE_META.title;
+const META = SAE_META.saes[PAGE_SAE];  // undefined when ?sae= names no SAE of this site
+document.getElementById("meta").textContent = META ? META.label : SAE_META.title;
 const text = (el, t) => { el.textContent = t; return el; };
 const make = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
 
@@ -31,7 +33,7 @@ window.showFeature = function (rec) {
   if (rec.mi_output_gain !== undefined) text(document.getElementById("mi-check"),
     `output-side score: steering with this feature raises these words' log-probability by ${rec.mi_output_gain.toFixed(2)} nats more than random words'`);
   showSteerability(rec);
-  for (const line of qualityLines(SAE_META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
+  for (const line of qualityLines(META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
   const mi = document.getElementById("mi");
   for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
   const variants = document.getElementById("mi-variants");
@@ -40,8 +42,7 @@ window.showFeature = function (rec) {
     for (const [w] of words) row.appendChild(make("span", "chip", w));
     variants.appendChild(row);
   }
-  for (const t of rec.logit_tokens.pos) document.getElementById("lpos").appendChild(make("span", "chip", JSON.stringify(t)));
-  for (const t of rec.logit_tokens.neg) document.getElementById("lneg").appendChild(make("span", "chip neg", JSON.stringify(t)));
+  showLens(rec);
   text(document.getElementById("topact"), rec.topact_tokens.map(([t, c]) => `${JSON.stringify(t)}×${c}`).join("  "));
   const box = document.getElementById("contexts");
   const max = Math.max(rec.max_act, 1e-9);
@@ -92,12 +93,35 @@ window.showFeature = function (rec) {
   shownWith(rec);
 };
 
+// Neuronpedia's promote/suppress tables; a note when most promoted tokens are word pieces (no leading space, or
+// not letters), which the logit lens gives for many features of small byte-level-BPE models.
+function showLens(rec) {
+  const values = rec.logit_values || {};
+  for (const side of ["pos", "neg"]) {
+    const table = document.getElementById("l" + side);
+    rec.logit_tokens[side].forEach((t, i) => {
+      const tr = make("tr"), td = make("td");
+      td.appendChild(make("span", "chip" + (side === "neg" ? " neg" : ""), JSON.stringify(t))); tr.appendChild(td);
+      const v = (values[side] || [])[i];
+      tr.appendChild(make("td", "num", v === undefined ? "–" : (v > 0 ? "+" : "") + v.toFixed(2)));
+      table.appendChild(tr);
+    });
+  }
+  const pieces = rec.logit_tokens.pos.filter(t => !/^ [A-Za-z]{2,}$/.test(t));
+  if (pieces.length * 2 >= rec.logit_tokens.pos.length && pieces.length) {
+    const note = document.getElementById("lens-note"); note.hidden = false;
+    note.textContent = `${pieces.length} of the ${rec.logit_tokens.pos.length} promoted tokens are word pieces or symbols ` +
+      `(${pieces.slice(0, 4).map(t => JSON.stringify(t)).join(", ")}): on this model the logit lens often reads as sub-word junk. ` +
+      `"Fires on" says what the feature reads; the Steering card says whether steering with it writes words.`;
+  }
+}
+
 // Input / output scores (explain.steerability, Arad et al. 2025), where this feature ranks among all of them, a
 // plain note when steering with it rarely writes what it fires on, and its measured steering curve if it has one.
 function showSteerability(rec) {
   const box = document.getElementById("steerability");
   if (rec.output_score === undefined) { box.appendChild(make("div", "muted", "no scores: explain again with `python -m explain` (it scores every feature)")); return; }
-  const pct = (v, key) => { const all = SAE_INDEX.map(r => r[key]); return 100 * all.filter(x => x < v).length / all.length; };
+  const pct = (v, key) => { const all = saeRows(PAGE_SAE).map(r => r[key]); return 100 * all.filter(x => x < v).length / all.length; };
   const line = (label, v, help) => { const d = make("div", "score", `${label}: ${v === null ? "–" : v.toPrecision(3)}`); d.title = help; box.appendChild(d); return d; };
   line("output score", rec.output_score, "Arad et al.: steer it on “From my experience,” — (1 − best rank of its logit-lens tokens / vocabulary) × their top probability");
   const c = line("content output score", rec.content_output_score, "the same over its logit lens's whole content words, counting only the probability the steer added");
@@ -119,23 +143,27 @@ function showSteerability(rec) {
   box.appendChild(t);
 }
 
-if (Number.isInteger(id) && id >= 0 && id < SAE_META.n_features) {
+const n = META ? META.n_features : 0, where = SAE_META.saes.length > 1 ? ` in ${META ? META.label : "this site"}` : "";
+if (META && Number.isInteger(id) && id >= 0 && id < n) {
   const s = document.createElement("script");
-  s.src = `features/${Math.floor(id / SAE_META.shard)}.js`;
-  const missing = () => text(document.getElementById("title"), `no feature ${id} in this site`);
+  s.src = `features/${PAGE_SAE ? PAGE_SAE + "/" : ""}${Math.floor(id / SAE_META.shard)}.js`;
+  const missing = () => text(document.getElementById("title"), `no feature ${id}${where || " in this site"}`);
   s.onload = () => (window.SAE_SHARD && window.SAE_SHARD[id] ? window.showFeature(window.SAE_SHARD[id]) : missing());
   s.onerror = missing;
   document.body.appendChild(s);
 } else {  // one clear message, no empty cards and no API calls
-  text(document.getElementById("title"), `no feature ${new URLSearchParams(location.search).get("id")}: ids are 0..${SAE_META.n_features - 1}`);
+  const asked = new URLSearchParams(location.search);
+  text(document.getElementById("title"), META ? `no feature ${asked.get("id")}: ids are 0..${n - 1}${where}`
+                                              : `no SAE ${asked.get("sae")} in this site`);
   for (const card of document.querySelectorAll("main > .card, #quality")) card.hidden = true;
-  const msg = make("div", "card note", `There is no feature "${new URLSearchParams(location.search).get("id") ?? ""}" here: ` +
-    `open feature.html?id=N with N from 0 to ${SAE_META.n_features - 1}, or search the index.`);
+  const msg = make("div", "card note", META
+    ? `There is no feature "${asked.get("id") ?? ""}"${where || " here"}: open feature.html?id=N with N from 0 to ${n - 1}, or search the index.`
+    : `This site holds SAEs 0 to ${SAE_META.saes.length - 1} (${SAE_META.saes.map(m => m.label).join(", ")}): open feature.html?id=N&sae=K, or search the index.`);
   document.querySelector("main").prepend(msg);
 }
 
 // --- live: test your text, steer, nearest features --------------------------------------------------------
-if (Number.isInteger(id)) liveInit(() => {
+if (META && Number.isInteger(id)) liveInit(() => {
   const err = (el, e) => { el.textContent = e ? String(e.message || e) : ""; };
   document.getElementById("tt-go").onclick = async () => {
     const e = document.getElementById("tt-err"); err(e);
@@ -150,9 +178,9 @@ if (Number.isInteger(id)) liveInit(() => {
   api(`api/nearest/${id}`).then(list => {
     const box = document.getElementById("nearest");
     for (const [f, c] of list) {  // each labelled with what it fires on (the index's input summary)
-      const fires = (SAE_INDEX.find(r => r[0] === f) || [])[4] || "";
+      const fires = (saeRows(PAGE_SAE).find(r => r[0] === f) || [])[4] || "";
       const a = mk("a", "chip", `#${f} cos ${c.toFixed(2)}` + (fires ? ` — ${fires.split(" ").slice(0, 3).join(" ")}` : ""));
-      a.href = `feature.html?id=${f}`; box.appendChild(a);
+      a.href = saeLink(PAGE_SAE, f); box.appendChild(a);
     }
   }).catch(() => {});
-});
+}, PAGE_SAE);

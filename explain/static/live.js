@@ -44,13 +44,30 @@ function renderTokens(box, tokens, acts, max, extra, excluded) {
 // the largest activation over the tokens that are not excluded: the colour scale
 const keptMax = (acts, excluded) => Math.max(...acts.filter((_, i) => !(excluded && excluded[i])), 1e-9);
 
-async function liveInit(onReady) {
+// A site can hold several SAEs (one per layer, say): SAE_META.saes, and SAE_INDEX rows end with their SAE's
+// position. A page about one SAE says which with ?sae=K (default 0); PAGE_SAE is -1 when K names none.
+const PAGE_SAE = (() => {
+  const k = Number(new URLSearchParams(location.search).get("sae") ?? 0);
+  return Number.isInteger(k) && k >= 0 && k < SAE_META.saes.length ? k : -1;
+})();
+const saeLink = (k, f) => `feature.html?id=${f}` + (k ? `&sae=${k}` : "");
+const saeRows = (k) => SAE_INDEX.filter(r => r[8] === k);
+
+// The SAE the live server runs: the one whose label names it, or the only one.
+const liveSae = () => SAE_META.saes.length === 1 ? 0 : SAE_META.saes.findIndex(m => m.label.includes(LIVE.sae));
+
+// `forSae`: the SAE the page's live parts act on (undefined: the page is about all of them, e.g. the index).
+async function liveInit(onReady, forSae) {
   try { window.LIVE = await api("api/health"); } catch (e) { return; }  // static: the live cards stay hidden
+  const m = document.getElementById("live-meta"), k = liveSae();
+  if (k < 0 || (forSae !== undefined && forSae !== k)) {  // another SAE's page: say which one is live
+    if (m) m.textContent = `live server runs ${LIVE.sae}: open its features for test-your-text and steering`;
+    return;
+  }
   for (const el of document.querySelectorAll(".live")) el.hidden = false;
-  const m = document.getElementById("live-meta");
-  const sameSae = window.SAE_META && SAE_META.title && SAE_META.title.includes(LIVE.sae);  // said once in the header
+  const sameSae = SAE_META.saes[k].label.includes(LIVE.sae) || SAE_META.title.includes(LIVE.sae);  // said once
   if (m) m.textContent = sameSae ? `live: ${LIVE.model}` : `live: ${LIVE.model}, ${LIVE.sae} (${LIVE.d_sae} features)`;
-  onReady();
+  onReady(k);
 }
 
 // The steer panel (feature page and steer.html): `own()` gives the page's own features, #st-more adds others.
