@@ -119,12 +119,17 @@ bench-sae: .venv-bench/.installed
 # The feature browser for the shipped SAE, from nothing: explanations, then the static site (timings in the README,
 # with the CPU they came from); `make browse [PORT=8000]` serves it live on http://127.0.0.1:PORT/, Ctrl-C stops it
 # (OUTPUT_SCORES=per_feature.csv from `python -m explain.output_score` adds the MI words' output-side scores).
+# LAYERS="5 10 15 20 25" makes one site of every shipped SAE, searched across all of them (~4 min per layer).
 SHIPPED := smollm2-135m/blocks.15.resid_post
 SITE_DIR := runs/smollm2-135m
+LAYERS ?= 15
+layer_sae = smollm2-135m/blocks.$(1).resid_post
+layer_file = $(SITE_DIR)/explanations$(if $(filter 15,$(1)),,-l$(1)).jsonl
 site: $(STAMP)
-	$(PY) -m explain --sae $(SHIPPED) --mi decoder-bayes encoder-bayes --out $(SITE_DIR)/explanations.jsonl
-	$(PY) -m explain.browse build $(SITE_DIR)/explanations.jsonl --out $(SITE_DIR)/site --title "SmolLM2-135M $(SHIPPED)" \
-	  $(if $(OUTPUT_SCORES),--output-scores $(OUTPUT_SCORES))
+	$(foreach L,$(LAYERS),$(PY) -m explain --sae $(call layer_sae,$(L)) --mi decoder-bayes encoder-bayes \
+	  --out $(call layer_file,$(L)) &&) true
+	$(PY) -m explain.browse build $(foreach L,$(LAYERS),$(call layer_sae,$(L))=$(call layer_file,$(L))) \
+	  --out $(SITE_DIR)/site --title "SmolLM2-135M-Instruct" $(if $(OUTPUT_SCORES),--output-scores $(OUTPUT_SCORES))
 
 PORT ?= 8000
 browse: $(STAMP)
