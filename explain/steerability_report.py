@@ -83,6 +83,9 @@ def main(argv=None) -> None:
     p.add_argument("--fluency-budget", type=float, default=1.5,
                    help="nats per token a default steer may cost the continuation under the unsteered model")
     p.add_argument("--lm-dtype", default="auto", help="the LM's dtype: " + DTYPE_HELP)
+    p.add_argument("--scores-only", action="store_true",
+                   help="only the output-score distribution per SAE and its plot, from the stored scores (seconds; "
+                        "no steering measured)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     pairs = [s.split("=", 1) for s in args.sae]
@@ -93,15 +96,18 @@ def main(argv=None) -> None:
     rows, corr, dist, per_feature, chosen = [], [], [], [], {}
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, path in pairs:
-        sae, records = TopKSAE.load(name), load_explanations(path)
-        if model is None:
-            model, tok = load_lm(sae.cfg.model_name, args.lm_dtype)
+        records = load_explanations(path)
         vals = np.array([r.get("output_score", 0.0) for r in records.values()])
         cvals = np.array([r.get("content_output_score", 0.0) for r in records.values()])
         dist.append({"sae": name, **{f"output q{q}": float(np.quantile(vals, q / 100)) for q in (50, 90, 99)},
                      "output > 0.1": float((vals > 0.1).mean()),
                      **{f"content q{q}": float(np.quantile(cvals, q / 100)) for q in (50, 90, 99)}})
         ax.plot(np.sort(vals)[::-1], np.arange(1, len(vals) + 1) / len(vals), label=name.split("/")[-1])
+        if args.scores_only:
+            continue
+        sae = TopKSAE.load(name)
+        if model is None:
+            model, tok = load_lm(sae.cfg.model_name, args.lm_dtype)
         measured = {}
         for half in ("dev", "test"):
             groups = sample_features(records, name, args.dev_n if half == "dev" else args.n, args.score, half == "dev")
@@ -138,14 +144,14 @@ def main(argv=None) -> None:
            title="Output score per layer")
     ax.legend()
     save_figure(fig, out / "output_score_per_layer.png")
-    write_table(rows, out, "writes")
-    write_table(corr, out, "predicts")
-    write_table(dist, out, "distribution")
-    write_table(per_feature, out, "per_feature")
-    text = (f"# Steerability\n\nDefault factor per SAE, chosen on the dev half: {chosen} (× max_act, FeatureAdd; "
-            f"fluency budget {args.fluency_budget} nats/token).\n\n## Writes its own words (test half)\n\n"
-            f"{markdown_table(rows)}\n\n## Scores vs measured gain (test half)\n\n{markdown_table(corr)}\n\n"
-            f"## Output-score distribution (all features)\n\n{markdown_table(dist)}\n\n"
+    for table, name in ((rows, "writes"), (corr, "predicts"), (dist, "distribution"), (per_feature, "per_feature")):
+        if table:  # --scores-only measures no steering: no empty tables
+            write_table(table, out, name)
+    measured = "" if args.scores_only else (
+        f"Default factor per SAE, chosen on the dev half: {chosen} (× max_act, FeatureAdd; fluency budget "
+        f"{args.fluency_budget} nats/token).\n\n## Writes its own words (test half)\n\n{markdown_table(rows)}\n\n"
+        f"## Scores vs measured gain (test half)\n\n{markdown_table(corr)}\n\n")
+    text = (f"# Steerability\n\n{measured}## Output-score distribution (all features)\n\n{markdown_table(dist)}\n\n"
             "![output score per layer](output_score_per_layer.png)\n")
     write_text(out / "results.md", text)
     write_manifest(out, " ".join(["python -m explain.steerability_report", *sys.argv[1:]]), vars(args))

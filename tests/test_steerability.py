@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from explain.explanations import residual_directions
@@ -149,3 +150,26 @@ def test_the_report_chooses_the_strongest_fluent_factor_on_dev_and_splits_featur
     assert len(halves) <= 20
     rho, lo, hi = spearman_ci([1, 2, 3, 4, 5, 6], [2, 1, 4, 3, 6, 5])
     assert 0.8 < rho < 0.9 and lo <= rho <= hi
+
+
+def test_the_report_with_scores_only_writes_the_per_layer_distribution_from_stored_scores(tmp_path):
+    import csv
+    import json
+
+    from explain.steerability_report import main
+
+    files = []
+    for layer, scale in (("blocks.1", 0.1), ("blocks.2", 0.5)):
+        recs = [{"feature": f, "output_score": scale * f / 99, "content_output_score": scale * f / 198}
+                for f in range(100)]
+        files.append(tmp_path / f"{layer}.jsonl")
+        files[-1].write_text("\n".join(json.dumps(r) for r in recs))
+    main(["--sae", f"tiny/blocks.1.resid_post={files[0]}", "--sae", f"tiny/blocks.2.resid_post={files[1]}",
+          "--scores-only", "--out", str(tmp_path / "report")])
+    out = tmp_path / "report"
+    rows = list(csv.DictReader(open(out / "distribution.csv")))
+    assert [r["sae"] for r in rows] == ["tiny/blocks.1.resid_post", "tiny/blocks.2.resid_post"]
+    assert float(rows[0]["output q50"]) == pytest.approx(0.05, abs=1e-3)
+    assert float(rows[1]["output > 0.1"]) == pytest.approx(0.80, abs=0.011)  # f/99 * 0.5 > 0.1 from f = 20
+    assert (out / "output_score_per_layer.png").stat().st_size > 1000
+    assert not (out / "writes.csv").exists() and "Writes its own words" not in (out / "results.md").read_text()
