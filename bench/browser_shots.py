@@ -1,8 +1,11 @@
 """Screenshots of the live browser on the shipped SAE and the embedded model, taken with Debian's chromium and
-checked as they are taken: a feature page with both explanations, test-your-text without the first-token spike,
-and the steer panel's default strength changing the text. Written to tests/artifacts/shipped_*.png.
+checked as they are taken: a search for a concept (across every SAE the site holds), a feature page with both
+explanations, its scores and logit-lens tables, test-your-text without the first-token spike, the steer panel's
+default strength changing the text (the token diff highlighted), and the no-change notice of a steer too weak to
+change anything. Written to tests/artifacts/shipped_*.png.
 
-    make site && python bench/browser_shots.py [--site runs/smollm2-135m/site] [--feature 70]
+    make site [LAYERS="15 20 25"] && python bench/browser_shots.py [--site runs/smollm2-135m/site] [--feature 70] \
+        [--query song]
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--site", default="runs/smollm2-135m/site")
     p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--feature", type=int, default=70)
+    p.add_argument("--feature", type=int, default=70, help="a feature of --sae (the SAE the live server runs)")
+    p.add_argument("--query", default="song", help="what the search screenshot looks for")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -55,12 +59,22 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
-        page.goto(f"{url}/feature.html?id={f}")
+        page.goto(f"{url}/index.html?q={args.query}")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length > 0")
+        top = page.locator("#rows tr").all_inner_texts()[:5]
+        print(f"search {args.query!r}, top 5:", *[" | ".join(r.split("\t")[:4]) for r in top], sep="\n  ")
+        page.screenshot(path=str(ARTIFACTS / "shipped_search.png"), full_page=False)
+        k = page.evaluate("liveSae()")  # the live SAE's position in the site: its pages carry the live parts
+        page.goto(f"{url}/" + page.evaluate(f"saeLink({k}, {f})"))
         page.wait_for_selector(".live:not([hidden])")
         page.wait_for_selector("#in-tokens .chip")
         print("fires on:", page.locator("#in-tokens").inner_text().replace("\n", " "))
         print("MI words:", page.locator("#mi").inner_text().replace("\n", " "))
         page.screenshot(path=str(ARTIFACTS / "shipped_feature_both_explanations.png"), full_page=False)
+        page.locator("#lpos").scroll_into_view_if_needed()
+        print("logit lens:", page.locator("#lpos").inner_text().replace("\n", " "), "|",
+              page.locator("#lens-note").inner_text())
+        page.screenshot(path=str(ARTIFACTS / "shipped_feature_scores_and_lens.png"), full_page=False)
         page.fill("#tt-text", TEXT)
         page.click("#tt-go")
         page.wait_for_selector("#tt-out .tok")
@@ -73,8 +87,22 @@ def main() -> None:
         print(json.dumps({"unsteered": plain, "steered": steered}, ensure_ascii=False))
         if plain == steered:
             raise SystemExit("the default steer did not change the text")
+        changed = page.locator("#st-steered .tok.ins").count()
+        if not changed:
+            raise SystemExit("the diff highlights no steered token")
+        print(f"diff: {changed} steered tokens highlighted |", page.locator("#st-notice").inner_text())
         page.locator("#st-steered").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "shipped_default_steer.png"), full_page=False)
+        page.select_option("#st-op", "amplify")  # amplify by 0.001: too weak to change a greedy continuation
+        page.fill("#st-strength", "0.001")
+        page.click("#st-go")
+        page.wait_for_selector("#st-notice:not([hidden])", timeout=120_000)
+        notice = page.locator("#st-notice").inner_text()
+        print("weak steer:", notice)
+        if not notice.startswith("No change at this strength"):
+            raise SystemExit("a steer that changed nothing got no notice")
+        page.locator("#st-notice").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "shipped_no_change.png"), full_page=False)
         browser.close()
     server.should_exit = True
     print(f"screenshots in {ARTIFACTS}/shipped_*.png")

@@ -40,7 +40,7 @@ from sae.eval.stats import rate_ci
 from sae.files import output_dir
 from sae.lm import DTYPE_HELP, EMBEDDED, load_lm
 from sae.model import TopKSAE
-from steering.intervention import load_interventions
+from steering.methods import load_interventions
 
 STATIC = Path(__file__).resolve().parent / "static"
 SHARD = 64  # features per lazily-loaded file

@@ -10,7 +10,6 @@ removed on exit, exceptions included.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import warnings
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import Cache
 
@@ -238,20 +236,3 @@ def save_interventions(path: str | Path, interventions: Sequence[Intervention]) 
     with atomic_file(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
     return path
-
-
-def load_interventions(path: str | Path) -> list[Intervention]:
-    """The interventions saved by `save_interventions`, each rebuilt from its class name (the classes register
-    themselves when `steering.methods` is imported; imported by name here, as steering.methods imports this)."""
-    importlib.import_module("steering.methods")
-    with safe_open(str(path), "pt") as f:
-        headers = json.loads(f.metadata()["interventions"])
-    tensors = load_file(str(path))
-    out = []
-    for i, h in enumerate(headers):
-        cls = Intervention.registry.get(h["class"])
-        if cls is None:
-            raise ValueError(f"{path}: unknown intervention class {h['class']!r}; import the module defining it")
-        own = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
-        out.append(cls(hook_point=h["hook_point"], **own, **h["scalars"]))
-    return out

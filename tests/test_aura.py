@@ -5,7 +5,8 @@ import torch
 
 from sae.capture import pool, pooled_responses
 from sae.data.labelled import load_labelled
-from steering.intervention import load_interventions, steer
+from steering.intervention import steer
+from steering.methods import load_interventions
 from steering.methods.aura import UnitScores, aura, damp, det0, main, rank_units, select_units
 from tests.conftest import make_tiny
 

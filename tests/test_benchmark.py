@@ -14,7 +14,8 @@ from sae.data.splits import split_prompts
 from sae.eval.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci
 from steering.benchmark import runner as benchmark
 from steering.benchmark.judges import agreement, is_refusal, profanity_scorer, toxicity_judge
-from steering.intervention import load_interventions, save_interventions, steer
+from steering.intervention import save_interventions, steer
+from steering.methods import load_interventions
 from steering.methods.diffmean import DiffMean, mean_activation
 from steering.methods.linear_act import LinearAcT, fit_transport, with_strength
 from steering.methods.prompting import Prompting

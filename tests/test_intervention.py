@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from steering.intervention import AddVector, Scale, load_interventions, save_interventions, steer
+from steering.intervention import AddVector, Scale, save_interventions, steer
+from steering.methods import load_interventions
 from tests.conftest import DEVICES, make_tiny
 
 

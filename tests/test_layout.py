@@ -35,8 +35,19 @@ def resolve(target: str, known: dict[str, Path]) -> str | None:
     return target or None
 
 
+def dynamic_import(node: ast.AST) -> str | None:
+    """The module a call `importlib.import_module("x")` / `import_module("x")` / `__import__("x")` names."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    f = node.func
+    called = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+    return node.args[0].value if called in ("import_module", "__import__") else None
+
+
 def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, int, bool]]:
-    """(imported project module, line, inside a function) for every import in the file."""
+    """(imported project module, line, inside a function) for every import in the file, by statement or by an
+    importlib call: an import by name is still an edge of the graph."""
     tree = ast.parse(path.read_text())
     in_function = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
                    for n in ast.walk(f)}
@@ -51,6 +62,8 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, in
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
             targets = [f"{base}.{a.name}" for a in node.names]
+        elif target := dynamic_import(node):
+            targets = [target]
         else:
             continue
         for t in targets:
@@ -104,6 +117,13 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circles():
     assert cycles(graph()) == []
+
+
+def test_an_import_by_name_is_an_edge_too(tmp_path):
+    """steering.intervention once reached steering.methods through importlib: a circle the graph did not see."""
+    src = tmp_path / "mod.py"
+    src.write_text("import importlib\n\ndef load():\n    importlib.import_module('steering.methods')\n")
+    assert imports("steering.intervention", src, modules()) == [("steering.methods", 4, True)]
 
 
 def test_the_cycle_finder_finds_a_circle():

@@ -3,7 +3,8 @@ import torch
 
 from sae.config import SAEConfig
 from sae.model import TopKSAE, sae_class
-from steering.intervention import Scale, load_interventions, save_interventions, steer
+from steering.intervention import Scale, save_interventions, steer
+from steering.methods import load_interventions
 from steering.methods.inject import Inject
 from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit, feature_directions
 from tests.conftest import make_tiny

@@ -17,7 +17,8 @@ from explain.steerability import (
 from sae.config import SAEConfig
 from sae.hooks import hooked
 from sae.model import TopKSAE
-from steering.intervention import load_interventions, save_interventions, steer
+from steering.intervention import save_interventions, steer
+from steering.methods import load_interventions
 from steering.methods.sae_add import FeatureAdd
 from tests.conftest import make_tiny
 

@@ -11,6 +11,31 @@
     aura           AURA, Det0, DAMP: MLP units dampened by their toxicity AUROC
     prompting      a system prompt or a prefix: the baseline every activation method must beat
 
-Importing this package registers every intervention class, so `load_interventions` can rebuild a saved file.
+Importing this package registers every intervention class; `load_interventions` lives here because this is the
+module that knows them all, so it rebuilds a saved file without importing anything by name.
 """
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from steering.intervention import Intervention, save_interventions  # noqa: F401 (saving lives beside the format)
 from steering.methods import conditional, diffmean, inject, linear_act, sae_add, sae_features  # noqa: F401 (registers)
+
+
+def load_interventions(path: str | Path) -> list[Intervention]:
+    """The interventions saved by `save_interventions`, each rebuilt from its class name."""
+    with safe_open(str(path), "pt") as f:
+        headers = json.loads(f.metadata()["interventions"])
+    tensors = load_file(str(path))
+    out = []
+    for i, h in enumerate(headers):
+        cls = Intervention.registry.get(h["class"])
+        if cls is None:
+            raise ValueError(f"{path}: unknown intervention class {h['class']!r}; import the module defining it")
+        own = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
+        out.append(cls(hook_point=h["hook_point"], **own, **h["scalars"]))
+    return out
