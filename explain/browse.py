@@ -11,12 +11,11 @@
 JSON API, localhost only unless --host is given); without it the pages hide those parts.
 
 Every feature has two explanations, labelled for what they are: the MI words (output side: what steering with
-it writes) and the input summary (explain.input_side: the tokens and n-grams that fire it in its top
-contexts). The index holds every feature's id, density, both explanations, logit-lens tokens and top-context
-peak tokens (client-side search over all of them, and sorting); each feature's
-full record sits in a shard file loaded only when its page opens. A site built from several explanations files
-(one per layer, say) has one index and one search across all of them, with a column saying whose each feature is.
-Corpus text is only ever inserted with
+it writes) and the input summary (explain.input_side: the tokens and n-grams that fire it in its top contexts).
+The index holds every feature's id, density, both explanations, logit-lens tokens and top-context peak tokens
+(client-side search over all of them, and sorting); each feature's full record sits in a shard file loaded only
+when its page opens. A site built from several explanations files (one per layer, say) has one index and one
+search across all of them, with a column saying whose each feature is. Corpus text is only ever inserted with
 `textContent`, so markup in the corpus is shown, never executed.
 """
 from __future__ import annotations
