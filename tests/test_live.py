@@ -3,7 +3,9 @@ import json
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -43,16 +45,36 @@ def live(tmp_path_factory, tokenizer):
     # and push the residual stream along a fixed direction
     push = [Scale("blocks.0.mlp_act", torch.full((64,), 0.5)), AddVector(HOOK, torch.randn(32), coef=20.0)]
     saved = {"push": push}
-    server = serve_live(site, LiveModel(model, tokenizer, sae, name="tiny", saved=saved), port=port)
+    lm = LiveModel(model, tokenizer, sae, name="tiny", saved=saved)
+    with serving(site, lm, port) as url:
+        yield Live(url, site, lm)
+
+
+class Live(NamedTuple):
+    url: str
+    site: Path
+    lm: LiveModel
+
+
+@contextmanager
+def serving(site: Path, lm: LiveModel, port: int = 0):
+    """The live server for `site` on `port` (0: a free one) for the block; yields its URL."""
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    server = serve_live(site, lm, port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
         if server.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", site
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def steer_on_page(page, operator: str, strength: str, prompt: str = "The town", new_tokens: str = "12") -> None:
@@ -74,7 +96,7 @@ def post(url, path, body):
 
 
 def test_api_bounds_and_errors_keep_the_server_serving(live):
-    url, _ = live
+    url = live.url
     health = httpx.get(f"{url}/api/health").json()
     assert health["d_sae"] == 40 and health["hook_point"] == HOOK
     too_long = post(url, "/api/activations", {"text": "word " * 1000})
@@ -95,7 +117,7 @@ def test_api_bounds_and_errors_keep_the_server_serving(live):
 
 
 def test_hardened_server_limits_tokens_bodies_hosts_and_strengths(live):
-    url, _ = live
+    url = live.url
     # counted in tokens: 1,800 characters the tokenizer splits apart are refused, and quickly
     start = time.perf_counter()
     rare = post(url, "/api/activations", {"text": "\u4e00\u9fa5\u3400" * 600})
@@ -118,7 +140,7 @@ def test_the_port_is_bound_before_the_model_loads_and_the_real_one_is_printed(li
 
     from explain.server import bind
 
-    _, site = live
+    site = live.site
     with bind("127.0.0.1", 0) as held:
         busy = held.getsockname()[1]
         with pytest.raises(ValueError, match=f"127.0.0.1:{busy}.*--port 0 for a free one"):
@@ -134,7 +156,7 @@ def test_the_port_is_bound_before_the_model_loads_and_the_real_one_is_printed(li
 
 
 def test_refuses_a_non_loopback_host_unless_asked(live, tokenizer):
-    _, site = live
+    site = live.site
     lm = LiveModel(make_tiny("llama", d=32), tokenizer, TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point=HOOK)))
     with pytest.raises(ValueError, match="Pass --host explicitly"):
         serve_live(site, lm, host="0.0.0.0")
@@ -145,7 +167,7 @@ def test_refuses_a_non_loopback_host_unless_asked(live, tokenizer):
 def test_live_pages_in_chromium(live):
     from playwright.sync_api import sync_playwright
 
-    url, _ = live
+    url = live.url
     text = "The river flows past the old mill and the town"
     api = post(url, "/api/activations", {"text": text, "feature": 7}).json()
     with sync_playwright() as p:
@@ -244,7 +266,7 @@ def test_live_pages_in_chromium(live):
 
 def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
     """Special tokens and attention-sink outliers are flagged, get no top features, and (page) set no colour."""
-    url, _ = live
+    url = live.url
     r = post(url, "/api/activations", {"text": f"The town {tokenizer.eos_token} had a river"}).json()
     at = r["tokens"].index(tokenizer.eos_token)
     assert r["excluded"][at] and r["top"][at] == [] and sum(r["excluded"]) == 1
@@ -255,3 +277,28 @@ def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
     out = strict.activations("The town had a river and a mill by the bridge")
     n = len(out["tokens"])
     assert 0 < sum(out["excluded"]) < n and all(not t for t, e in zip(out["top"], out["excluded"]) if e)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)")
+def test_in_a_site_of_several_saes_the_live_parts_follow_the_served_sae(live, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    expl = live.site.parent / "explanations.jsonl"
+    site = build([("tiny/blocks.0.resid_post", expl), ("tiny/blocks.1.resid_post", expl)], tmp_path / "site")
+    with serving(site, live.lm) as url, sync_playwright() as p:  # the server runs tiny/blocks.1.resid_post
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(f"{url}/feature.html?id=3")  # the other SAE's page: no live parts, and it says which SAE is live
+        page.wait_for_function("document.querySelector('#live-meta').textContent.length > 0")
+        assert "live server runs tiny/blocks.1.resid_post" in page.locator("#live-meta").inner_text()
+        assert page.locator(".card.live").first.is_hidden()
+        page.goto(f"{url}/feature.html?id=3&sae=1")  # the served SAE's page: test-your-text and the steer panel
+        page.wait_for_selector(".card.live:not([hidden]) #st-go")
+        page.goto(f"{url}/index.html")
+        page.wait_for_selector("#tt-go:visible")
+        page.fill("#tt-text", "The town")
+        page.click("#tt-go")
+        page.wait_for_selector("#tt-table a.feature-link")
+        links = page.locator("#tt-table a.feature-link").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+        assert links and all(h.endswith("&sae=1") for h in links)  # test-your-text links the served SAE's pages
+        browser.close()
