@@ -86,11 +86,6 @@ def input_scores(peak_tokens: Sequence[Sequence[int]], lens: torch.Tensor) -> li
     return out
 
 
-def raw_directions(sae: TopKSAE) -> torch.Tensor:
-    """(n_features, d): what raising each latent by 1 adds to the hook's raw activation (W_dec / input scale)."""
-    return sae.W_dec.detach().float() / sae.scale.float()
-
-
 def _add_per_row(delta: torch.Tensor, last_only: bool, outlier_factor: float | None = 10.0):
     """Hook edit: row b gets + delta[b] (at its last position, or at every inlier token)."""
     def fn(x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +122,7 @@ def output_scores(model, tokenizer, sae: TopKSAE, lens: torch.Tensor, content: S
         raise RuntimeError("The model returned no KV cache for the prompt; install the transformers of the lock")
     # transformers 5.24 renamed the forward's past_key_values to cache
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    vocab, W_dec = clean.shape[0], raw_directions(sae)
+    vocab, W_dec = clean.shape[0], sae.raw_directions()
     plain, conc = torch.zeros(sae.d_sae), torch.zeros(sae.d_sae)
     for i in tqdm(range(0, sae.d_sae, cfg.batch_size), desc="output scores", unit="batch", mininterval=5):
         rows = torch.arange(i, min(i + cfg.batch_size, sae.d_sae))
@@ -184,7 +179,7 @@ def steering_curves(model, tokenizer, sae: TopKSAE, features: Sequence[int], max
     finally:
         tokenizer.padding_side = side
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    P, W_dec = len(prompts), raw_directions(sae)
+    P, W_dec = len(prompts), sae.raw_directions()
 
     def run(delta: torch.Tensor | None, reps: int) -> tuple[list[str], torch.Tensor]:
         batch = {k: v.repeat(reps, 1) for k, v in enc.items()}

@@ -127,6 +127,15 @@ class TopKSAE(nn.Module):
         """(B, k) values and indices → (B, d) reconstruction in raw units."""
         return (sparse_decode(values, indices, self.W_dec) + self.b_dec) / self.scale
 
+    def raw_directions(self, features: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
+        """(n, d) fp32: what raising each latent (all, or `features`) by 1 adds where the SAE writes, in raw
+        units: W_dec / s, as `decode` divides by the scale (a transcoder: by its output scale)."""
+        W = self.W_dec.detach() if features is None else self.W_dec.detach()[torch.as_tensor(features)]
+        return W.float() / self.output_scale().float()
+
+    def output_scale(self) -> torch.Tensor:
+        return self.scale
+
     def feature_acts(self, x: torch.Tensor) -> torch.Tensor:
         """Dense (..., n) feature activations (for analysis; training never materialises this)."""
         enc = self.encode(x)

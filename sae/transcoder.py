@@ -40,6 +40,9 @@ class TranscoderSAE(JumpReLUSAE):
     def d_out(self) -> int:
         return self.W_dec.shape[1]
 
+    def output_scale(self) -> torch.Tensor:
+        return self.scale_out
+
     def encode(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
                batch: bool = False) -> EncoderOutput:
         xn = self._check(x)

@@ -11,7 +11,6 @@ from explain.steerability import (
     lens_top,
     output_scores,
     own_words,
-    raw_directions,
     steering_curves,
 )
 from sae.config import SAEConfig
@@ -76,7 +75,7 @@ def test_output_scores_run_the_prompt_prefix_once_with_the_same_result(tokenizer
         model(ids)
     scale = cfg.amp * float(sae.feature_acts(seen[0]).max())
     for f in (0, 3, 11):
-        with torch.no_grad(), hooked(model, sae.writes_at, _add_per_row(scale * raw_directions(sae)[[f]], True)):
+        with torch.no_grad(), hooked(model, sae.writes_at, _add_per_row(scale * sae.raw_directions()[[f]], True)):
             p = model(ids).logits[0, -1].softmax(-1)
         best = lens[f][p[lens[f]].argmax()]
         rank = int((p.argsort(descending=True) == best).nonzero())

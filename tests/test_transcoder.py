@@ -52,3 +52,29 @@ def test_a_transcoder_needs_one_target_per_hook_and_an_sae_none():
         SAEModule(hook_points=[IN], architecture="transcoder")
     with pytest.raises(ValueError, match="other architectures take none"):
         SAEModule(hook_points=[IN], target_hook_points=[OUT], architecture="topk")
+
+
+def test_raw_directions_are_what_one_more_unit_of_a_latent_adds_to_the_output():
+    """FeatureAdd and the output scores add these rows: a transcoder's are in its *output* units (W_dec / s_out);
+    dividing by the input scale, as both once did, would steer with the wrong length."""
+    from sae.config import SAEConfig
+    from sae.transcoder import TranscoderSAE
+
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(d_in=8, d_sae=16, k=4))
+    tc = TranscoderSAE(SAEConfig(d_in=8, d_sae=16, k=4, architecture="transcoder", d_out=6))
+    sae.scale.fill_(3.0)
+    tc.scale.fill_(3.0)
+    tc.scale_out.fill_(0.5)
+    values, indices = torch.rand(1, 4), torch.tensor([[2, 5, 7, 9]])
+    bumped = values.clone()
+    bumped[0, 1] += 1.0  # latent 5, one unit more
+    assert torch.allclose(sae.decode(bumped, indices) - sae.decode(values, indices), sae.raw_directions([5]),
+                          atol=1e-5)
+    x = torch.randn(1, 8)
+    enc = tc.encode(x)
+    more = enc.values.clone()
+    more[0, 0] += 1.0
+    grown = (tc._predict(tc._check(x), enc._replace(values=more)) - tc._predict(tc._check(x), enc)) / tc.scale_out
+    assert torch.allclose(grown, tc.raw_directions(enc.indices[0, :1]), atol=1e-5)
+    assert tc.raw_directions().shape == (16, 6)

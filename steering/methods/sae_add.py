@@ -42,7 +42,7 @@ class FeatureAdd(Intervention):
         m = finite("FeatureAdd m", m.expand(len(ids)) if m.numel() == 1 else m)
         if len(m) != len(ids):
             raise ValueError(f"FeatureAdd needs one m or one per feature: {len(ids)} features, {len(m)} values")
-        dirs = sae.W_dec.detach()[ids].float() / sae.scale.float()  # raw units: decode divides by the scale
+        dirs = sae.raw_directions(ids)
         return cls(sae.writes_at, m @ dirs, **{"model_name": sae.cfg.model_name or None, **kw})
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
