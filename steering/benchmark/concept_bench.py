@@ -25,7 +25,7 @@ activation:
     add-input   FeatureAdd on the input-selected feature (the concept's own / most activated one): the ablation
 Concepts whose best writer's similarity reaches --writer-threshold form the "has a writer" subset; every method is
 also reported on it.
-    prompting+M the prompt and method M's intervention together (M: diffmean or sparse)
+    prompting+M the prompt and method M's intervention together (M: diffmean, sparse or writes)
 """
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "
          "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0],
          "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0],
          "prompting+diffmean": [0.0625, 0.125, 0.25], "prompting+sparse": [0.0625, 0.125, 0.25],
-         "writes": [2.0, 4.0, 8.0], "writes-layer": [2.0, 4.0, 8.0], "add-input": [2.0, 4.0, 8.0]}
+         "writes": [2.0, 4.0, 8.0], "writes-layer": [2.0, 4.0, 8.0], "add-input": [2.0, 4.0, 8.0],
+         "prompting+writes": [0.5, 1.0, 2.0]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
