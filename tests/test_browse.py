@@ -191,6 +191,8 @@ def test_a_site_of_several_saes_has_one_search_across_them(explanations, tmp_pat
         shown = [(labels[sae], int(f.lstrip("#"))) for f, sae in zip(
             page.locator("#rows a.feature-link").all_inner_texts(), page.locator("#rows td.sae").all_inner_texts())]
         assert shown == python_order and (1, 20) in shown[:3]  # what a feature fires on ranks first, in any SAE
+        quality = page.locator("#quality").inner_text()  # each SAE's trust line, labelled
+        assert "tiny/blocks.1.resid_post: Fires on" in quality and "tiny/blocks.2.resid_post: Fires on" in quality
         page.select_option("#sae", "1")  # one SAE only
         page.wait_for_function("document.querySelectorAll('#rows tr').length === 4")
         page.click("a.feature-link[href='feature.html?id=20&sae=1']")

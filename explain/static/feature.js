@@ -122,7 +122,7 @@ function showSteerability(rec) {
   const box = document.getElementById("steerability");
   if (rec.output_score === undefined) { box.appendChild(make("div", "muted", "no scores: explain again with `python -m explain` (it scores every feature)")); return; }
   const pct = (v, key) => { const all = saeRows(PAGE_SAE).map(r => r[key]); return 100 * all.filter(x => x < v).length / all.length; };
-  const line = (label, v, help) => { const d = make("div", "score", `${label}: ${v === null ? "–" : v.toPrecision(3)}`); d.title = help; box.appendChild(d); return d; };
+  const line = (label, v, help) => { const d = make("div", "score", `${label}: ${v === null ? "–" : v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential(1) : v.toPrecision(3)}`); d.title = help; box.appendChild(d); return d; };
   line("output score", rec.output_score, "Arad et al.: steer it on “From my experience,” — (1 − best rank of its logit-lens tokens / vocabulary) × their top probability");
   const c = line("content output score", rec.content_output_score, "the same over its logit lens's whole content words, counting only the probability the steer added");
   c.appendChild(make("span", "muted", ` (higher than ${pct(rec.content_output_score, 6).toFixed(0)}% of this SAE's features)`));
