@@ -250,6 +250,11 @@ def test_live_pages_in_chromium(live):
         # the page that combines several features
         page.goto(f"{url}/steer.html?features=7,3")
         page.wait_for_selector(".live:not([hidden])")
+        page.wait_for_selector("#st-chosen:not([hidden])")  # the chosen features' explanations beside the controls
+        chosen = page.locator("#st-chosen tbody tr").all_inner_texts()
+        assert [row.split("\t")[0] for row in chosen] == ["#7", "#3"]
+        summary = " ".join(t.strip() for t, _ in json_record(url, 7)["input_summary"]["tokens"])
+        assert summary and chosen[0].split("\t")[1] == summary
         steer_on_page(page, "inject", "200")
         page.wait_for_function("document.querySelector('#st-snippet').textContent.includes('[7, 3]')")
         assert page.locator("#st-plain").inner_text() != page.locator("#st-steered").inner_text()
