@@ -38,7 +38,7 @@ from explain.logit_lens import logit_lens
 from explain.mi import SCORES, auto_tau, mi_explain
 from explain.steerability import ScoreConfig, input_scores, is_content_token, output_scores, own_words, steering_curves
 from explain.topact import FeatureStats, collect_stats
-from explain.vocab import VOCABULARIES, token_texts, unembedding, vocab_embeddings
+from explain.vocab import VOCABULARIES, token_label, token_texts, unembedding, vocab_embeddings
 from sae.files import atomic_file
 from sae.hooks import HookPoint, final_norm
 from sae.model import TopKSAE, feature_ids
@@ -140,7 +140,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
         normed = final_norm(model)(dirs.to(next(model.parameters()).dtype)).float()  # as the last layer reads it
         lens = logit_lens(normed, unembedding(model), max(cfg.logit_top, ScoreConfig.lens_top))
     hist = stats.histogram(cfg.hist_bins)
-    decode = lambda ids: [tokenizer.decode([t]) for t in ids]
+    decode = lambda ids: [token_label(tokenizer, t) for t in ids]  # a token holding part of a character: its bytes
     scores = feature_scores(model, tokenizer, sae, stats, lens.pos, cfg) if cfg.scores else {}
     top_n = cfg.logit_top
     for f in features:
@@ -154,7 +154,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
             "logit_tokens": {"pos": decode(lens.pos[f, :top_n].tolist()), "neg": decode(lens.neg[f, :top_n].tolist())},
             "logit_values": {"pos": [round(v, 3) for v in lens.pos_logits[f, :top_n].tolist()],
                              "neg": [round(v, 3) for v in lens.neg_logits[f, :top_n].tolist()]},
-            "topact_tokens": [[tokenizer.decode([t]), c] for t, c in stats.peak_tokens(f)],
+            "topact_tokens": [[token_label(tokenizer, t), c] for t, c in stats.peak_tokens(f)],
             "top_contexts": top,
             "input_summary": input_summary(top),
             "quantile_contexts": quantile_contexts(stats, f, tokenizer, cfg.left, cfg.right, cfg.quantile_bins),

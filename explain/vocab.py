@@ -103,3 +103,27 @@ def token_texts(tokenizer, ids: Sequence[int], longest: int = 4) -> list[str]:
                     break
         i += 1
     return texts
+
+
+def _byte_of_char() -> dict[str, int]:
+    """Byte-level BPE's alphabet (GPT-2's): printable bytes stand for themselves, the other 68 are shifted to
+    code points 256 and up; the inverse map, char → byte."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    shifted = [b for b in range(256) if b not in kept]
+    return {chr(b): b for b in kept} | {chr(256 + i): b for i, b in enumerate(shifted)}
+
+
+BYTE_OF_CHAR = _byte_of_char()
+
+
+def token_label(tokenizer, token: int) -> str:
+    """One token's text for display on its own (a logit-lens or peak token): its decoded text, or, where that is
+    a "�" because the token holds part of a character's UTF-8 bytes, the bytes it holds ("\\xe2\\x84"). A token
+    from a tokenizer that is not byte-level keeps its own piece (e.g. sentencepiece's "<0xE2>")."""
+    text = tokenizer.decode([token])
+    if "\ufffd" not in text:
+        return text
+    piece = tokenizer.convert_ids_to_tokens(token)
+    if not piece or any(c not in BYTE_OF_CHAR for c in piece):
+        return piece or text
+    return bytes(BYTE_OF_CHAR[c] for c in piece).decode("utf-8", errors="backslashreplace")

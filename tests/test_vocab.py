@@ -11,3 +11,14 @@ def test_characters_split_over_byte_tokens_are_shown_whole_and_aligned(tokenizer
     assert "℃" in shown and "" in shown  # the character on its first token, its other bytes empty
     assert token_texts(tokenizer, ids[:1] + ids[:0]) == singly[:1]
     assert token_texts(tokenizer, []) == []
+
+
+def test_a_token_shown_alone_shows_the_bytes_it_holds_instead_of_a_replacement_character(tokenizer):
+    from explain.vocab import BYTE_OF_CHAR, token_label
+
+    assert sorted(BYTE_OF_CHAR.values()) == list(range(256))  # byte-level BPE's alphabet, every byte once
+    ids = tokenizer("℃ é a").input_ids
+    labels = [token_label(tokenizer, t) for t in ids]
+    assert "".join(labels[:3]) == "".join(f"\\x{b:02x}" for b in "℃".encode())  # e2 84 83, one byte per token
+    assert labels[-1] == " a" and "\ufffd" not in "".join(labels)
+    assert b"".join(bytes.fromhex(x[2:]) for x in labels[:3]).decode() == "℃"
