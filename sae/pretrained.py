@@ -8,6 +8,7 @@ Each lives in data/pretrained/<release>/<hook point>/: bfloat16 weights, cfg.jso
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import huggingface_hub
@@ -22,8 +23,13 @@ def releases() -> dict[str, list[str]]:
     """{release: [hook points]} of the shipped SAEs."""
     if not PRETRAINED_DIR.is_dir():
         return {}
-    return {r.name: sorted(h.name for h in r.iterdir() if (h / "cfg.json").is_file())
+    return {r.name: sorted((h.name for h in r.iterdir() if (h / "cfg.json").is_file()), key=_in_layer_order)
             for r in sorted(PRETRAINED_DIR.iterdir()) if r.is_dir()}
+
+
+def _in_layer_order(hook: str) -> list:
+    """blocks.5 before blocks.10: numbers compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", hook)]
 
 
 def is_release_name(name: str) -> bool:

@@ -38,15 +38,11 @@ def live(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("live")
     site = build(write_jsonl(records, folder / "explanations.jsonl"), folder / "site", title="tiny SAE")
     tokenizer.padding_side = "left"
-    with socket.socket() as s:  # a free port
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # saved interventions the page may apply (as an AURA or DiffMean file would be): scale layer 0's MLP units
     # and push the residual stream along a fixed direction
     push = [Scale("blocks.0.mlp_act", torch.full((64,), 0.5)), AddVector(HOOK, torch.randn(32), coef=20.0)]
-    saved = {"push": push}
-    lm = LiveModel(model, tokenizer, sae, name="tiny", saved=saved)
-    with serving(site, lm, port) as url:
+    lm = LiveModel(model, tokenizer, sae, name="tiny", saved={"push": push})
+    with serving(site, lm) as url:
         yield Live(url, site, lm)
 
 
@@ -57,12 +53,11 @@ class Live(NamedTuple):
 
 
 @contextmanager
-def serving(site: Path, lm: LiveModel, port: int = 0):
-    """The live server for `site` on `port` (0: a free one) for the block; yields its URL."""
-    if not port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+def serving(site: Path, lm: LiveModel):
+    """The live server for `site` on a free port for the block; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     server = serve_live(site, lm, port=port)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -288,22 +283,18 @@ def test_test_your_text_leaves_out_what_training_left_out(live, tokenizer):
 def test_in_a_site_of_several_saes_the_live_parts_follow_the_served_sae(live, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    expl = live.site.parent / "explanations.jsonl"
+    expl = live.site.parent / "explanations.jsonl"  # the same records as two SAEs', the server runs the second
     site = build([("tiny/blocks.0.resid_post", expl), ("tiny/blocks.1.resid_post", expl)], tmp_path / "site")
-    with serving(site, live.lm) as url, sync_playwright() as p:  # the server runs tiny/blocks.1.resid_post
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
+    with serving(site, live.lm) as url, sync_playwright() as p:
+        page = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]).new_page()
         page.goto(f"{url}/feature.html?id=3")  # the other SAE's page: no live parts, and it says which SAE is live
         page.wait_for_function("document.querySelector('#live-meta').textContent.length > 0")
-        assert "live server runs tiny/blocks.1.resid_post" in page.locator("#live-meta").inner_text()
-        assert page.locator(".card.live").first.is_hidden()
-        page.goto(f"{url}/feature.html?id=3&sae=1")  # the served SAE's page: test-your-text and the steer panel
-        page.wait_for_selector(".card.live:not([hidden]) #st-go")
+        assert "runs tiny/blocks.1.resid_post" in page.inner_text("#live-meta") and page.is_hidden(".card.live")
+        page.goto(f"{url}/feature.html?id=3&sae=1")
+        page.wait_for_selector(".card.live:not([hidden]) #st-go")  # the served SAE's page: the live parts
         page.goto(f"{url}/index.html")
-        page.wait_for_selector("#tt-go:visible")
-        page.fill("#tt-text", "The town")
+        page.fill("#tt-text", "The town")  # waits for the live card to show
         page.click("#tt-go")
         page.wait_for_selector("#tt-table a.feature-link")
         links = page.locator("#tt-table a.feature-link").evaluate_all("els => els.map(e => e.getAttribute('href'))")
         assert links and all(h.endswith("&sae=1") for h in links)  # test-your-text links the served SAE's pages
-        browser.close()

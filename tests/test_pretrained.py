@@ -27,7 +27,8 @@ def test_pretrained_sae_is_listed_small_and_stored_in_bf16():
 
 
 def test_unknown_pretrained_name_lists_the_shipped_ones():
-    with pytest.raises(FileNotFoundError, match="shipped: smollm2-135m/blocks.15.resid_post"):
+    layers = ", ".join(f"smollm2-135m/blocks.{n}.resid_post" for n in (5, 10, 15, 20, 25))  # in layer order
+    with pytest.raises(FileNotFoundError, match=f"shipped: {layers}\\. Pass a folder"):
         TopKSAE.load("smollm2-135m/blocks.99.resid_post")
 
 
