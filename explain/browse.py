@@ -90,9 +90,10 @@ def _read(explanations: Path, out: Path) -> list[dict]:
     return sorted(records, key=lambda r: r["feature"])
 
 
-def shard_path(sae: int, feature: int) -> str:
-    """Where a feature's record lives in the site: the first SAE's in features/, the k-th's in features/k/."""
-    return f"features/{f'{sae}/' if sae else ''}{feature // SHARD}.js"
+def shard_folder(sae: int) -> str:
+    """Where an SAE's feature records live in the site: the first SAE's in features/, the k-th's in features/k/
+    (the pages read it from SAE_META, so this is the one place that says so)."""
+    return f"features/{f'{sae}/' if sae else ''}"
 
 
 def build(explanations: str | Path | Sequence[str | Path | tuple[str, str | Path]], out: str | Path,
@@ -124,13 +125,13 @@ def build(explanations: str | Path | Sequence[str | Path | tuple[str, str | Path
                        " ".join(t.strip() for t, _ in r["input_summary"]["tokens"]),
                        " ".join(sorted(peak_tokens(r.get("top_contexts", [])))),
                        r.get("content_output_score"), r.get("input_score"), k] for r in records]
-            metas.append({"label": label, "n_features": records[-1]["feature"] + 1,
+            metas.append({"label": label, "n_features": records[-1]["feature"] + 1, "shards": shard_folder(k),
                           "median_max_act": statistics.median([r.get("max_act", 0.0) for r in records]),
                           "quality": quality(records, output_scores if k == 0 else None)})
             everything += records
             shards: dict[str, dict] = {}
             for r in records:  # one file per shard that holds a feature: sparse ids never write empty shards
-                shards.setdefault(shard_path(k, r["feature"]), {})[r["feature"]] = r
+                shards.setdefault(f"{shard_folder(k)}{r['feature'] // SHARD}.js", {})[r["feature"]] = r
             for path, shard in shards.items():
                 (tmp / path).parent.mkdir(exist_ok=True)
                 (tmp / path).write_text("window.SAE_SHARD = Object.assign(window.SAE_SHARD || {}, "

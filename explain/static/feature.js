@@ -33,7 +33,7 @@ window.showFeature = function (rec) {
   if (rec.mi_output_gain !== undefined) text(document.getElementById("mi-check"),
     `output-side score: steering with this feature raises these words' log-probability by ${rec.mi_output_gain.toFixed(2)} nats more than random words'`);
   showSteerability(rec);
-  for (const line of qualityLines(META.quality)) document.getElementById("quality").appendChild(make("div", "", line));
+  for (const line of qualityLines([META])) document.getElementById("quality").appendChild(make("div", "", line));
   const mi = document.getElementById("mi");
   for (const [w, s] of rec.mi_words) mi.appendChild(make("span", "chip", `${w} ${s.toFixed(3)}`));
   const variants = document.getElementById("mi-variants");
@@ -146,7 +146,7 @@ function showSteerability(rec) {
 const n = META ? META.n_features : 0, where = SAE_META.saes.length > 1 ? ` in ${META ? META.label : "this site"}` : "";
 if (META && Number.isInteger(id) && id >= 0 && id < n) {
   const s = document.createElement("script");
-  s.src = `features/${PAGE_SAE ? PAGE_SAE + "/" : ""}${Math.floor(id / SAE_META.shard)}.js`;
+  s.src = `${META.shards}${Math.floor(id / SAE_META.shard)}.js`;
   const missing = () => text(document.getElementById("title"), `no feature ${id}${where || " in this site"}`);
   s.onload = () => (window.SAE_SHARD && window.SAE_SHARD[id] ? window.showFeature(window.SAE_SHARD[id]) : missing());
   s.onerror = missing;

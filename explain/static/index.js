@@ -18,9 +18,7 @@ if (many) {  // one column and one filter saying whose each feature is
 if (steerCut.every(c => c === Infinity)) { steersOnly.disabled = true; steersOnly.parentElement.title = "these explanations carry no output scores"; }
 const LIMIT = 300;
 document.getElementById("meta").textContent = SAE_META.title;
-// how far the explanations can be trusted, per SAE where the site holds several (the last line is the same for all)
-const lines = SAE_META.saes.flatMap(m => qualityLines(m.quality).slice(0, -1).map(l => (many ? `${m.label}: ` : "") + l));
-for (const line of [...lines, qualityLines({}).pop()]) document.getElementById("quality").appendChild(mk("div", "", line));
+for (const line of qualityLines(SAE_META.saes)) document.getElementById("quality").appendChild(mk("div", "", line));
 
 function cell(text, cls) { const td = document.createElement("td"); if (cls) td.className = cls; td.textContent = text; return td; }
 

@@ -3,15 +3,19 @@
 window.LIVE = null;
 const mk = (tag, cls, t) => { const e = document.createElement(tag); if (cls) e.className = cls; if (t !== undefined) e.textContent = t; return e; };
 
-// How far each explanation can be trusted, measured when the site was built (shared by both pages).
-function qualityLines(q) {
+// How far each explanation can be trusted, measured when the site was built (shared by both pages): each given
+// SAE's lines (labelled when there are several), then the note on what each side describes, once.
+function qualityLines(saes) {
   const pct = (x) => (100 * x).toFixed(1) + "%", out = [];
-  if (q && q.input && q.input.n) out.push(`Fires on (input side): for ${pct(q.input.rate)} of ${q.input.n} features ` +
-    `[95% CI ${pct(q.input.low)}–${pct(q.input.high)}] the summary names the peak token of a held-out example ` +
-    `(chance, another feature's summary: ${pct(q.input.chance)}).`);
-  if (q && q.output && q.output.n) out.push(`MI words (output side): steering with the feature raises their ` +
-    `log-probability by ${q.output.mean.toFixed(2)} nats more than random words [95% CI ${q.output.low.toFixed(2)}–` +
-    `${q.output.high.toFixed(2)}], ${q.output.n} features.`);
+  for (const {label, quality: q} of saes) {
+    const say = (line) => out.push((saes.length > 1 ? `${label}: ` : "") + line);
+    if (q && q.input && q.input.n) say(`Fires on (input side): for ${pct(q.input.rate)} of ${q.input.n} features ` +
+      `[95% CI ${pct(q.input.low)}–${pct(q.input.high)}] the summary names the peak token of a held-out example ` +
+      `(chance, another feature's summary: ${pct(q.input.chance)}).`);
+    if (q && q.output && q.output.n) say(`MI words (output side): steering with the feature raises their ` +
+      `log-probability by ${q.output.mean.toFixed(2)} nats more than random words [95% CI ${q.output.low.toFixed(2)}–` +
+      `${q.output.high.toFixed(2)}], ${q.output.n} features.`);
+  }
   out.push("MI words describe what a feature writes (what steering with it produces), not what it reads; " +
            "the input summary describes what fires it.");
   return out;
