@@ -119,7 +119,8 @@ bench-sae: .venv-bench/.installed
 # The feature browser for the shipped SAE, from nothing: explanations, then the static site (timings in the README,
 # with the CPU they came from); `make browse [PORT=8000]` serves it live on http://127.0.0.1:PORT/, Ctrl-C stops it
 # (OUTPUT_SCORES=per_feature.csv from `python -m explain.output_score` adds the MI words' output-side scores).
-# LAYERS="5 10 15 20 25" makes one site of every shipped SAE, searched across all of them (~4 min per layer).
+# LAYERS="5 10 15 20 25" makes one site of every shipped SAE, searched across all of them (about 3 min per layer on
+# a 2-core AMD EPYC with AVX-512 BF16, LM in bf16; slower where the CPU has no bf16 units and the LM runs in fp32).
 SHIPPED := smollm2-135m/blocks.15.resid_post
 SITE_DIR := runs/smollm2-135m
 LAYERS ?= 15

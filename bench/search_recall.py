@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from explain.input_side import peak_tokens, summary_of  # noqa: E402
 from explain.search import SearchIndex, words_of  # noqa: E402
 from sae.eval.stats import rate_ci  # noqa: E402
-from sae.files import write_manifest, write_text  # noqa: E402
+from sae.files import claim_folder, write_manifest, write_text  # noqa: E402
 from steering.features import load_explanations  # noqa: E402
 
 # Chosen before looking at any explanation or result (issue 49): common concrete and abstract concepts.
@@ -55,6 +55,7 @@ def main() -> None:
     p.add_argument("--explanations", default="runs/smollm2-135m/explanations.jsonl")
     p.add_argument("--out", help="report folder (README.md, results.md, manifest.json)")
     args = p.parse_args()
+    out = claim_folder(args.out, "bench/search_recall.py") if args.out else None  # never a user's folder
     records = load_explanations(args.explanations)
     index = SearchIndex(records)
     rows, hits = [], {"old": [], "new": [], "old, plural": [], "new, plural": []}
@@ -90,8 +91,7 @@ def main() -> None:
         "", "| word | features naming it | old | new | old, plural | new, plural |", "|---|---|---|---|---|---|",
         *rows, ""])
     print(text)
-    if args.out:
-        out = Path(args.out)
+    if out:
         write_text(out / "results.md", text)
         write_manifest(out, "python bench/search_recall.py " + " ".join(sys.argv[1:]), vars(args))
 

@@ -74,6 +74,9 @@ def _js(name: str, value) -> str:
 
 
 def _read(explanations: Path, out: Path) -> list[dict]:
+    if not explanations.is_file():
+        raise FileNotFoundError(f"No explanations file {str(explanations)!r}; write one with `python -m explain --sae "
+                                "NAME --out FILE` (several SAEs: LABEL=FILE each)")
     if out.resolve() in explanations.resolve().parents:
         raise ValueError(f"--out {out} contains the explanations file {explanations}, which replacing the folder "
                          "would delete; write the site to its own folder (e.g. --out site/).")

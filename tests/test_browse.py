@@ -60,6 +60,12 @@ def test_build_errors(tmp_path):
         build(empty, tmp_path / "site")
     with pytest.raises(FileNotFoundError, match="build it first"):
         serve(tmp_path / "nothing")
+    for missing in ([("tiny/blocks.1.resid_post", tmp_path / "none.jsonl")], [("tiny/blocks.1.resid_post", "")]):
+        with pytest.raises(FileNotFoundError, match="No explanations file .*python -m explain --sae NAME"):
+            build(missing, tmp_path / "site2")
+    assert not (tmp_path / "site2").exists()  # nothing written
+    with pytest.raises(ValueError, match="No explanations file given"):
+        build([], tmp_path / "site3")
 
 
 @contextmanager
