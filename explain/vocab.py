@@ -118,12 +118,14 @@ BYTE_OF_CHAR = _byte_of_char()
 
 def token_label(tokenizer, token: int) -> str:
     """One token's text for display on its own (a logit-lens or peak token): its decoded text, or, where that is
-    a "�" because the token holds part of a character's UTF-8 bytes, the bytes it holds ("\\xe2\\x84"). A token
-    from a tokenizer that is not byte-level keeps its own piece (e.g. sentencepiece's "<0xE2>")."""
+    a "�" because the token holds part of a character's UTF-8 bytes, the bytes it holds as sentencepiece writes
+    them ("<0xE2><0x84>", which the page shows as they are). A token from a tokenizer that is not byte-level keeps
+    its own piece (sentencepiece's own "<0xE2>")."""
     text = tokenizer.decode([token])
     if "\ufffd" not in text:
         return text
     piece = tokenizer.convert_ids_to_tokens(token)
     if not piece or any(c not in BYTE_OF_CHAR for c in piece):
         return piece or text
-    return bytes(BYTE_OF_CHAR[c] for c in piece).decode("utf-8", errors="backslashreplace")
+    text = bytes(BYTE_OF_CHAR[c] for c in piece).decode("utf-8", errors="backslashreplace")
+    return re.sub(r"\\x([0-9a-f]{2})", lambda m: f"<0x{m.group(1).upper()}>", text)
