@@ -140,4 +140,4 @@ browse: $(STAMP)
 
 # End to end on the embedded model: train (or SAE=path to reuse) → explain → browser → AURA → every method.
 report: $(STAMP)
-	$(PY) -m steering.benchmark.report $(if $(SAE),--sae $(SAE))
+	$(PY) -m evaluation.report $(if $(SAE),--sae $(SAE))

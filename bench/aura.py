@@ -9,8 +9,8 @@ import time
 
 import torch
 
+from evaluation.generation import generate
 from sae.data.prompts import toxigen_prompts
-from steering.benchmark.generation import generate
 from steering.methods.aura import aura, scores_from_responses
 
 

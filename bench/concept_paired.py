@@ -12,10 +12,10 @@ import csv
 import sys
 from pathlib import Path
 
+from evaluation.concepts import paired_table
 from sae.cli import run_cli
 from sae.files import write_text
 from sae.tables import markdown_table
-from steering.benchmark.concepts import paired_table
 
 
 def read_rows(folders: list[str]) -> list[dict]:
@@ -23,7 +23,7 @@ def read_rows(folders: list[str]) -> list[dict]:
     for folder in folders:
         path = Path(folder) / "test_per_concept.csv"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: give a folder written by steering.benchmark.concept_bench")
+            raise FileNotFoundError(f"{path} is missing: give a folder written by evaluation.concept_bench")
         with open(path, newline="") as f:
             mine = list(csv.DictReader(f))
         rows += [r for r in mine if r["method"] not in seen]

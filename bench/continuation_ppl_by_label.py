@@ -1,6 +1,6 @@
 """Does a change of content alone move the benchmark's continuation perplexity? Split the original row's own test
 continuations (from a report folder's cache) by the MiniLM judge's label and score each group with the unsteered
-model, as `steering.benchmark.runner.fluency` scores a row.
+model, as `evaluation.runner.fluency` scores a row.
 
     python bench/continuation_ppl_by_label.py reports/steering/2026-11-22-conditional
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.runner import TOXIC, setting_key
 from sae.cli import run_cli
 from sae.lm import EMBEDDED, load_lm
-from steering.benchmark.runner import TOXIC, setting_key
 
 
 def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str], list[list[str]]]:
@@ -31,18 +31,18 @@ def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str],
             found.append((len(key["prompts"]), key["prompts"], entry["value"]))
     if not found:
         raise SystemExit(f"{folder}/cache holds no unsteered continuations of {unsteered['model']}: run "
-                         f"`python -m steering.benchmark.report --model ... --out {folder}` first")
+                         f"`python -m evaluation.report --model ... --out {folder}` first")
     return max(found, key=lambda t: t[0])[1:]
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("report", type=Path, help="a steering.benchmark.report output folder (its cache/ is read)")
+    p.add_argument("report", type=Path, help="a evaluation.report output folder (its cache/ is read)")
     p.add_argument("--samples", type=int, default=None, help="only continuation sets with this many per prompt")
     p.add_argument("--model", default=EMBEDDED)
     a = p.parse_args(argv)
-    from steering.benchmark.generation import continuation_perplexity
-    from steering.benchmark.judges import toxicity_judge
+    from evaluation.generation import continuation_perplexity
+    from evaluation.judges import toxicity_judge
 
     model, tok = load_lm(a.model)
     prompts, texts = original_texts(a.report, model, a.samples)

@@ -15,14 +15,14 @@ import argparse
 
 import torch
 
+from evaluation.config import ReportConfig
+from evaluation.fits import which_sae
+from evaluation.judges import toxicity_judge
 from sae.cli import run_cli
 from sae.data.labelled import contrast_texts
 from sae.lm import load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table
-from steering.benchmark.config import ReportConfig
-from steering.benchmark.fits import which_sae
-from steering.benchmark.judges import toxicity_judge
 from steering.features import latent_gaps, top_gaps
 from steering.methods.diffmean import mean_differences
 from steering.methods.sae_diffmean import decode_gaps

@@ -1,5 +1,5 @@
 """Where should DiffMean act, and how hard? A scan on *dev* prompts only (the steering benchmark's strength rule
-then picks from a grid on dev and reports on test, `python -m steering.benchmark.report --diffmean-hooks ...`).
+then picks from a grid on dev and reports on test, `python -m evaluation.report --diffmean-hooks ...`).
 
     python bench/diffmean_scan.py --hooks 15 10 6,10,15,20 --coef -2 -3 -4 -6 \
         --out reports/steering/2026-11-22-diffmean-scan
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
+from evaluation import runner as benchmark
 from sae.capture import capture
 from sae.cli import run_cli
 from sae.data.labelled import CONTRASTS, contrast_texts, load_labelled
 from sae.data.text import TextSource
 from sae.lm import EMBEDDED, load_lm
 from sae.tables import write_table
-from steering.benchmark import runner as benchmark
 from steering.methods.diffmean import add_relative, mean_differences
 
 
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     if not all(0 <= q <= 1 for q in a.quantile):
         p.error(f"--quantile {a.quantile}: each must lie in [0, 1], e.g. 0.9")
 
-    from steering.benchmark.judges import toxicity_judge
+    from evaluation.judges import toxicity_judge
 
     model, tok = load_lm(a.model)
     judge = toxicity_judge(2000)

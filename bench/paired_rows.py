@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.judges import toxicity_judge
+from evaluation.runner import Cache, fluency, toxic_hits
 from sae.cli import run_cli
 from sae.eval.stats import Estimate, rate_ci, ratio_ci
-from steering.benchmark.judges import toxicity_judge
-from steering.benchmark.runner import Cache, fluency, toxic_hits
 
 SAME = ("prompts", "samples", "max_new_tokens", "seed", "model", "config")  # what makes two rows' texts paired
 

@@ -19,7 +19,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 
 import numpy as np  # noqa: E402
 
-from steering.benchmark.judges import agreement, is_refusal, refusal_judge  # noqa: E402
+from evaluation.judges import agreement, is_refusal, refusal_judge  # noqa: E402
 
 
 def main() -> None:

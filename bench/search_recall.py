@@ -23,10 +23,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np  # noqa: E402
 
 from explain.input_side import peak_tokens, summary_of  # noqa: E402
+from explain.records import load_explanations  # noqa: E402
 from explain.search import SearchIndex, words_of  # noqa: E402
 from sae.eval.stats import rate_ci  # noqa: E402
 from sae.files import claim_folder, write_manifest, write_text  # noqa: E402
-from steering.features import load_explanations  # noqa: E402
 
 # Chosen before looking at any explanation or result (issue 49): common concrete and abstract concepts.
 WORDS = ["song", "music", "french", "city", "water", "money", "war", "king", "doctor", "food", "computer", "game",

@@ -8,11 +8,11 @@ import argparse
 
 import torch
 
+from evaluation.generation import generate
 from sae.config import SAEConfig
 from sae.data.prompts import toxigen_prompts
 from sae.lm import load_lm
 from sae.model import TopKSAE
-from steering.benchmark.generation import generate
 from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 

@@ -4,7 +4,7 @@ steer panel's default change the continuation of its default prompt, for a typic
 Features are drawn at random among those that fired on the corpus, in two disjoint sets: DEV (choose Inject's
 multiple of the feature's max activation: the smallest in --grid whose default changes the continuation for
 ≥ --target of them) and TEST (report every operator's default). "Changes" compares the steered row with the
-unsteered one of the same request, which share their sampling noise (steering.sampling), so a steer that does
+unsteered one of the same request, which share their sampling noise (explain.sampling), so a steer that does
 nothing gives the identical text. Rates come with a bootstrap 95 % CI over features.
 
     python bench/steer_defaults.py --explanations runs/smollm2-135m/explanations.jsonl \
@@ -23,12 +23,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from tqdm.auto import tqdm  # noqa: E402
 
 from explain.live import STEER_DEFAULTS, LiveModel, SteerRequest  # noqa: E402
+from explain.records import load_explanations  # noqa: E402
 from sae.eval.stats import rate_ci  # noqa: E402
 from sae.files import write_manifest, write_text  # noqa: E402
 from sae.lm import load_lm  # noqa: E402
 from sae.model import TopKSAE  # noqa: E402
 from sae.tables import markdown_table  # noqa: E402
-from steering.features import load_explanations  # noqa: E402
 
 PROMPT = "I think that"  # the steer panel's default prompt
 

@@ -1,4 +1,6 @@
-"""python -m explain --sae DIR --out explanations.jsonl [--corpus wikitext2-valid --windows 512 ...]"""
+"""Explain every feature of an SAE: MI words, logit lens, top contexts, input and output scores.
+
+python -m explain --sae DIR --out explanations.jsonl [--corpus wikitext2-valid --windows 512 ...]"""
 from __future__ import annotations
 
 import argparse

@@ -23,9 +23,9 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
+from explain.records import load_explanations
 from sae.cli import run_cli
 from sae.eval.stats import rate_ci
-from steering.features import load_explanations
 
 
 def _key(token: str) -> str:

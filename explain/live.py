@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, Field, StrictInt
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from explain.sampling import shared_noise_sampling
 from explain.steerability import DEFAULT_ADD_FACTOR
 from explain.vocab import token_texts
 from sae.capture import capture, run_with_hooks, token_mask
@@ -33,7 +34,6 @@ from steering.intervention import steer
 from steering.methods.inject import Inject
 from steering.methods.sae_add import FeatureAdd
 from steering.methods.sae_features import Amplify, Calibrate
-from steering.sampling import shared_noise_sampling
 
 # The steer panel's default strength per operator, as a multiple of a scale the page knows: the feature's largest
 # activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units); none for
@@ -214,7 +214,7 @@ def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerReques
     cls, module = op.__name__, op.__module__
     return "\n".join([
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
-        "from steering.intervention import steer", "from steering.sampling import shared_noise_sampling",
+        "from steering.intervention import steer", "from explain.sampling import shared_noise_sampling",
         f"from {module} import {cls}", "",
         f"model, tok = load_lm({model_name!r})", f"sae = TopKSAE.load({sae_ref(sae)!r})",
         f"iv = {cls}.from_sae(sae, {features}, {arg}={req.strength})",

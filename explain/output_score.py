@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from explain.quality import embedding_aurocs
+from explain.records import EXPLANATION_METHODS, explanation_words, load_explanations
 from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
 from sae.cli import HelpFormatter
@@ -35,7 +36,6 @@ from sae.eval.stats import rate_ci
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
-from steering.features import EXPLANATION_METHODS, explanation_words, load_explanations
 from steering.intervention import steer
 from steering.methods.inject import Inject
 

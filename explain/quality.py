@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from wordfreq import top_n_list
 
+from explain.records import explanation_words, load_explanations
 from explain.topact import FeatureStats, collect_stats
 from sae.cli import HelpFormatter, run_cli
 from sae.data.text import TextSource
@@ -27,10 +28,6 @@ from sae.eval.scores import auroc
 from sae.lm import EMBEDDED, load_lm
 from sae.model import TopKSAE
 from sae.tables import write_table
-from steering.features import (  # the record format's reader, shared with feature selection
-    explanation_words,
-    load_explanations,
-)
 
 
 def _context_text(stats: FeatureStats, window: int, peak: int, tokenizer, left: int = 24, right: int = 8) -> str:

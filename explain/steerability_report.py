@@ -26,6 +26,7 @@ import sys
 import numpy as np
 from scipy.stats import spearmanr
 
+from explain.records import load_explanations
 from explain.steerability import CURVE_FACTORS, own_words, steering_curves
 from sae.cli import HelpFormatter, run_cli
 from sae.data.splits import in_fraction
@@ -35,7 +36,6 @@ from sae.files import claim_folder, write_manifest, write_text
 from sae.lm import DTYPE_HELP, load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table, write_table
-from steering.features import load_explanations
 
 SCORES = ("input_score", "output_score", "content_output_score")
 

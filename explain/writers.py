@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
+from explain.records import load_explanations
 from explain.steerability import is_content_token
 from sae.cli import HelpFormatter, run_cli
 from sae.embed import load_embedder
 from sae.files import atomic_file
 from sae.pretrained import PRETRAINED_DIR, releases
-from steering.features import Chosen, load_explanations
+from steering.features import Chosen
 
 OUTPUT_SCORES = ("content_output_score", "output_score")  # explain.steerability; the first is the default
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from evaluation import runner as benchmark
+from evaluation.judges import agreement, is_refusal, profanity_scorer, toxicity_judge
 from sae.data.labelled import load_labelled
 from sae.data.splits import split_prompts
 from sae.eval.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci
-from steering.benchmark import runner as benchmark
-from steering.benchmark.judges import agreement, is_refusal, profanity_scorer, toxicity_judge
 from steering.intervention import save_interventions, steer
 from steering.methods import load_interventions
 from steering.methods.diffmean import DiffMean, mean_activation
@@ -134,8 +134,8 @@ def test_refusal_phrases_are_read_at_the_start_only():
 
 
 def test_refusal_judge_trains_only_on_answers_to_training_requests():
+    from evaluation.judges import own_answers
     from sae.data.prompts import advbench_goals, benign_instructions
-    from steering.benchmark.judges import own_answers
 
     answers = own_answers(per_request=2)
     requests = {q for q, _ in answers}

@@ -149,8 +149,8 @@ def test_browser_search_feature_page_and_escaping(explanations, tmp_path):
 def test_browser_search_ranks_by_field_as_python_does(explanations, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from explain.records import load_explanations
     from explain.search import search
-    from steering.features import load_explanations
 
     python_order = search(load_explanations(explanations), "lighthouses").features
     assert python_order[:3] == [10, 11, 12]  # fires on > MI words > logit lens; "lighthouses" by its stem

@@ -1,14 +1,12 @@
-"""The concept-steering benchmark's pieces (steering/benchmark/concepts.py, steering/methods/sae_targeted.py):
+"""The concept-steering benchmark's pieces (evaluation/concepts.py, steering/methods/sae_targeted.py):
 concept selection, the judges' calibration on labelled pairs (real MiniLM), the aggregate, and the targeted
 vector's effect on the SAE's latents."""
 import numpy as np
 import pytest
 import torch
 
-from sae.config import SAEConfig
-from sae.model import TopKSAE
-from steering.benchmark.concept_bench import best_setting, parse_grids
-from steering.benchmark.concepts import (
+from evaluation.concept_bench import best_setting, parse_grids
+from evaluation.concepts import (
     Concept,
     concept_table,
     distinct_2,
@@ -21,6 +19,8 @@ from steering.benchmark.concepts import (
     validate_judges,
     word_concepts,
 )
+from sae.config import SAEConfig
+from sae.model import TopKSAE
 from steering.methods.sae_targeted import targeted, targeted_vector
 
 

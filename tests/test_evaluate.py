@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from evaluation.generation import Generations, generate, perplexity
+from evaluation.judges import get_scorer
+from evaluation.sweep import parse_setting, toxicity_metrics, toxicity_sweep
 from sae.data.prompts import toxigen_prompts
-from steering.benchmark.generation import Generations, generate, perplexity
-from steering.benchmark.judges import get_scorer
-from steering.benchmark.sweep import parse_setting, toxicity_metrics, toxicity_sweep
 from steering.intervention import Scale
 from tests.conftest import make_tiny
 
@@ -71,8 +71,8 @@ def test_sweep_writes_table_and_plot(tmp_path, tokenizer):
 @pytest.mark.parametrize("keeps_logits", [True, False])  # a model whose forward lacks logits_to_keep: full logits
 def test_continuation_perplexity_scores_only_the_continuation_tokens_whatever_the_batch(tokenizer, keeps_logits,
                                                                                        monkeypatch):
-    from steering.benchmark import generation as evaluate
-    from steering.benchmark.generation import continuation_perplexity
+    from evaluation import generation as evaluate
+    from evaluation.generation import continuation_perplexity
 
     monkeypatch.setattr(evaluate, "_keeps_logits", lambda model: keeps_logits)
     model = make_tiny("llama", n_layers=2)

@@ -3,22 +3,12 @@ import json
 import pytest
 import torch
 
+from evaluation.judges import REFUSAL_PHRASES, is_refusal
+from explain.records import by_concept, by_concepts, by_explanation, describe, load_explanations
 from sae.config import SAEConfig
 from sae.data.prompts import TEMPLATES, advbench_goals, benign_instructions, wrap
 from sae.model import TopKSAE
-from steering.benchmark.judges import REFUSAL_PHRASES, is_refusal
-from steering.features import (
-    by_concept,
-    by_concepts,
-    by_explanation,
-    by_id,
-    contrastive,
-    describe,
-    for_removal,
-    load_explanations,
-    mean_feature_acts,
-    per_text_means,
-)
+from steering.features import by_id, contrastive, for_removal, mean_feature_acts, per_text_means
 from steering.methods.sae_diffmean import decode_gaps, sparse_diffmean
 from tests.conftest import make_tiny
 
@@ -149,7 +139,7 @@ def test_refusal_detection_and_templates():
 
 
 def test_refusal_sweep_structure(tmp_path, tokenizer):
-    from steering.benchmark.jailbreak import refusal_sweep
+    from evaluation.jailbreak import refusal_sweep
     from steering.methods.sae_features import Amplify
 
     tok = tokenizer
@@ -157,7 +147,7 @@ def test_refusal_sweep_structure(tmp_path, tokenizer):
     model = make_tiny("llama", d=32)
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=64, k=4, hook_point="blocks.1.resid_post"))
     settings = {"original": [], "amplify": [Amplify.from_sae(sae, [1, 2], alpha=8.0)]}
-    from steering.benchmark.judges import refusal_judge
+    from evaluation.judges import refusal_judge
 
     rows = refusal_sweep(model, tok, settings, tmp_path, n_harmful=3, n_benign=2, max_new_tokens=4, ppl_windows=2,
                          part="train", judge=refusal_judge(cache_dir=tmp_path / "judges"))
@@ -174,8 +164,8 @@ def test_refusal_sweep_structure(tmp_path, tokenizer):
 
 
 def test_refusal_contrast_texts(tokenizer):
+    from evaluation.jailbreak import refusal_contrast_texts
     from sae.data.prompts import advbench
-    from steering.benchmark.jailbreak import refusal_contrast_texts
 
     tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
     try:

@@ -128,13 +128,13 @@ def test_a_report_folder_is_claimed_before_any_work_and_a_users_folder_refused(t
     theirs.mkdir()
     (theirs / "report.md").write_text("my report")
     with pytest.raises(FileExistsError, match="report.md"):
-        claim_folder(theirs, "python -m steering.benchmark.report")
+        claim_folder(theirs, "python -m evaluation.report")
     assert (theirs / "report.md").read_text() == "my report" and not (theirs / MARKER).exists()
-    ours = claim_folder(tmp_path / "ours", "python -m steering.benchmark.report")
+    ours = claim_folder(tmp_path / "ours", "python -m evaluation.report")
     (ours / "report.md").write_text("ours")
-    assert claim_folder(ours, "python -m steering.benchmark.report") == ours  # a rerun resumes it
+    assert claim_folder(ours, "python -m evaluation.report") == ours  # a rerun resumes it
     with pytest.raises(FileExistsError, match="did not write"):
-        claim_folder(ours, "python -m steering.benchmark.frontier")  # another command's report
+        claim_folder(ours, "python -m evaluation.frontier")  # another command's report
     legacy = tmp_path / "legacy"  # a report written before markers: its manifest names the command
     legacy.mkdir()
     (legacy / "manifest.json").write_text(json.dumps({"command": "python -m sae.eval runs/a runs/b"}))

@@ -1,12 +1,12 @@
-"""The toxicity frontier (steering/benchmark/frontier.py) on a tiny model: every strength of every row on test,
+"""The toxicity frontier (evaluation/frontier.py) on a tiny model: every strength of every row on test,
 continuation perplexity with its bootstrap CI, and the choice at matched fluency made on dev."""
 import numpy as np
 import pytest
 import torch
 
+from evaluation import runner
+from evaluation.frontier import plot, sweep
 from sae.eval.stats import exp_mean_ci
-from steering.benchmark import runner
-from steering.benchmark.frontier import plot, sweep
 from steering.intervention import AddVector
 from tests.conftest import make_tiny
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import docstring_parser
 import pytest
 
+from evaluation.config import ReportConfig
+from evaluation.runner import BenchConfig
 from sae.cli import field_docs
 from sae.train.datamodule import ActivationDataModule
 from sae.train.module import SAEModule
-from steering.benchmark.config import ReportConfig
-from steering.benchmark.runner import BenchConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_help_texts_reach_the_command_line():
     train = subprocess.run([sys.executable, "train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True,
                            timeout=120)
     assert train.returncode == 0 and "active latents per token" in train.stdout and "shuffle buffer" in train.stdout
-    report = subprocess.run([sys.executable, "-m", "steering.benchmark.report", "--help"], cwd=ROOT,
+    report = subprocess.run([sys.executable, "-m", "evaluation.report", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     text = " ".join(report.stdout.split())
     assert report.returncode == 0 and "--dev-prompts" in text and "ToxiGen hate prompts that choose strengths" in text

@@ -38,7 +38,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_every_module_the_shipped_sae_and_the_bundled_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = [f for f in _source_files() if f.endswith(".py") and f.split("/")[0] in ("sae", "steering", "explain")]
+    packages = ("sae", "steering", "explain", "evaluation")
+    modules = [f for f in _source_files() if f.endswith(".py") and f.split("/")[0] in packages]
     assert len(modules) > 40 and not [m for m in modules if m not in names]
     data = [f for f in _source_files() if f.startswith("data/")]
     missing = [f for f in data if "saesteer_data/" + f.removeprefix("data/") not in names]
@@ -47,6 +48,8 @@ def test_wheel_holds_every_module_the_shipped_sae_and_the_bundled_data(wheel):
     assert {shipped + "sae_weights.safetensors", shipped + "cfg.json"} <= names
     assert {"explain/static/index.html", "explain/static/live.js"} <= names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "reports/"))]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    assert "saesteer = evaluation.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.slow
@@ -63,3 +66,7 @@ def test_non_editable_install_works_outside_the_checkout(wheel, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("ok 4608")
+    # the console script, from the installed files: every command listed with its module's summary
+    proc = subprocess.run([str(site / "bin" / "saesteer"), "--help"], cwd=elsewhere, capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and "report " in proc.stdout and "Explain every feature of an SAE" in proc.stdout

@@ -145,7 +145,7 @@ def test_rows_steer_only_the_chosen_rows(model, positions):
 
 
 def test_shared_noise_sampling_samples_the_softmax_and_pairs_rows(model):
-    from steering.sampling import SharedNoiseSampling, shared_noise_sampling
+    from explain.sampling import SharedNoiseSampling, shared_noise_sampling
 
     # Gumbel-max draws from softmax(logits / T): frequencies over 20k draws within 0.015 of the probabilities
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]])

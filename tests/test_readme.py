@@ -79,7 +79,7 @@ def test_python_blocks_run(tmp_path, monkeypatch):
                 tmp_path / "runs/smollm2-135m/explanations.jsonl")
     # the scores shipped beside each pretrained SAE are SmolLM2's: the stand-in's come from its explanations
     import explain.writers
-    from steering.features import load_explanations
+    from explain.records import load_explanations
 
     stand_in = load_explanations(tmp_path / "runs/smollm2-135m/explanations.jsonl")
     monkeypatch.setattr(explain.writers, "shipped_scores", lambda: {"smollm2-135m/blocks.15.resid_post": stand_in})

@@ -16,6 +16,7 @@ import torch
 from conftest import make_tiny
 from reliability_helpers import HOOK, ROOT, cli, record, tiny_sae, write_records
 
+from evaluation.sweep import toxicity_sweep
 from explain.browse import build
 from explain.browse import main as browse_main
 from explain.explanations import ExplainConfig, write_jsonl
@@ -26,7 +27,6 @@ from sae.model import TopKSAE
 from sae.tables import write_table
 from sae.train.datamodule import ActivationDataModule
 from sae.train.module import SAEModule
-from steering.benchmark.sweep import toxicity_sweep
 from steering.intervention import AddVector, Intervention, Scale, steer
 from steering.methods.aura import UnitScores, damp
 from steering.methods.aura import main as aura_main

@@ -16,6 +16,9 @@ from conftest import make_tiny
 from reliability_helpers import HOOK, ROOT, cli, hooks_left, tiny_sae, write_records
 from safetensors.torch import save_file
 
+from evaluation.jailbreak import main as jailbreak_main
+from evaluation.report import main as report_main
+from evaluation.sweep import main as evaluate_main
 from explain.__main__ import main as explain_main
 from explain.browse import build
 from explain.quality import main as quality_main
@@ -26,9 +29,6 @@ from sae.eval.scores import cohens_d, point_biserial, zscore
 from sae.hooks import add_hook
 from sae.model import TopKSAE
 from steering import intervention as iv_mod
-from steering.benchmark.jailbreak import main as jailbreak_main
-from steering.benchmark.report import main as report_main
-from steering.benchmark.sweep import main as evaluate_main
 from steering.intervention import Scale, steer
 from steering.methods.aura import UnitScores, det0
 from steering.methods.aura import main as aura_main
@@ -195,9 +195,9 @@ def test_14_clear_errors_name_the_file_and_the_fix(tmp_path, tokenizer, tiny_lm_
 
 # 15 --------------------------------------------------------------------------------------------------------
 def test_15_long_stages_show_progress_with_a_rate(capfd, tokenizer):
+    from evaluation.generation import generate
     from sae.capture import pooled_responses
     from sae.train.harvest import harvest
-    from steering.benchmark.generation import generate
 
     model = make_tiny("llama", n_layers=2)
     windows = [torch.randint(3, 500, (16,)) for _ in range(4)]

@@ -6,13 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from evaluation.config import ReportConfig
+from evaluation.fits import Fits
+from evaluation.report import main, rows_for, sparse_latents
+from evaluation.report_text import COLUMNS
 from sae.config import SAEConfig
 from sae.lm import load_lm
 from sae.model import TopKSAE
-from steering.benchmark.config import ReportConfig
-from steering.benchmark.fits import Fits
-from steering.benchmark.report import main, rows_for, sparse_latents
-from steering.benchmark.report_text import COLUMNS
 from steering.features import top_gaps
 from tests.conftest import make_tiny, make_tokenizer
 
@@ -100,10 +100,10 @@ def test_unknown_row_is_refused_before_any_work(tmp_path):
 def test_diffmean_hooks_fit_one_direction_each_and_a_missing_layer_fails_before_any_output(tmp_path, chat_lm_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from evaluation.config import ReportConfig
+    from evaluation.fits import Fits
     from sae.config import SAEConfig
     from sae.model import TopKSAE
-    from steering.benchmark.config import ReportConfig
-    from steering.benchmark.fits import Fits
     from steering.methods.diffmean import mean_activation
 
     model, tok = AutoModelForCausalLM.from_pretrained(chat_lm_dir), AutoTokenizer.from_pretrained(chat_lm_dir)

@@ -29,7 +29,7 @@ def test_the_index_is_generated_from_the_folders():
 def test_the_index_lists_a_new_folder_from_its_manifest_and_readme(tmp_path):
     run = tmp_path / "steering" / "2026-12-06-demo"
     run.mkdir(parents=True)
-    (run / "manifest.json").write_text('{"command": "python -m steering.benchmark.report --quick"}')
+    (run / "manifest.json").write_text('{"command": "python -m evaluation.report --quick"}')
     (run / "README.md").write_text("# demo\n\n- question: q?\n- answer: a.\n- status: current\n")
     old = tmp_path / "archive" / "sae" / "2026-11-01-old"
     old.mkdir(parents=True)

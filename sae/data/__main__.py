@@ -1,4 +1,6 @@
-"""python -m sae.data generate --out DIR     the model's own answers (run once per model; `make corpus`)
+"""Text data for training: the model's own chat answers, and a mixture's size per source.
+
+python -m sae.data generate --out DIR     the model's own answers (run once per model; `make corpus`)
 python -m sae.data stats MIXTURE.yaml      documents and tokens per source of a mixture"""
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""python -m sae.eval SAE [SAE ...] --out DIR: the SAEBench-style evaluation (`sae.eval.saebench`) of SAE folders
+"""The SAEBench-style evaluation of SAE folders or pretrained names.
+
+python -m sae.eval SAE [SAE ...] --out DIR: the SAEBench-style evaluation (`sae.eval.saebench`) of SAE folders
 or pretrained names, written as eval.json, eval.md and pareto.png."""
 from __future__ import annotations
 

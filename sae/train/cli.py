@@ -4,6 +4,7 @@
     python train.py fit --config configs/smollm2-135m.yaml --trainer.max_epochs 2 --model.k 64
     python train.py fit --config configs/smollm2-135m.yaml --trainer.precision bf16-mixed
     python train.py fit --help
+    (the same as `python -m sae.train.cli fit ...` and `saesteer train fit ...`)
 
 Precision: `32-true` (the shipped configs), `bf16-mixed`, `16-mixed` and `bf16-true` train on CPU and GPU.
 `16-true` is refused before anything is harvested: fp16 weights overflow in the SAE's update (Adam's eps and
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
+from sae.cli import run_cli
 from sae.files import check_replaceable
 from sae.train.datamodule import ActivationDataModule
 from sae.train.harvest import legacy_cache_names
@@ -87,3 +89,7 @@ def _check_folder(flag: str, folder: Path, kind: str, legacy_names=()) -> None:
 
 def main(args=None) -> None:
     SAECLI(SAEModule, ActivationDataModule, args=args, save_config_kwargs={"overwrite": True})
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,7 +1,7 @@
 """A plain toxicity/perplexity sweep over AURA-family settings (no dev/test choice of strengths: for that, the
-benchmark in `steering.benchmark.runner`). Rows are written as they finish.
+benchmark in `evaluation.runner`). Rows are written as they finish.
 
-    python -m steering.benchmark.sweep --scores scores.safetensors --settings original aura det0:k=300 --out DIR
+    python -m evaluation.sweep --scores scores.safetensors --settings original aura det0:k=300 --out DIR
 """
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from evaluation.generation import Generations, generate, perplexity
+from evaluation.judges import Scorer, get_scorer
+from evaluation.plots import plot_tradeoff
 from sae.cli import HelpFormatter, run_cli
 from sae.data.prompts import toxigen_prompts
 from sae.lm import chat_format, load_lm
 from sae.tables import write_table
-from steering.benchmark.generation import Generations, generate, perplexity
-from steering.benchmark.judges import Scorer, get_scorer
-from steering.benchmark.plots import plot_tradeoff
 from steering.intervention import Intervention
 from steering.methods.aura import UnitScores, interventions_for
 
@@ -71,7 +71,7 @@ def parse_setting(spec: str, scores) -> tuple[str, list[Intervention]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.benchmark.sweep", formatter_class=HelpFormatter,
+    p = argparse.ArgumentParser(prog="python -m evaluation.sweep", formatter_class=HelpFormatter,
                                 description="Toxicity/perplexity sweep over AURA/Det0/DAMP settings.")
     p.add_argument("--model", default="smollm2-135m", help="LM: the embedded alias, a .gguf, a folder or a hub id")
     p.add_argument("--scores", help="unit scores from `python -m steering.methods.aura rank`")

@@ -1,10 +1,10 @@
 """One workflow from raw text to steered generation, written up as reports/<date>/report.md: the steering
-benchmark (`steering.benchmark.runner`) over the field's baselines and this project's methods.
+benchmark (`evaluation.runner`) over the field's baselines and this project's methods.
 
-    python -m steering.benchmark.report                 # the shipped SAE (smollm2-135m/blocks.15.resid_post)
-    python -m steering.benchmark.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # another; 'train': train
-    python -m steering.benchmark.report --quick         # CI-sized: a few prompts, a few tokens
-    python -m steering.benchmark.report --help          # every option (`steering.benchmark.config`)
+    python -m evaluation.report                 # the shipped SAE (smollm2-135m/blocks.15.resid_post)
+    python -m evaluation.report --sae runs/smollm2-135m/sae/blocks.15.resid_post   # another; 'train': train
+    python -m evaluation.report --quick         # CI-sized: a few prompts, a few tokens
+    python -m evaluation.report --help          # every option (`evaluation.config`)
 
 Steps: SAE (train or reuse) → explain every feature → static browser → AURA unit ranking and Linear-AcT /
 DiffMean / SAE-feature fits on the *train* part of the labelled data → judges (their held-out AUROC) → each
@@ -33,8 +33,14 @@ from pathlib import Path
 
 import torch
 
+from evaluation import runner
+from evaluation.config import ROWS, ReportConfig
+from evaluation.fits import Fits, which_sae
+from evaluation.judges import profanity_scorer, refusal_judge, toxicity_judge
+from evaluation.report_text import training_curves, write_report
 from explain.browse import build
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
+from explain.records import describe
 from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
 from sae.data.labelled import CONTRASTS
 from sae.data.text import TextSource
@@ -42,12 +48,7 @@ from sae.files import claim_folder, write_manifest
 from sae.hooks import HookPoint
 from sae.lm import check_lm_dtype, load_lm
 from sae.model import TopKSAE
-from steering.benchmark import runner
-from steering.benchmark.config import ROWS, ReportConfig
-from steering.benchmark.fits import Fits, which_sae
-from steering.benchmark.judges import profanity_scorer, refusal_judge, toxicity_judge
-from steering.benchmark.report_text import training_curves, write_report
-from steering.features import Chosen, describe, top_gaps
+from steering.features import Chosen, top_gaps
 from steering.methods.aura import aura as aura_ivs
 from steering.methods.aura import damp, det0
 from steering.methods.conditional import MODES as CONDITIONAL_MODES
@@ -97,8 +98,8 @@ def run(cfg: ReportConfig) -> Path:
         h.locate(model)
     hook = sae.cfg.hook_point
     out = claim_folder(cfg.out or f"reports/steering/{datetime.date.today().isoformat()}-report",
-                       "python -m steering.benchmark.report")
-    write_manifest(out, "python -m steering.benchmark.report", asdict(cfg))
+                       "python -m evaluation.report")
+    write_manifest(out, "python -m evaluation.report", asdict(cfg))
 
     t = time.perf_counter()
     windows = TextSource(ctx_len=cfg.explain_ctx_len).load(tok, cfg.explain_windows)
@@ -174,7 +175,7 @@ def sparse_latents(cfg: ReportConfig, fits: Fits, shown: int = 16) -> Chosen | N
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Every field of ReportConfig and of the BenchConfig in it is an option, its docstring the help."""
-    p = argparse.ArgumentParser(prog="python -m steering.benchmark.report", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m evaluation.report", description=__doc__,
                                 formatter_class=HelpFormatter)
     add_dataclass_options(p, ReportConfig)
     cfg = dataclass_from_args(ReportConfig, p.parse_args(argv))

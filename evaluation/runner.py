@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.config import BUDGET_ON, BenchConfig
+from evaluation.generation import continuation_nll, generate, perplexity
+from evaluation.jailbreak import attack_success
+from evaluation.judges import agreement, is_refusal
+from evaluation.plots import plot_tradeoff
 from sae.data.prompts import advbench_goals, benign_instructions, toxigen_prompts, wrap
 from sae.data.splits import split_prompts
 from sae.eval.stats import Estimate, design_effect, exp_mean_ci, min_detectable_ratio, rate_ci, ratio_ci
 from sae.files import write_text
 from sae.lm import chat_format
 from sae.tables import write_table
-from steering.benchmark.config import BUDGET_ON, BenchConfig
-from steering.benchmark.generation import continuation_nll, generate, perplexity
-from steering.benchmark.jailbreak import attack_success
-from steering.benchmark.judges import agreement, is_refusal
-from steering.benchmark.plots import plot_tradeoff
 from steering.intervention import Intervention
 from steering.methods.prompting import Prompting
 

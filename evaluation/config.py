@@ -15,7 +15,7 @@ ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean co
 
 @dataclass
 class BenchConfig:
-    """The toxicity benchmark's settings (`steering.benchmark.runner`): prompts, samples, the strength rule, seed."""
+    """The toxicity benchmark's settings (`evaluation.runner`): prompts, samples, the strength rule, seed."""
 
     dev_prompts: int = 100
     """ToxiGen hate prompts that choose strengths (dev side of the hash split)"""

@@ -65,7 +65,7 @@ def write_report(out: Path, cfg, bcfg, sae, rows, chosen_text, records, curves, 
     best = max(rows[1:], key=lambda r: r.get("ratio_MiniLM", 0), default=None)
     lines = [f"# saesteer report — {cfg.model}, SAE at {sae.cfg.hook_point} ({sae.d_sae} latents, k={sae.cfg.k})", "",
              f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by "
-             "`python -m steering.benchmark.report`.",
+             "`python -m evaluation.report`.",
              "", "## Steering benchmark (test prompts; 95 % bootstrap CIs over prompts)", "", *table(rows), "",
              "\"fewer ×\" = the original's % toxic ÷ this row's (paired bootstrap over the same prompts and seeds). "
              f"Strength rule: on {bcfg.dev_prompts} dev prompts × {bcfg.dev_samples} samples, the grid setting with "

@@ -1,10 +1,10 @@
-"""The concept-steering benchmark (steering.benchmark.concepts): every method steers the embedded model toward
+"""The concept-steering benchmark (evaluation.concepts): every method steers the embedded model toward
 each concept while it answers held-out Alpaca instructions (the bundled set's test part, split into dev and
 test prompts); strengths are chosen per method on dev concepts × dev instructions (`--choose method`), or, as
 AxBench does, per concept on that concept's dev instructions (`--choose concept`), and reported on test concepts
 × test instructions (greedy decoding, so a setting's texts are reproducible).
 
-    python -m steering.benchmark.concept_bench --explanations runs/smollm2-135m/explanations.jsonl \
+    python -m evaluation.concept_bench --explanations runs/smollm2-135m/explanations.jsonl \
         --out reports/steering/2026-12-06-concepts
 
 Methods (beside the unsteered answers). Features: the concept's own feature, or for a word concept the feature
@@ -39,6 +39,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from evaluation.concepts import (
+    Concept,
+    concept_table,
+    feature_concepts,
+    paired_table,
+    per_concept,
+    validate_judges,
+    word_concepts,
+)
+from evaluation.generation import continuation_nll, generate
+from evaluation.judges import own_answers
+from explain.records import by_concepts, load_explanations
 from explain.writers import Writer, writers_for
 from sae.capture import capture_texts
 from sae.cli import run_cli
@@ -48,18 +60,6 @@ from sae.files import claim_folder, write_manifest, write_text
 from sae.lm import chat_format, load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table
-from steering.benchmark.concepts import (
-    Concept,
-    concept_table,
-    feature_concepts,
-    paired_table,
-    per_concept,
-    validate_judges,
-    word_concepts,
-)
-from steering.benchmark.generation import continuation_nll, generate
-from steering.benchmark.judges import own_answers
-from steering.features import by_concepts, load_explanations
 from steering.intervention import AddVector
 from steering.methods.diffmean import DiffMean, mean_differences
 from steering.methods.inject import Inject
@@ -159,7 +159,7 @@ def score(model, tok, judges, concepts, ci: int, instructions: list[str], texts,
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.benchmark.concept_bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m evaluation.concept_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
     p.add_argument("--explanations", required=True, help="the SAE's explanations (python -m explain)")
@@ -181,7 +181,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     grids = parse_grids(args.grid)
-    out = claim_folder(args.out, "python -m steering.benchmark.concept_bench")
+    out = claim_folder(args.out, "python -m evaluation.concept_bench")
     records = load_explanations(args.explanations)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(sae.cfg.model_name)
@@ -291,7 +291,7 @@ def main(argv=None) -> None:
             w = csv.DictWriter(f, keys)
             w.writeheader()
             w.writerows([r | {"texts": json.dumps(r["texts"], ensure_ascii=False)} for r in rows])
-    write_manifest(out, " ".join(["python -m steering.benchmark.concept_bench", *sys.argv[1:]]), vars(args))
+    write_manifest(out, " ".join(["python -m evaluation.concept_bench", *sys.argv[1:]]), vars(args))
     print(text)
 
 

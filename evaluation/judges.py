@@ -15,7 +15,7 @@ Refusal
                    (data/generated/: the style of answer the benchmark scores; without them the judge called
                    45 % of the benchmark's attacked answers refusals, with them 0.5 %);
                    it reads each answer's first 320 characters, as the phrase judge reads its first 160
-Scorers for the older sweep (`steering.benchmark.sweep`): alt-profanity-check, or any HF text classifier.
+Scorers for the older sweep (`evaluation.sweep`): alt-profanity-check, or any HF text classifier.
 """
 from __future__ import annotations
 

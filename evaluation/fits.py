@@ -12,14 +12,15 @@ from pathlib import Path
 import torch
 import yaml
 
+from evaluation.config import ReportConfig
+from evaluation.judges import toxicity_judge
+from explain.records import by_concept
 from sae.capture import pooled_responses
 from sae.data.labelled import contrast_texts, load_labelled
 from sae.model import TopKSAE
 from sae.pretrained import releases
 from sae.train.cli import main as train_main
-from steering.benchmark.config import ReportConfig
-from steering.benchmark.judges import toxicity_judge
-from steering.features import by_concept, for_removal, latent_gaps, top_gaps
+from steering.features import for_removal, latent_gaps, top_gaps
 from steering.methods.aura import default_hook_points, scores_from_responses
 from steering.methods.conditional import projection_quantiles
 from steering.methods.diffmean import mean_differences

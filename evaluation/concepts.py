@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from wordfreq import top_n_list
 
+from evaluation.judges import embed
 from explain.input_side import held_out_contexts, peak_tokens, summary_of
 from sae.data.local import DATA_DIR
 from sae.eval.stats import rate_ci
-from steering.benchmark.judges import embed
 
 WORD_CONCEPTS = DATA_DIR / "concepts" / "word_concepts.jsonl"
 STOPWORDS = set("the a an and or of to in on at for with by from as is was were be been are this that these those "

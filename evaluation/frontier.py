@@ -4,10 +4,10 @@ prompts, in one plot — and each row's reduction at matched fluency: the streng
 continuations among those whose dev continuation perplexity is within +5 % (+10 %) of the original's, reported
 on test (paired ratio against the original, with its CI).
 
-    python -m steering.benchmark.frontier --explanations runs/smollm2-135m/explanations.jsonl \
+    python -m evaluation.frontier --explanations runs/smollm2-135m/explanations.jsonl \
         --rows "DiffMean conditional" "SAE amplification" "SAE calibration" --out reports/steering/DATE-frontier
 
-Every option of the report (`python -m steering.benchmark.report --help`: grids, prompts, samples) applies;
+Every option of the report (`python -m evaluation.report --help`: grids, prompts, samples) applies;
 generations and perplexities are cached under <out>/cache like the report's.
 """
 from __future__ import annotations
@@ -17,6 +17,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from evaluation import runner
+from evaluation.config import ReportConfig
+from evaluation.fits import Fits, which_sae
+from evaluation.judges import profanity_scorer, toxicity_judge
+from evaluation.report import check_config, rows_for
+from explain.records import load_explanations
 from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
 from sae.eval.stats import rate_ci, ratio_ci
 from sae.figures import plt, save_figure
@@ -24,12 +30,6 @@ from sae.files import claim_folder, write_manifest, write_text
 from sae.lm import load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table, write_table
-from steering.benchmark import runner
-from steering.benchmark.config import ReportConfig
-from steering.benchmark.fits import Fits, which_sae
-from steering.benchmark.judges import profanity_scorer, toxicity_judge
-from steering.benchmark.report import check_config, rows_for
-from steering.features import load_explanations
 
 
 def point(model, tok, method: runner.Method, s, prompts: list[str], samples: int, cfg, judges, cache):
@@ -96,7 +96,7 @@ def plot(rows: list[dict], judge: str, budgets: Sequence[float], path: Path) -> 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.benchmark.frontier", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m evaluation.frontier", description=__doc__,
                                 formatter_class=HelpFormatter)
     add_dataclass_options(p, ReportConfig)
     p.add_argument("--explanations", required=True, help="the SAE's explanations (SAE inject picks features by them)")
@@ -106,13 +106,13 @@ def main(argv=None) -> None:
     if not cfg.out:
         raise ValueError("--out: give the report folder (e.g. reports/steering/2026-12-06-frontier)")
     check_config(cfg)
-    out = claim_folder(cfg.out, "python -m steering.benchmark.frontier")
+    out = claim_folder(cfg.out, "python -m evaluation.frontier")
     sae = TopKSAE.load(which_sae(cfg))
     model, tok = load_lm(cfg.model, cfg.lm_dtype)
     records = list(load_explanations(args.explanations).values())
     methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out), sae)
     judges = {"MiniLM": toxicity_judge(cfg.judge_per_class), "profanity": profanity_scorer()}
-    write_manifest(out, "python -m steering.benchmark.frontier", asdict(cfg) | {"budgets": args.budgets})
+    write_manifest(out, "python -m evaluation.frontier", asdict(cfg) | {"budgets": args.budgets})
     frontier, matched = sweep(model, tok, methods, cfg.bench_config, judges, out, args.budgets)
     write_table(matched, out, "matched")
     plot(frontier, "MiniLM", args.budgets, out / "frontier.png")

@@ -1,0 +1,57 @@
+"""evaluation/cli.py, the `saesteer` console script: one list of every command, each run as `python -m` runs it."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evaluation.cli import COMMANDS, main, source_of, summary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _has_main_guard(path: Path) -> bool:
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and "__main__" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def test_every_runnable_module_is_a_command_and_every_command_is_runnable():
+    runnable = set()
+    for pkg in ("sae", "steering", "explain", "evaluation"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            if _has_main_guard(path):
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                runnable.add(".".join(parts[:-1] if parts[-1] == "__main__" else parts))
+    runnable.discard("evaluation.cli")
+    assert runnable == set(COMMANDS.values())
+    assert all(source_of(m).is_file() and _has_main_guard(source_of(m)) for m in COMMANDS.values())
+
+
+def test_help_lists_every_command_with_its_module_summary(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    for name, module in COMMANDS.items():
+        assert f"  {name} " in out and summary(module)[:40] in out
+    assert summary("explain").startswith("Explain every feature of an SAE")  # a package's __main__ docstring
+
+
+def test_an_unknown_command_names_the_commands():
+    with pytest.raises(SystemExit) as e:
+        main(["trian"])
+    assert "unknown command 'trian'" in str(e.value) and "train" in str(e.value) and "saesteer --help" in str(e.value)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_subcommand_is_the_module_itself():
+    """The same options, help and exit codes as `python -m` (runpy runs the module's own __main__ block)."""
+    via_cli, via_m = _run("-m", "evaluation.cli", "writers", "--help"), _run("-m", "explain.writers", "--help")
+    assert via_cli.returncode == via_m.returncode == 0 and via_cli.stdout == via_m.stdout
+    bad = _run("-m", "evaluation.cli", "browse", "build", "no-such-file.jsonl", "--out", "/tmp/never-written")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "python -m explain" in bad.stderr
+    assert not Path("/tmp/never-written").exists()
