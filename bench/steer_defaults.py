@@ -1,4 +1,4 @@
-"""Calibrate the live browser's default steer strength (explain.live.STEER_DEFAULTS) and measure it: does the
+"""Calibrate the live browser's default steer strength (explain.live.steer_defaults()) and measure it: does the
 steer panel's default change the continuation of its default prompt, for a typical feature?
 
 Features are drawn at random among those that fired on the corpus, in two disjoint sets: DEV (choose Inject's
@@ -22,7 +22,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from tqdm.auto import tqdm  # noqa: E402
 
-from explain.live import STEER_DEFAULTS, LiveModel, SteerRequest  # noqa: E402
+from explain.live import LiveModel, SteerRequest, steer_defaults  # noqa: E402
 from explain.records import load_explanations  # noqa: E402
 from sae.eval.stats import rate_ci  # noqa: E402
 from sae.files import write_manifest, write_text  # noqa: E402
@@ -80,9 +80,9 @@ def main() -> None:
         rows.append(rate_row(f"dev: inject {times:g} × max_act", hits, **first_change(results)))
         if chosen is None and sum(hits) / len(hits) >= args.target:
             chosen = times
-    print(f"chosen on dev: inject {chosen}× max_act (shipped default: {STEER_DEFAULTS['inject']['times']}×)")
+    print(f"chosen on dev: inject {chosen}× max_act (shipped default: {steer_defaults()['inject']['times']}×)")
     examples = []
-    for op, d in STEER_DEFAULTS.items():
+    for op, d in steer_defaults().items():
         results = [changed(live, f, op, d["times"] * (records[f]["max_act"] if d["of"] == "max_act" else 1.0),
                            args.new_tokens) for f in tqdm(test, desc=f"test: {op} default")]
         rows.append(rate_row(f"test: {op} {d['times']:g}" + (" × max_act" if d["of"] else ""),

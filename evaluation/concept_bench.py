@@ -61,19 +61,22 @@ from sae.lm import chat_format, load_lm
 from sae.model import TopKSAE
 from sae.tables import markdown_table
 from steering.intervention import AddVector
+from steering.methods import build_feature_operator, feature_operators
 from steering.methods.diffmean import DiffMean, mean_differences
 from steering.methods.inject import Inject
 from steering.methods.sae_add import FeatureAdd
 from steering.methods.sae_diffmean import sparse_diffmean
-from steering.methods.sae_features import Amplify, Calibrate
 from steering.methods.sae_targeted import targeted
 
-GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0], "amplify": [4.0, 16.0, 64.0],
-         "inject": [1.0, 2.0, 4.0], "calibrate": [1.0, 2.0, 4.0], "targeted": [0.25, 0.5, 1.0],
-         "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0],
+# The single-feature rows: every feature operator of the catalogue (steering.methods.feature_operators) on the
+# input-selected feature, over the grid its method file declares (× the feature's max_act where its strength is a
+# multiple of it). FeatureAdd's row keeps the name earlier reports gave it.
+FEATURE_ROWS = {("add-input" if name == "add" else name): name for name in feature_operators()}
+GRIDS = {"unsteered": [0.0], "prompting": [0.0], "diffmean": [0.25, 0.5, 1.0],
+         **{row: list(feature_operators()[op].operator.grid) for row, op in FEATURE_ROWS.items()},
+         "targeted": [0.25, 0.5, 1.0], "sparse": [0.125, 0.25, 0.5], "output": [1.0, 2.0, 4.0],
          "prompting+diffmean": [0.0625, 0.125, 0.25], "prompting+sparse": [0.0625, 0.125, 0.25],
-         "writes": [2.0, 4.0, 8.0], "writes-layer": [2.0, 4.0, 8.0], "add-input": [2.0, 4.0, 8.0],
-         "prompting+writes": [0.5, 1.0, 2.0]}
+         "writes": [2.0, 4.0, 8.0], "writes-layer": [2.0, 4.0, 8.0], "prompting+writes": [0.5, 1.0, 2.0]}
 ASK = " Make your answer talk about {}."  # appended to the instruction (a system message moved this model less)
 
 
@@ -98,17 +101,15 @@ class Steering:
         ask = ASK.format(self.concept.description) if method.startswith("prompting") else ""
         method = method.removeprefix("prompting+")
         prompts = chat_format(self.tok, [i + ask for i in instructions])
+        if method in FEATURE_ROWS:
+            return prompts, [build_feature_operator(FEATURE_ROWS[method], sae, f, s, self.max_act)]
         ivs = {"unsteered": lambda: [], "prompting": lambda: [],
                "diffmean": lambda: [DiffMean(sae.cfg.hook_point, self.diff, "add", s * self.norm)],
-               "amplify": lambda: [Amplify.from_sae(sae, f, alpha=s)],
-               "inject": lambda: [Inject.from_sae(sae, f, m=s * self.max_act)],
-               "calibrate": lambda: [Calibrate.from_sae(sae, f, beta=s * self.max_act)],
                "targeted": lambda: [self.targeted(s)],
                "sparse": lambda: [AddVector(sae.writes_at, s * self.norm * self.sparse)],
                "output": lambda: [Inject.from_sae(sae, [self.output], m=s * self.output_max)],
                "writes": lambda: self.add(self.writers["writes"], s),
-               "writes-layer": lambda: self.add(self.writers["writes-layer"], s),
-               "add-input": lambda: [FeatureAdd.from_sae(sae, f, m=s * self.max_act)]}
+               "writes-layer": lambda: self.add(self.writers["writes-layer"], s)}
         return prompts, ivs[method]()
 
     def add(self, w: Writer, s: float) -> list:

@@ -22,33 +22,35 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, field_validator
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from explain.sampling import shared_noise_sampling
-from explain.steerability import DEFAULT_ADD_FACTOR
 from explain.vocab import token_texts
 from sae.capture import capture, run_with_hooks, token_mask
 from sae.model import TopKSAE, feature_ids
 from steering.intervention import steer
-from steering.methods.inject import Inject
-from steering.methods.sae_add import FeatureAdd
-from steering.methods.sae_features import Amplify, Calibrate
+from steering.methods import feature_operators
 
-# The steer panel's default strength per operator, as a multiple of a scale the page knows: the feature's largest
-# activation on the corpus for Inject's m and Calibrate's β (both set a magnitude in the SAE's units); none for
-# Amplify's α (the design card's X + α·ReLU(X S) Sᵀ scales the residual's projection on the decoder directions,
-# whatever the feature's activation). Inject's 1× is the smallest multiple of 1, 2, 4, 8 that changed the default
-# prompt's continuation for ≥ 90 % of 30 dev features; every default is measured on 50 other features:
-# bench/steer_defaults.py, docs/results/explanations.md.
-# Add (FeatureAdd, Arad et al.'s additive steer) raises the latent by m: its default multiple is chosen on dev
-# features by `python -m explain.steerability_report` (docs/RESULTS.md); a feature page whose record carries a
-# measured steering curve starts from that feature's own smallest multiple that wrote its words.
-STEER_DEFAULTS = {"inject": {"times": 1.0, "of": "max_act"}, "calibrate": {"times": 1.0, "of": "max_act"},
-                  "amplify": {"times": 4.0, "of": None}, "add": {"times": DEFAULT_ADD_FACTOR, "of": "max_act"}}
-# operator → (class, its strength argument); the page's operator list and the Python snippet read this
-OPERATORS = {"add": (FeatureAdd, "m"), "inject": (Inject, "m"), "amplify": (Amplify, "alpha"),
-             "calibrate": (Calibrate, "beta")}  # the first is the page's default
+# The steer panel's operators are the catalogue's feature operators (steering.methods.feature_operators), each with
+# its default strength as a multiple of a scale the page knows: the feature's largest activation on the corpus for
+# Inject's m, Calibrate's β and FeatureAdd's m (all set a magnitude in the SAE's units); none for Amplify's α (the
+# design card's X + α·ReLU(X S) Sᵀ scales the residual's projection on the decoder directions, whatever the
+# feature's activation). Every default is declared beside its method and measured on held-out features:
+# bench/steer_defaults.py, docs/results/explanations.md. A feature page whose record carries a measured steering
+# curve starts add from that feature's own smallest multiple that wrote its words.
+DEFAULT_OPERATOR = "add"  # the page's first choice: Arad et al.'s additive steer, whose curves `explain` measures
+
+
+def operators() -> dict[str, type]:
+    """The page's operator list: {name: intervention class}, the default first."""
+    ops = feature_operators()
+    return {DEFAULT_OPERATOR: ops[DEFAULT_OPERATOR], **ops}
+
+
+def steer_defaults() -> dict[str, dict]:
+    """{operator: {"times": its default strength, "of": "max_act" or None}}, as the page multiplies them out."""
+    return {name: {"times": cls.operator.default, "of": cls.operator.scale} for name, cls in operators().items()}
 
 
 class Cancelled(Exception):
@@ -85,11 +87,19 @@ class SteerRequest(BaseModel):
     prompt: str
     features: list[StrictInt] = []
     saved: str | None = None  # the name of a saved intervention file the server holds
-    operator: Literal["amplify", "calibrate", "inject", "add"] = "amplify"  # the keys of OPERATORS
+    operator: str = "amplify"  # a name from `operators()`
     strength: float = Field(4.0, allow_inf_nan=False)
     positions: Literal["all", "prompt", "generated"] = "all"
     max_new_tokens: int = Field(32, ge=1)
     seed: StrictInt = Field(0, ge=0, lt=2**63)  # the sampler's generator takes a 64-bit seed
+
+
+    @field_validator("operator")
+    @classmethod
+    def _known_operator(cls, name: str) -> str:
+        if name not in operators():
+            raise ValueError(f"unknown operator {name!r}; the operators are {', '.join(operators())}")
+        return name
 
 
 class LiveModel:
@@ -155,8 +165,8 @@ class LiveModel:
         return out
 
     def intervention(self, features: list[int], operator: str, strength: float):
-        cls, arg = OPERATORS[operator]
-        return cls.from_sae(self.sae, features, **{arg: strength})
+        cls = operators()[operator]
+        return cls.from_sae(self.sae, features, **{cls.operator.strength: strength})
 
     @torch.no_grad()
     def steer(self, req: SteerRequest, cancel: threading.Event | None = None) -> dict:
@@ -210,8 +220,8 @@ class LiveModel:
 
 def snippet(model_name: str, sae: TopKSAE, features: list[int], req: SteerRequest) -> str:
     """Python that reproduces a steer request (the same operator, strength, positions and seed)."""
-    op, arg = OPERATORS[req.operator]
-    cls, module = op.__name__, op.__module__
+    op = operators()[req.operator]
+    cls, module, arg = op.__name__, op.__module__, op.operator.strength
     return "\n".join([
         "from sae.lm import load_lm", "from sae.model import TopKSAE",
         "from steering.intervention import steer", "from explain.sampling import shared_noise_sampling",

@@ -18,7 +18,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from explain.live import OPERATORS, STEER_DEFAULTS, ActivationsRequest, Cancelled, LiveModel, SteerRequest, sae_ref
+from explain.live import ActivationsRequest, Cancelled, LiveModel, SteerRequest, operators, sae_ref, steer_defaults
 
 
 def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
@@ -67,7 +67,7 @@ def make_app(site: str | Path, live: LiveModel, hosts: list[str] | None = None):
     @app.get("/api/health")
     def health() -> dict:
         return {"model": live.name, "sae": sae_ref(live.sae), "hook_point": live.hook, "d_sae": live.sae.d_sae,
-                "operators": list(OPERATORS), "steer_defaults": STEER_DEFAULTS, "limits": asdict(live.limits),
+                "operators": list(operators()), "steer_defaults": steer_defaults(), "limits": asdict(live.limits),
                 "saved": sorted(live.saved)}
 
     @app.post("/api/activations")

@@ -41,11 +41,12 @@ from transformers import Cache
 from sae.capture import inlier_mask
 from sae.hooks import final_norm, hooked
 from sae.model import TopKSAE
+from steering.methods.sae_add import FeatureAdd
 
 NEUTRAL_PROMPT = "From my experience,"  # Arad et al.'s
 CURVE_PROMPTS = ("From my experience,", "I think", "The most important thing is")
 CURVE_FACTORS = (1.0, 2.0, 4.0, 8.0)
-DEFAULT_ADD_FACTOR = 4.0  # FeatureAdd's default m / max_act: chosen on dev features (explain.steerability_report)
+DEFAULT_ADD_FACTOR = FeatureAdd.operator.default  # m / max_act, chosen on dev features (steerability_report)
 _CONTENT = re.compile(r"^ [A-Za-z]{3,}$")
 
 

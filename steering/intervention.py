@@ -15,6 +15,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -44,11 +45,33 @@ def finite(name: str, value: float | torch.Tensor) -> float | torch.Tensor:
     return float(value)
 
 
+@dataclass(frozen=True)
+class FeatureOperator:
+    """How to steer with chosen SAE features at one strength: an intervention class declares it as `operator`,
+    and every surface that offers feature operators (the live browser, the concept benchmark) builds the class from
+    it (`steering.methods.feature_operators`). A strength is a multiple of `scale`: 'max_act' (the feature's
+    largest activation on the corpus, from its explanation record) or None (used as it is)."""
+
+    name: str  # the operator's name everywhere: the page's operator list, the API, the benchmark's rows
+    strength: str  # the `from_sae` argument the strength goes to
+    default: float  # the live browser's default strength (× scale)
+    grid: tuple[float, ...]  # the strengths a benchmark tries (× scale), weakest first
+    scale: str | None = None
+
+    def build(self, cls: type[Intervention], sae, features: Sequence[int], strength: float,
+              max_act: float | None = None) -> Intervention:
+        """cls.from_sae(sae, features, <strength>=strength × max_act (or strength when scale is None))."""
+        if self.scale == "max_act" and max_act is None:
+            raise ValueError(f"{self.name}: its strength is a multiple of the feature's max_act; pass max_act")
+        return cls.from_sae(sae, features, **{self.strength: strength * (max_act if self.scale else 1.0)})
+
+
 class Intervention(nn.Module):
     """Transforms the tensor at `hook_point`: apply(x (..., d)) -> x'. Tensors are buffers, settings are
     plain attributes listed in `scalars`, so every intervention saves as safetensors + a JSON header."""
 
     registry: ClassVar[dict[str, type[Intervention]]] = {}
+    operator: ClassVar[FeatureOperator | None] = None  # set by methods that steer with chosen SAE features
     scalars: ClassVar[tuple[str, ...]] = ()
     width_of: ClassVar[str | None] = None  # the buffer whose first dimension must equal the hook point's width
 

@@ -75,8 +75,9 @@ async function liveInit(onReady, forSae) {
 }
 
 // The steer panel (feature page and steer.html): `own()` gives the page's own features, #st-more adds others.
-// The operators are the server's (OPERATORS in explain/live.py). The default strength is the server's multiple
-// (STEER_DEFAULTS) of `scale`, the feature's largest activation on the corpus (`whose` says whose it is), or for
+// The operators are the server's (`operators()` in explain/live.py: the catalogue of feature operators). The
+// default strength is the server's multiple
+// (`steer_defaults()`) of `scale`, the feature's largest activation on the corpus (`whose` says whose it is), or for
 // add, where the feature's record carries a measured steering curve (`curve`), the smallest multiple at which it
 // wrote its own words; the line under the controls says which.
 function steerPanel(own, scale, whose, curve) {

@@ -12,7 +12,10 @@
     prompting      a system prompt or a prefix: the baseline every activation method must beat
 
 Importing this package registers every intervention class; `load_interventions` lives here because this is the
-module that knows them all, so it rebuilds a saved file without importing anything by name.
+module that knows them all, so it rebuilds a saved file without importing anything by name. The catalogue of
+feature operators is read from the same registry: a method file whose class declares `operator`
+(`steering.intervention.FeatureOperator`) appears in the live browser's operator list and the concept
+benchmark's methods with no other file touched.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from steering.intervention import Intervention, save_interventions  # noqa: F401 (saving lives beside the format)
+from steering.intervention import FeatureOperator, Intervention, save_interventions  # noqa: F401 (saving lives beside the format)
 from steering.methods import conditional, diffmean, inject, linear_act, sae_add, sae_features  # noqa: F401 (registers)
 
 
@@ -39,3 +42,25 @@ def load_interventions(path: str | Path) -> list[Intervention]:
         own = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
         out.append(cls(hook_point=h["hook_point"], **own, **h["scalars"]))
     return out
+
+
+def feature_operators() -> dict[str, type[Intervention]]:
+    """{operator name: class} for every registered intervention that steers with chosen SAE features, in
+    registration order. Read at call time, so a method defined after this package was imported joins too."""
+    out = {}
+    for cls in Intervention.registry.values():
+        op: FeatureOperator | None = cls.__dict__.get("operator")  # declared by the class itself, not inherited
+        if op is not None:
+            if op.name in out and out[op.name] is not cls:
+                raise ValueError(f"Two feature operators are named {op.name!r}: {out[op.name].__name__} and "
+                                 f"{cls.__name__}; rename one")
+            out[op.name] = cls
+    return out
+
+
+def build_feature_operator(name: str, sae, features, strength: float, max_act: float | None = None) -> Intervention:
+    """The operator `name` on `features` at `strength` (× max_act where its strength is a multiple of it)."""
+    ops = feature_operators()
+    if name not in ops:
+        raise ValueError(f"Unknown feature operator {name!r}; the operators are {', '.join(ops)}")
+    return ops[name].operator.build(ops[name], sae, features, strength, max_act)

@@ -20,13 +20,16 @@ from collections.abc import Sequence
 import torch
 
 from sae.model import TopKSAE, feature_ids
-from steering.intervention import Intervention, finite
+from steering.intervention import FeatureOperator, Intervention, finite
 from steering.methods.sae_features import _inliers_only, refuse_transcoder, rescale_to
 
 DIRECTIONS = ("encoder", "decoder")
 
 
 class Inject(Intervention):
+    # m sets a magnitude in the SAE's units; 1× max_act changed the default prompt's continuation for ≥ 90 % of
+    # 30 dev features (bench/steer_defaults.py)
+    operator = FeatureOperator("inject", "m", default=1.0, grid=(1.0, 2.0, 4.0), scale="max_act")
     width_of = "W"
     scalars = ("m", "directions", "preserve_norm", "outlier_factor", "model_name")
 

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 import torch
 
 from sae.model import TopKSAE, feature_ids
-from steering.intervention import Intervention, finite
+from steering.intervention import FeatureOperator, Intervention, finite
 from steering.methods.sae_features import _inliers_only
 
 
 class FeatureAdd(Intervention):
+    # default m: 4 × max_act, chosen on dev features by `python -m explain.steerability_report`
+    operator = FeatureOperator("add", "m", default=4.0, grid=(2.0, 4.0, 8.0), scale="max_act")
     width_of = "vector"
     scalars = ("outlier_factor", "model_name")
 

@@ -27,7 +27,7 @@ import torch
 
 from sae.capture import inlier_mask
 from sae.model import TopKSAE, feature_ids
-from steering.intervention import Intervention, finite
+from steering.intervention import FeatureOperator, Intervention, finite
 
 
 def refuse_transcoder(sae: TopKSAE, operator: str) -> None:
@@ -92,6 +92,8 @@ class _Directions(Intervention):
 class Amplify(_Directions):
     """X' = X + α · ReLU(X S) Sᵀ."""
 
+    # α scales the residual's projection on the directions, whatever the feature's activation: no scale
+    operator = FeatureOperator("amplify", "alpha", default=4.0, grid=(4.0, 16.0, 64.0))
     scalars = ("alpha", "outlier_factor", "model_name", "preserve_norm")
 
     def __init__(self, hook_point: str, S: torch.Tensor, alpha: float = 1.0, outlier_factor: float | None = 10.0,
@@ -106,6 +108,7 @@ class Amplify(_Directions):
 class Calibrate(_Directions):
     """X' = X − ReLU(X S) Sᵀ + β · s̄."""
 
+    operator = FeatureOperator("calibrate", "beta", default=1.0, grid=(1.0, 2.0, 4.0), scale="max_act")
     scalars = ("beta", "outlier_factor", "model_name", "preserve_norm")
 
     def __init__(self, hook_point: str, S: torch.Tensor, beta: float = 0.0, outlier_factor: float | None = 10.0,
