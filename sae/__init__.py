@@ -8,7 +8,8 @@
     train/                  harvest, activation data module, Lightning module, metrics
     eval/                   scores (the one AUROC), statistics, probes, the SAEBench-style evaluation, shipping
 
-Every architecture file registers its class with `sae.model.register`; importing them here fills the registry
+Every architecture file registers its class with `sae.config.register` (with what it can do: trained here,
+exported to SAELens, the names other libraries give it); importing them here fills the registry
 before anything loads an SAE by its cfg.json.
 """
 from sae import abstopk, batchtopk, gated, jumprelu, matryoshka, relu, transcoder  # noqa: F401 (the registry)

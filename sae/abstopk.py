@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from sae.model import EncoderOutput, TopKSAE, register
+from sae.config import register
+from sae.model import EncoderOutput, TopKSAE
 
 
 @register("abstopk")
 class AbsTopKSAE(TopKSAE):
-    trainable = False
 
     def encode(self, x: torch.Tensor, dead: torch.Tensor | None = None, k_aux: int = 0,
                batch: bool = False) -> EncoderOutput:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import torch
 
-from sae.config import SAEConfig
-from sae.model import EncoderOutput, TopKSAE, register
+from sae.config import SAEConfig, register
+from sae.model import EncoderOutput, TopKSAE
 
 THRESHOLD_LR = 0.01  # SAELens' default rate for the same running estimate
 
 
-@register("batchtopk")
+@register("batchtopk", trainable=True, exportable=True)
 class BatchTopKSAE(TopKSAE):
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__(cfg, device, dtype)

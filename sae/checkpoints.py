@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from sae.config import ARCHITECTURES, CONFIG, WEIGHTS, SAEConfig
+from sae.config import CONFIG, REGISTRY, WEIGHTS, SAEConfig, from_foreign
 from sae.files import old_copies
 from sae.formats import (
     DICTIONARY_LEARNING,
@@ -98,10 +98,6 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     return weights
 
 
-# SAELens' architecture names → ours (SAELens saves its BatchTopK and Matryoshka SAEs as JumpReLU for inference)
-SAELENS_ARCHITECTURES = {"standard": "relu", "jumprelu": "jumprelu", "gated": "gated", "topk": "topk",
-                         "abstopk": "abstopk", "transcoder": "transcoder", "skip_transcoder": "transcoder",
-                         "jumprelu_transcoder": "transcoder", "jumprelu_skip_transcoder": "transcoder"}
 NORMALIZATIONS_OK = ("none", None)
 
 
@@ -111,10 +107,11 @@ def _saelens(cfg: dict, w: dict[str, torch.Tensor], folder: Path) -> tuple[SAECo
     if "architecture" not in cfg:
         raise ValueError(f"{folder / CONFIG} has no 'architecture' key, so it cannot tell how to encode; add "
                          '"architecture": "topk" (with "k") if this is a Top-K SAE.')
-    arch = SAELENS_ARCHITECTURES.get(cfg["architecture"], cfg["architecture"])
-    if arch not in ARCHITECTURES:
+    # SAELens' names → ours, from the registry (SAELens saves its BatchTopK and Matryoshka SAEs as JumpReLU)
+    arch = from_foreign(cfg["architecture"])
+    if arch is None:
         raise ValueError(f"{folder}: SAE architecture {cfg['architecture']!r} cannot be loaded; known: "
-                         f"{', '.join(sorted(set(ARCHITECTURES) | set(SAELENS_ARCHITECTURES)))}.")
+                         f"{', '.join(sorted({n for a in REGISTRY.values() for n in a.foreign}))}.")
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
     if arch in ("topk", "batchtopk", "matryoshka", "abstopk") and k is None:
         raise ValueError(f"{folder / CONFIG}: a {arch} SAE needs its k (\"k\": …).")

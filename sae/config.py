@@ -5,9 +5,38 @@ from dataclasses import asdict, dataclass, fields
 
 WEIGHTS, CONFIG = "sae_weights.safetensors", "cfg.json"
 
-TRAINABLE = ("topk", "batchtopk", "matryoshka", "transcoder")  # what `train.py --model.architecture` trains
-LOADED_ONLY = ("jumprelu", "relu", "gated", "abstopk")  # published ones: loaded, explained, steered with
-ARCHITECTURES = TRAINABLE + LOADED_ONLY
+
+@dataclass(frozen=True)
+class Architecture:
+    """One SAE architecture as the registry knows it: the class that encodes it and what the project does with it.
+    The registry is the one source of these facts; each architecture's file declares them with `register`."""
+
+    name: str
+    cls: type
+    trainable: bool  # `train.py --model.architecture NAME` trains it (the others are loaded from other libraries)
+    exportable: bool  # `sae.export.export_saelens` writes it as a SAELens folder
+    foreign: tuple[str, ...]  # other libraries' names for it (SAELens' cfg.json "architecture") that load as it
+
+
+REGISTRY: dict[str, Architecture] = {}  # filled by `register` (sae/__init__ imports every architecture's file)
+
+
+def register(name: str, *, trainable: bool = False, exportable: bool = False, foreign: tuple[str, ...] = ()):
+    """Class decorator: `cls` encodes the architecture `name`, with what the project can do with it."""
+    def add(cls: type) -> type:
+        REGISTRY[name] = Architecture(name, cls, trainable, exportable, (name, *foreign))
+        return cls
+    return add
+
+
+def architectures(**flags: bool) -> tuple[str, ...]:
+    """The registered names with the given flags, in registration order: architectures(trainable=True)."""
+    return tuple(a.name for a in REGISTRY.values() if all(getattr(a, k) == v for k, v in flags.items()))
+
+
+def from_foreign(name: str) -> str | None:
+    """Our architecture for another library's name (SAELens' 'standard' → 'relu'), or None."""
+    return next((a.name for a in REGISTRY.values() if name in a.foreign), None)
 
 
 @dataclass
@@ -33,8 +62,8 @@ class SAEConfig:
             raise ValueError(f"d_in and d_sae must be positive, got d_in={self.d_in}, d_sae={self.d_sae}")
         if not 0 < self.k <= self.d_sae:
             raise ValueError(f"k must be in 1..d_sae ({self.d_sae}), got k={self.k}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"Unknown SAE architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
+        if self.architecture not in REGISTRY:
+            raise ValueError(f"Unknown SAE architecture {self.architecture!r}; choose one of {architectures()}")
         if self.architecture == "topk":
             return
         self.max_l0 = self.max_l0 or min(self.d_sae, 4 * self.k)

@@ -11,7 +11,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from sae.cli import HelpFormatter, run_cli
-from sae.config import CONFIG, WEIGHTS
+from sae.config import CONFIG, WEIGHTS, architectures
 from sae.files import output_dir
 from sae.model import TopKSAE
 
@@ -21,8 +21,8 @@ def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
     feature values out): TopK as 'topk'; BatchTopK and Matryoshka as 'jumprelu' with their threshold θ on every
     latent (their inference rule z = pre·[pre > θ]; SAELens applies it to all latents, ours to each token's top
     max_l0, which differ only on tokens `capped_fraction` counts)."""
-    if sae.cfg.architecture not in ("topk", "batchtopk", "matryoshka"):
-        raise ValueError(f"export_saelens writes TopK, BatchTopK and Matryoshka SAEs; this one is "
+    if sae.cfg.architecture not in architectures(exportable=True):
+        raise ValueError(f"export_saelens writes {', '.join(architectures(exportable=True))} SAEs; this one is "
                          f"{sae.cfg.architecture!r}" + (" (SAELens has no Top-K transcoder: keep ours, which "
                                                          "TopKSAE.load reads)" if sae.cfg.architecture == "transcoder"
                                                          else " and was loaded from another library's files"))

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from sae.config import SAEConfig
-from sae.model import EncoderOutput, TopKSAE, register
+from sae.config import SAEConfig, register
+from sae.model import EncoderOutput, TopKSAE
 
 
 @register("gated")
 class GatedSAE(TopKSAE):
-    trainable = False
 
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__(cfg, device, dtype)

@@ -1,3 +1,4 @@
+
 """JumpReLU SAE (Rajamanoharan et al. 2024, "Jumping Ahead"; every Gemma Scope SAE), and the standard ReLU SAE as
 its θ = 0 case (`sae/relu.py`). Loaded, explained and steered with; trained elsewhere (SAELens, Gemma Scope).
 
@@ -11,12 +12,11 @@ pre-activations are the candidates; loaders set max_l0 = d_sae, so nothing is cu
 from __future__ import annotations
 
 from sae.batchtopk import BatchTopKSAE
-from sae.model import register
+from sae.config import register
 
 
 @register("jumprelu")
 class JumpReLUSAE(BatchTopKSAE):
-    trainable = False
 
     def _update_threshold(self, kept) -> None:  # θ is part of the checkpoint, never re-estimated
         return None

@@ -14,11 +14,12 @@ from __future__ import annotations
 import torch
 
 from sae.batchtopk import BatchTopKSAE
-from sae.model import EncoderOutput, TopKSAE, register
+from sae.config import register
+from sae.model import EncoderOutput, TopKSAE
 from sae.sparse import sparse_decode
 
 
-@register("matryoshka")
+@register("matryoshka", trainable=True, exportable=True)
 class MatryoshkaSAE(BatchTopKSAE):
     def reconstruction_loss(self, xn: torch.Tensor, enc: EncoderOutput, fvu: torch.Tensor,
                             total_var: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sae.checkpoints import read_checkpoint
-from sae.config import CONFIG, WEIGHTS, SAEConfig
+from sae.config import CONFIG, REGISTRY, WEIGHTS, SAEConfig, register
 from sae.files import output_dir
 from sae.hooks import HookPoint
 from sae.pretrained import HUB_PREFIX, hub_folder, is_release_name, release_folder
@@ -51,27 +51,15 @@ class ForwardOutput(NamedTuple):
     loss: torch.Tensor  # the reconstruction loss training minimises: the FVU (Matryoshka: over its prefixes)
 
 
-_CLASSES: dict[str, type] = {}  # architecture name -> class; filled by `register` (sae/__init__ imports every file)
-
-
-def register(architecture: str):
-    """Class decorator: the class that trains and encodes `architecture` (one of `sae.config.ARCHITECTURES`)."""
-    def add(cls: type) -> type:
-        _CLASSES[architecture] = cls
-        return cls
-    return add
-
-
 def sae_class(architecture: str) -> type[TopKSAE]:
     """The class registered for `architecture` (each lives in its own file beside this one)."""
-    if architecture not in _CLASSES:
-        raise ValueError(f"No SAE class is registered for {architecture!r}; known: {sorted(_CLASSES)}")
-    return _CLASSES[architecture]
+    if architecture not in REGISTRY:
+        raise ValueError(f"No SAE class is registered for {architecture!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[architecture].cls
 
 
-@register("topk")
+@register("topk", trainable=True, exportable=True)
 class TopKSAE(nn.Module):
-    trainable = True  # False for architectures loaded from other libraries (sae/jumprelu.py, relu.py, gated.py)
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__()
         self.cfg = cfg

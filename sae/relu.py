@@ -1,3 +1,4 @@
+
 """The standard ReLU SAE (Bricken et al. 2023; SAELens' "standard", dictionary_learning's AutoEncoder):
 
     z = ReLU((x − b_dec) W_enc + b_enc),   x̂ = z W_dec + b_dec
@@ -7,10 +8,10 @@ threshold buffer stays zero. Loaded, explained and steered with; train Top-K her
 """
 from __future__ import annotations
 
+from sae.config import register
 from sae.jumprelu import JumpReLUSAE
-from sae.model import register
 
 
-@register("relu")
+@register("relu", foreign=("standard",))
 class ReLUSAE(JumpReLUSAE):
     pass

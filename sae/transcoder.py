@@ -17,15 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae.config import SAEConfig
+from sae.config import SAEConfig, register
 from sae.jumprelu import JumpReLUSAE
-from sae.model import EncoderOutput, ForwardOutput, geometric_median, register
+from sae.model import EncoderOutput, ForwardOutput, geometric_median
 from sae.sparse import _TopKEncode, sparse_decode
 
 
-@register("transcoder")
+@register("transcoder", trainable=True, foreign=("skip_transcoder", "jumprelu_transcoder", "jumprelu_skip_transcoder"))
 class TranscoderSAE(JumpReLUSAE):
-    trainable = True
 
     def __init__(self, cfg: SAEConfig, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__(cfg, device, dtype)

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from sae.config import TRAINABLE, SAEConfig
+from sae.config import SAEConfig, architectures
 from sae.hooks import HookPoint
 from sae.lm import cached_lm, check_lm_dtype, resolve_lm_dtype, resolve_model_name
 from sae.model import TopKSAE, sae_class
@@ -68,9 +68,9 @@ class SAEModule(L.LightningModule):
         outlier_factor: float | None = 10.0,
     ):
         super().__init__()
-        if architecture not in TRAINABLE:
+        if architecture not in (trainable := architectures(trainable=True)):
             raise ValueError(f"--model.architecture {architecture!r} cannot be trained here; choose one of "
-                             f"{', '.join(TRAINABLE)} (JumpReLU, ReLU and gated SAEs are loaded from SAELens, Gemma "
+                             f"{', '.join(trainable)} (JumpReLU, ReLU and gated SAEs are loaded from SAELens, Gemma "
                              "Scope or dictionary_learning with TopKSAE.load).")
         transcoder = architecture == "transcoder"
         if transcoder != bool(target_hook_points) or (transcoder and len(target_hook_points) != len(hook_points)):
