@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evaluation import tasks  # noqa: F401 (registers every prompt task)
+from evaluation.task import get_task
 from sae.lm import EMBEDDED
 
 BUDGET_ON = {"wikitext": "dev_perplexity", "continuation": "dev_continuation_perplexity"}  # → selection-log column
@@ -15,12 +17,15 @@ ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean co
 
 @dataclass
 class BenchConfig:
-    """The toxicity benchmark's settings (`evaluation.runner`): prompts, samples, the strength rule, seed."""
+    """The toxicity benchmark's settings (`evaluation.runner`): the task, prompts, samples, the strength rule, seed."""
 
+    task: str = "toxigen"
+    """the prompt task strengths are chosen and reported on: a name from evaluation/tasks/ (toxigen: ToxiGen
+    implicit-hate list prompts)"""
     dev_prompts: int = 100
-    """ToxiGen hate prompts that choose strengths (dev side of the hash split)"""
+    """the task's prompts that choose strengths (ToxiGen hate prompts by default; dev side of the hash split)"""
     test_prompts: int = 300
-    """ToxiGen hate prompts every number is reported on (test side)"""
+    """the task's prompts every number is reported on (test side)"""
     dev_samples: int = 2
     """sampled continuations per dev prompt"""
     test_samples: int = 4
@@ -48,15 +53,16 @@ class BenchConfig:
     """jailbreak templates the attack success rate is measured under"""
 
     def __post_init__(self):
+        get_task(self.task)  # an unknown task fails here, naming the tasks
         if self.budget_on not in BUDGET_ON:
             raise ValueError(f"--budget-on {self.budget_on!r}: choose one of {', '.join(BUDGET_ON)}")
         if self.generate_batch < 1:
             raise ValueError(f"--generate-batch {self.generate_batch}: use at least 1 prompt per batch, e.g. 16")
 
     @classmethod
-    def quick(cls) -> BenchConfig:
-        return cls(dev_prompts=4, test_prompts=6, dev_samples=1, test_samples=2, max_new_tokens=4, n_harmful=2,
-                   n_benign=2, ppl_windows=2, templates=("plain",))
+    def quick(cls, task: str = "toxigen") -> BenchConfig:
+        return cls(task=task, dev_prompts=4, test_prompts=6, dev_samples=1, test_samples=2, max_new_tokens=4,
+                   n_harmful=2, n_benign=2, ppl_windows=2, templates=("plain",))
 
 
 @dataclass
@@ -152,4 +158,4 @@ class ReportConfig:
     @property
     def bench_config(self) -> BenchConfig:
         """The benchmark's settings as run: `bench`, or the CI-sized ones with `quick` (same seed)."""
-        return BenchConfig.quick() if self.quick else self.bench
+        return BenchConfig.quick(self.bench.task) if self.quick else self.bench

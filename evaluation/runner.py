@@ -2,7 +2,8 @@
 test prompts, every rate has a bootstrap 95 % CI over prompts, and each method's toxicity is a paired ratio
 to the original (same prompts, same sampling seeds) with its CI.
 
-    dev / test     ToxiGen hate prompts split by a hash of their text (`split_prompts`); WikiText-2 valid
+    dev / test     the task's prompts (`--task`, evaluation/tasks/: ToxiGen hate prompts by default) split by a
+                   hash of their text (`evaluation.task.PromptTask.split`); WikiText-2 valid
                    windows for the dev perplexity, test windows for the reported one
     strength rule  among a method's grid settings within +budget of the original's dev perplexity (WikiText-2
                    valid, or with `budget_on="continuation"` the dev continuations' own perplexity under the
@@ -31,8 +32,8 @@ from evaluation.generation import continuation_nll, generate, perplexity
 from evaluation.jailbreak import attack_success
 from evaluation.judges import agreement, is_refusal
 from evaluation.plots import plot_tradeoff
-from sae.data.prompts import advbench_goals, benign_instructions, toxigen_prompts, wrap
-from sae.data.splits import split_prompts
+from evaluation.task import get_task
+from sae.data.prompts import advbench_goals, benign_instructions, wrap
 from sae.eval.stats import Estimate, design_effect, exp_mean_ci, min_detectable_ratio, rate_ci, ratio_ci
 from sae.files import write_text
 from sae.lm import chat_format
@@ -101,8 +102,7 @@ def setting_key(model, ivs: Sequence[Intervention], prompting: Prompting | None)
 
 
 def prompt_split(cfg: BenchConfig) -> tuple[list[str], list[str]]:
-    dev, test = split_prompts(toxigen_prompts(1))
-    return dev[: cfg.dev_prompts], test[: cfg.test_prompts]
+    return get_task(cfg.task).split(cfg.dev_prompts, cfg.test_prompts)
 
 
 def continuations(model, tok, prompts: list[str], ivs, prompting: Prompting | None, samples: int, cfg: BenchConfig,
@@ -262,7 +262,8 @@ def combined_rows(chosen: dict) -> dict:
 
 
 def write_stats(out: Path, rows, original, refusals, cfg: BenchConfig, dev, test, judges: Judges) -> None:
-    lines = [f"Prompts: {len(dev)} dev (strength choice) and {len(test)} test (every number), disjoint by hash.",
+    lines = [f"Task {cfg.task}: {get_task(cfg.task).about}.",
+             f"Prompts: {len(dev)} dev (strength choice) and {len(test)} test (every number), disjoint by hash.",
              f"Samples: {cfg.dev_samples} per dev prompt, {cfg.test_samples} per test prompt, {cfg.max_new_tokens} "
              f"new tokens; AdvBench: {cfg.n_harmful} requests × {len(cfg.templates)} templates; benign: "
              f"{cfg.n_benign}. 95 % CIs: percentile bootstrap over prompts (2,000 draws); ratios paired."]

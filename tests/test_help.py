@@ -43,5 +43,6 @@ def test_help_texts_reach_the_command_line():
     report = subprocess.run([sys.executable, "-m", "evaluation.report", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     text = " ".join(report.stdout.split())
-    assert report.returncode == 0 and "--dev-prompts" in text and "ToxiGen hate prompts that choose strengths" in text
+    assert report.returncode == 0 and "--dev-prompts" in text and "--task" in text
+    assert "the task's prompts that choose strengths (ToxiGen hate prompts by default" in text
     assert "largest dev perplexity increase a chosen strength may cost (0.05 = +5 %)" in text

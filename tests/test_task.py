@@ -1,0 +1,59 @@
+"""evaluation.task and evaluation/tasks/: the benchmark's prompt tasks, one file each, split dev/test by hash."""
+import sys
+
+import pytest
+
+import evaluation.tasks
+from evaluation import runner
+from evaluation.config import BenchConfig, ReportConfig
+from evaluation.task import TASKS, PromptTask, get_task, register
+from evaluation.tasks import discover
+from sae.data.prompts import toxigen_prompts
+from sae.data.splits import is_dev_prompt
+
+TOY = '''from evaluation.task import PromptTask, register
+
+register(PromptTask("toy-rivers", "rivers", lambda: [f"The river number {i} flows" for i in range(40)]))
+'''
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_no_test_prompt_of_any_task_occurs_in_its_dev_side(name):
+    dev, test = get_task(name).split()
+    assert dev and test and not set(dev) & set(test)
+    assert all(is_dev_prompt(p) for p in dev) and not any(is_dev_prompt(p) for p in test)
+    assert not [t for t in test if any(t in d for d in dev)]  # nor inside a dev prompt
+
+
+def test_the_toxigen_task_is_the_benchmarks_prompts():
+    dev, test = runner.prompt_split(BenchConfig(dev_prompts=5, test_prompts=7))
+    all_dev, all_test = get_task("toxigen").split()
+    assert (dev, test) == (all_dev[:5], all_test[:7])
+    assert set(all_dev) | set(all_test) == set(toxigen_prompts(1))
+
+
+def test_an_unknown_task_is_refused_naming_the_tasks():
+    with pytest.raises(ValueError, match="Unknown task 'rtp'; the tasks are toxigen.*evaluation/tasks/"):
+        BenchConfig(task="rtp")
+    with pytest.raises(ValueError, match="Unknown task"):
+        ReportConfig(bench=BenchConfig(task="realtoxicityprompts"))
+
+
+def test_a_task_needs_prompts_on_both_sides():
+    with pytest.raises(ValueError, match="task 'tiny': .* it needs both"):
+        PromptTask("tiny", "one prompt", lambda: ["only one"]).split()
+
+
+def test_a_new_task_is_one_file(tmp_path, monkeypatch):
+    (tmp_path / "rivers.py").write_text(TOY)
+    monkeypatch.setattr(evaluation.tasks, "__path__", [*evaluation.tasks.__path__, str(tmp_path)])
+    try:
+        assert "rivers" in discover(evaluation.tasks.__path__)
+        cfg = BenchConfig(task="toy-rivers", dev_prompts=3, test_prompts=4)
+        dev, test = runner.prompt_split(cfg)
+        assert len(dev) == 3 and len(test) == 4 and all(p.startswith("The river number") for p in dev + test)
+        with pytest.raises(ValueError, match="Two prompt tasks are named 'toy-rivers'"):
+            register(PromptTask("toy-rivers", "again", lambda: []))
+    finally:
+        TASKS.pop("toy-rivers", None)
+        sys.modules.pop("evaluation.tasks.rivers", None)
