@@ -10,9 +10,6 @@ from evaluation.task import get_task
 from sae.lm import EMBEDDED
 
 BUDGET_ON = {"wikitext": "dev_perplexity", "continuation": "dev_continuation_perplexity"}  # → selection-log column
-ROWS = ("original", "prompting", "DiffMean add", "DiffMean ablate", "DiffMean conditional", "Linear-AcT", "AURA",
-        "Det0", "DAMP", "SAE amplification", "SAE calibration", "SAE feature edit",
-        "SAE sparse conditional", "SAE inject")  # then the combined rows
 
 
 @dataclass

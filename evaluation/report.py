@@ -33,8 +33,9 @@ from pathlib import Path
 
 import torch
 
+import steering.methods  # noqa: F401 (declares every row of the catalogue)
 from evaluation import runner
-from evaluation.config import ROWS, ReportConfig
+from evaluation.config import ReportConfig
 from evaluation.fits import Fits, which_sae
 from evaluation.judges import profanity_scorer, refusal_judge, toxicity_judge
 from evaluation.report_text import training_curves, write_report
@@ -48,16 +49,9 @@ from sae.files import claim_folder, write_manifest
 from sae.hooks import HookPoint
 from sae.lm import check_lm_dtype, load_lm
 from sae.model import TopKSAE
+from steering.catalogue import contrast_rows
 from steering.features import Chosen, top_gaps
-from steering.methods.aura import aura as aura_ivs
-from steering.methods.aura import damp, det0
 from steering.methods.conditional import MODES as CONDITIONAL_MODES
-from steering.methods.conditional import conditional_relative
-from steering.methods.diffmean import DiffMean, add_relative
-from steering.methods.inject import Inject
-from steering.methods.linear_act import with_strength
-from steering.methods.prompting import Prompting
-from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 
 def check_config(cfg: ReportConfig) -> None:
@@ -72,9 +66,9 @@ def check_config(cfg: ReportConfig) -> None:
     for name in ("edit_features", "sparse_latents", "amplify_features", "inject_features"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: give at least 1 feature")
-    unknown = sorted(set(cfg.rows) - set(ROWS))
+    unknown = sorted(set(cfg.rows) - set(report_rows()))
     if unknown:
-        raise ValueError(f"--rows {unknown}: no such row; the rows are {list(ROWS)}")
+        raise ValueError(f"--rows {unknown}: no such row; the rows are {list(report_rows())}")
     gate = cfg.conditional_mode == "gate"  # gate pushes coef × the unit (< 0: away from toxic), cap removes a fraction
     for option, row in (("conditional_coef", "DiffMean conditional"), ("sparse_coef", "SAE sparse conditional")):
         wrong = [c for c in getattr(cfg, option) if (c >= 0 if gate else c <= 0)]
@@ -132,34 +126,20 @@ def run(cfg: ReportConfig) -> Path:
     return out / "report.md"
 
 
+def report_rows() -> tuple[str, ...]:
+    """The report's rows: the original, then every row the catalogue holds (steering.catalogue), in table order;
+    the combined rows join at run time."""
+    return ("original", *contrast_rows())
+
+
 def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]:
-    """The rows `cfg.rows` asks for (all by default; the original always), in ROWS order, each fitted lazily
-    through `fits`."""
-    M = runner.Method
-    methods = [
-        M("original", family="none"),
-        M("prompting", prompting=Prompting(), family="prompt"),
-        M("DiffMean add", lambda c: add_relative(fits.diffs, c), cfg.diffmean_coef),
-        M("DiffMean ablate", lambda _: [DiffMean(h, r, "ablate") for h, r in fits.diffs.items()]),
-        M("DiffMean conditional", lambda c: conditional_relative(fits.diffs, fits.thresholds, c, cfg.conditional_mode),
-          cfg.conditional_coef),
-        M("Linear-AcT", lambda lam: with_strength(fits.linear_act, lam), cfg.linear_act_strength),
-        M("AURA", lambda _: aura_ivs(fits.aura_scores)),
-        M("Det0", lambda k: det0(fits.aura_scores, k), cfg.det0_k),
-        M("DAMP", lambda k: damp(fits.aura_scores, k, cfg.damp_alpha), cfg.damp_k),
-        M("SAE amplification", lambda a: [Amplify.from_sae(sae, fits.toxic_features.features[: cfg.amplify_features],
-                                                           alpha=a)], cfg.amplify_alpha, family="sae"),
-        M("SAE calibration", lambda n: [Calibrate.from_sae(sae, fits.toxic_features.features[:n],
-                                                           beta=cfg.calibrate_beta)], cfg.calibrate_features,
-          family="sae"),
-        M("SAE feature edit", lambda a: [FeatureEdit.from_sae(s, f, alpha=a) for s, f in fits.firing_features],
-          cfg.edit_alpha, family="sae"),
-        M("SAE sparse conditional", lambda c: conditional_relative(*fits.sparse[:2], c, cfg.conditional_mode,
-                                                                   fits.sparse[2]), cfg.sparse_coef, family="sae"),
-        M("SAE inject", lambda m: [Inject.from_sae(sae, fits.concept_features.features, m=m)], cfg.inject_m,
-          family="sae"),
-    ]
-    assert tuple(m.name for m in methods) == ROWS
+    """The rows `cfg.rows` asks for (all by default; the original always), in table order, each built by its
+    method file's declaration (`steering.catalogue.ContrastRow`) from `fits`, fitted lazily."""
+    if fits.sae is not sae:
+        raise ValueError("rows_for: fits were made for another SAE")
+    methods = [runner.Method("original", family="none")] + [
+        runner.Method(r.name, lambda s, r=r: r.build(fits, cfg, s), getattr(cfg, r.grid) if r.grid else ("-",),
+                      r.prompting, r.family) for r in contrast_rows().values()]
     return [m for m in methods if not cfg.rows or m.name == "original" or m.name in cfg.rows]
 
 

@@ -9,7 +9,6 @@ import torch
 
 from sae.capture import capture_texts
 from sae.model import TopKSAE, feature_ids
-from steering.methods.sae_features import feature_directions
 
 
 @dataclass
@@ -37,7 +36,7 @@ def per_text_means(model, tokenizer, sae: TopKSAE, texts: Sequence[str], of: str
     Amplify/Calibrate act on (non-zero wherever x leans towards the direction, active or not)."""
     if of not in ("features", "projections"):
         raise ValueError(f"of must be 'features' or 'projections', got {of!r}")
-    S = feature_directions(sae, range(sae.d_sae)) if of == "projections" else None
+    S = sae.W_dec.detach().T.float() if of == "projections" else None  # (d, d_sae): every decoder row, as Amplify's S
     hook = sae.cfg.hook_point if of == "features" else sae.writes_at  # a transcoder's projections: at its output
     out = []
     for x, n in capture_texts(model, tokenizer, texts, [hook], batch_size, max_length, outlier_factor):

@@ -69,6 +69,11 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, in
         for t in targets:
             if t.split(".")[0] in PACKAGES and (m := resolve(t, known)) and m != name:
                 out.append((m, node.lineno, id(node) in in_function))
+                # importing a.b.c runs a.b's __init__ first: an edge to every package above it that the importer
+                # is not inside (steering.features once reached steering.methods that way, and back)
+                parts = m.split(".")
+                out += [(pkg, node.lineno, id(node) in in_function) for i in range(2, len(parts))
+                        if (pkg := ".".join(parts[:i])) in known and not (name + ".").startswith(pkg + ".")]
     return out
 
 
@@ -122,6 +127,14 @@ def test_an_import_by_name_is_an_edge_too(tmp_path):
     src = tmp_path / "mod.py"
     src.write_text("import importlib\n\ndef load():\n    importlib.import_module('steering.methods')\n")
     assert imports("steering.intervention", src, modules()) == [("steering.methods", 4, True)]
+
+
+def test_importing_a_module_inside_a_package_is_an_edge_to_the_package(tmp_path):
+    src = tmp_path / "mod.py"
+    src.write_text("from steering.methods.sae_features import Amplify\n")
+    assert imports("steering.features", src, modules()) == [("steering.methods.sae_features", 1, False),
+                                                             ("steering.methods", 1, False)]
+    assert imports("steering.methods.sae_diffmean", src, modules()) == [("steering.methods.sae_features", 1, False)]
 
 
 def test_the_cycle_finder_finds_a_circle():

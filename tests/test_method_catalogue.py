@@ -1,5 +1,6 @@
-"""steering.methods.feature_operators, the one catalogue of feature operators: a method declared in one file reaches
-the live browser (operator list, defaults, API, snippet) and the concept benchmark with no other file touched."""
+"""The catalogue of steering methods: feature operators (steering.methods.feature_operators) and the report's rows
+(steering.catalogue). A method declared in one file reaches the live browser (operator list, defaults, API,
+snippet), the concept benchmark and the toxicity report's rows with no other file touched."""
 import importlib.util
 import sys
 
@@ -7,10 +8,15 @@ import pytest
 import torch
 
 from evaluation.concept_bench import FEATURE_ROWS, GRIDS
+from evaluation.config import ReportConfig
+from evaluation.fits import Fits
+from evaluation.report import check_config, report_rows, rows_for
 from explain.live import LiveModel, SteerRequest, operators, snippet, steer_defaults
 from explain.server import make_app
 from sae.config import SAEConfig
 from sae.model import TopKSAE
+from steering.catalogue import contrast_rows, forget_row
+from steering.features import Chosen
 from steering.intervention import Intervention
 from steering.methods import build_feature_operator, feature_operators
 from steering.methods.sae_add import FeatureAdd
@@ -18,6 +24,7 @@ from tests.conftest import make_tiny
 
 TOY = '''
 import torch
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import FeatureOperator, Intervention
 from steering.methods.sae_features import feature_directions
 
@@ -40,6 +47,11 @@ class ToyShift(Intervention):
 
     def apply(self, x):
         return x + self.gain * self.vector.to(x)
+
+
+# its row in the toxicity report: shift away from the SAE's toxicity features, over the amplification grid
+contrast_row(ContrastRow("SAE toy shift", 14, family="sae", grid="amplify_alpha", build=lambda fits, cfg, a: [
+    ToyShift.from_sae(fits.sae, fits.toxic_features.features[:4], gain=a)]))
 '''
 
 
@@ -54,6 +66,7 @@ def toy(tmp_path):
         yield module.ToyShift
     finally:
         Intervention.registry.pop("ToyShift", None)
+        forget_row("SAE toy shift")
         sys.modules.pop("toy_method", None)
 
 
@@ -99,6 +112,16 @@ def test_a_method_in_one_file_reaches_every_surface(toy, tokenizer, tmp_path):
     assert out.status_code == 200 and out.json()["steered"] != out.json()["unsteered"]
     code = snippet("tiny", sae, [1], SteerRequest(**req))
     assert "from toy_method import ToyShift" in code and "ToyShift.from_sae(sae, [1], gain=400.0)" in code
+    # the toxicity report: its row list, --rows, and the row itself built from the fitted inputs it names
+    assert report_rows()[-1] == "SAE toy shift" and "SAE toy shift" in contrast_rows()
+    cfg = ReportConfig(rows=["SAE toy shift"], amplify_alpha=[-0.5, -1.0])
+    check_config(cfg)
+    fits = Fits(cfg, model, tokenizer, sae, [], tmp_path)
+    fits.toxic_features = Chosen([5, 6, 7, 8, 9], [1.0] * 5, "given")  # what for_removal would have chosen
+    rows = {m.name: m for m in rows_for(cfg, fits, sae)}
+    assert list(rows) == ["original", "SAE toy shift"] and rows["SAE toy shift"].grid == [-0.5, -1.0]
+    (iv,) = rows["SAE toy shift"].make(-0.5)
+    assert type(iv) is toy and iv.gain == -0.5 and torch.allclose(iv.vector, sae.W_dec[5:9].sum(0))
 
 
 def test_an_unknown_operator_is_refused_naming_the_catalogue(tokenizer, tmp_path):

@@ -26,7 +26,18 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from steering.intervention import FeatureOperator, Intervention, save_interventions  # noqa: F401 (saving lives beside the format)
-from steering.methods import conditional, diffmean, inject, linear_act, sae_add, sae_features  # noqa: F401 (registers)
+from steering.methods import (  # noqa: F401 (each registers its classes and declares its rows)
+    aura,
+    conditional,
+    diffmean,
+    inject,
+    linear_act,
+    prompting,
+    sae_add,
+    sae_diffmean,
+    sae_features,
+    sae_targeted,
+)
 
 
 def load_interventions(path: str | Path) -> list[Intervention]:

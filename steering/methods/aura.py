@@ -31,6 +31,7 @@ from sae.eval.scores import SCORERS, zscore
 from sae.files import atomic_file
 from sae.hooks import HookPoint, n_layers
 from sae.lm import load_lm
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import Scale, finite, save_interventions
 
 RANK_CMD = "`python -m steering.methods.aura rank`"
@@ -159,6 +160,11 @@ def interventions_for(scores: UnitScores, method: str, k: float = 0, alpha: floa
     if method == "damp":
         return damp(scores, k, alpha, selection)
     raise ValueError(f"method must be aura, det0 or damp, got {method!r}")
+
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("AURA", 6, lambda fits, cfg, _: aura(fits.aura_scores)))
+contrast_row(ContrastRow("Det0", 7, lambda fits, cfg, k: det0(fits.aura_scores, k), grid="det0_k"))
+contrast_row(ContrastRow("DAMP", 8, lambda fits, cfg, k: damp(fits.aura_scores, k, cfg.damp_alpha), grid="damp_k"))
 
 
 # --- CLI --------------------------------------------------------------------------------------------

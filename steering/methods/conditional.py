@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import capture_texts
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import Intervention, finite
 from steering.methods.diffmean import unit_direction
 
@@ -71,3 +72,7 @@ def conditional_relative(diffs: dict[str, torch.Tensor], thresholds: dict[str, f
     unit = {h: float(r.norm()) for h, r in diffs.items()} if norms is None else norms
     return [ConditionalDiffMean(h, r, thresholds[h], mode, coef * unit[h] if mode == "gate" else coef)
             for h, r in diffs.items()]
+
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("DiffMean conditional", 4, grid="conditional_coef", build=lambda fits, cfg, c:
+                         conditional_relative(fits.diffs, fits.thresholds, c, cfg.conditional_mode)))

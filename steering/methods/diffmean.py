@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import capture_texts
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import Intervention, finite
 
 MODES = ("add", "ablate")
@@ -88,3 +89,8 @@ def add_relative(diffs: dict[str, torch.Tensor], coef: float,
     × norms[hook point], e.g. the norm before r was edited): one strength that means the same at layers whose
     activations differ in scale."""
     return [DiffMean(h, r, "add", coef * (norms[h] if norms else float(r.norm()))) for h, r in diffs.items()]
+
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("DiffMean add", 2, lambda fits, cfg, c: add_relative(fits.diffs, c), grid="diffmean_coef"))
+contrast_row(ContrastRow("DiffMean ablate", 3, lambda fits, cfg, _: [DiffMean(h, r, "ablate")
+                                                                      for h, r in fits.diffs.items()]))

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.model import TopKSAE, feature_ids
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import FeatureOperator, Intervention, finite
 from steering.methods.sae_features import _inliers_only, refuse_transcoder, rescale_to
 
@@ -71,3 +72,6 @@ class Inject(Intervention):
             edited = rescale_to(xf, edited)
         return _inliers_only(x, edited.to(x.dtype), self.outlier_factor)
 
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("SAE inject", 13, grid="inject_m", family="sae", build=lambda fits, cfg, m: [
+    Inject.from_sae(fits.sae, fits.concept_features.features, m=m)]))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from sae.capture import pooled_responses
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import Intervention, finite
 
 
@@ -75,3 +76,7 @@ class LinearAcT(Intervention):
 def with_strength(interventions: Sequence[LinearAcT], strength: float) -> list[LinearAcT]:
     """The same fitted maps at another λ (no refit)."""
     return [LinearAcT(iv.hook_point, iv.a, iv.b, iv.lo, iv.hi, strength) for iv in interventions]
+
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("Linear-AcT", 5, lambda fits, cfg, lam: with_strength(fits.linear_act, lam),
+                         grid="linear_act_strength"))

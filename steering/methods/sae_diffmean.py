@@ -18,7 +18,9 @@ from collections.abc import Sequence
 import torch
 
 from sae.model import TopKSAE
+from steering.catalogue import ContrastRow, contrast_row
 from steering.features import Chosen, contrastive
+from steering.methods.conditional import conditional_relative
 
 
 def sparse_diffmean(model, tokenizer, sae: TopKSAE, texts: Sequence[str], others: Sequence[str],
@@ -45,3 +47,7 @@ def decode_gaps(sae: TopKSAE, gaps: Chosen, signed: bool = False, unit: bool = T
     v = values @ sae.W_dec.detach()[ids].float()  # (d,)
     how = "sparse DiffMean: latent gap" + (" (both signs)" if signed else "")
     return v / v.norm().clamp_min(1e-12) if unit else v, Chosen(ids.tolist(), values.tolist(), how)
+
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("SAE sparse conditional", 12, grid="sparse_coef", family="sae", build=lambda fits, cfg, c:
+                         conditional_relative(*fits.sparse[:2], c, cfg.conditional_mode, fits.sparse[2])))

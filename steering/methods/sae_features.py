@@ -27,6 +27,7 @@ import torch
 
 from sae.capture import inlier_mask
 from sae.model import TopKSAE, feature_ids
+from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import FeatureOperator, Intervention, finite
 
 
@@ -163,3 +164,10 @@ class FeatureEdit(Intervention):
         delta = (self.alpha * vals * chosen).unsqueeze(-1) * self.W_dec[idx]  # (..., k, d)
         return _inliers_only(x, (xf + delta.sum(-2)).to(x.dtype), self.outlier_factor)
 
+# Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
+contrast_row(ContrastRow("SAE amplification", 9, grid="amplify_alpha", family="sae", build=lambda fits, cfg, a: [
+    Amplify.from_sae(fits.sae, fits.toxic_features.features[: cfg.amplify_features], alpha=a)]))
+contrast_row(ContrastRow("SAE calibration", 10, grid="calibrate_features", family="sae", build=lambda fits, cfg, n: [
+    Calibrate.from_sae(fits.sae, fits.toxic_features.features[:n], beta=cfg.calibrate_beta)]))
+contrast_row(ContrastRow("SAE feature edit", 11, grid="edit_alpha", family="sae", build=lambda fits, cfg, a: [
+    FeatureEdit.from_sae(s, f, alpha=a) for s, f in fits.firing_features]))
