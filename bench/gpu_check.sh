@@ -82,8 +82,8 @@ skip() { SUMMARY+=("SKIP  $1 (no CUDA: $2)"); echo; echo "=== $1: skipped, no CU
 
 if [ $DRY = 0 ]; then
   ACCEL=gpu; DEVICE=cuda; TOKENS=98304; BATCH=4096; SAE_ARGS="--d 4096 --n 65536 --k 32 --batch 4096 --steps 10"
-  step "tests marked cuda" $PY -m pytest -q -m cuda -p no:cacheprovider tests/test_model.py \
-    tests/test_intervention.py tests/test_train.py
+  step "tests marked cuda" $PY -m pytest -q -m cuda -p no:cacheprovider tests/test_sae_model.py \
+    tests/test_steering_intervention.py tests/test_sae_train.py
 else
   ACCEL=cpu; DEVICE=cpu; TOKENS=12288; BATCH=512; SAE_ARGS="--d 576 --n 4608 --k 32 --batch 1024 --steps 3"
   skip "tests marked cuda" "they run on the GPU machine"

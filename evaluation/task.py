@@ -23,7 +23,7 @@ class PromptTask:
 
     def split(self, n_dev: int | None = None, n_test: int | None = None) -> tuple[list[str], list[str]]:
         """(the first n_dev dev prompts, the first n_test test prompts). Disjoint by the hash rule (equal texts land
-        on one side); tests/test_task.py checks every registered task for a test prompt inside a dev one."""
+        on one side); tests/test_evaluation_task.py checks every registered task for a test prompt inside a dev one."""
         dev, test = split_prompts(self.load())
         if not dev or not test:
             raise ValueError(f"task {self.name!r}: {len(dev)} dev and {len(test)} test prompts; it needs both")

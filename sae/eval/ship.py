@@ -25,7 +25,7 @@ def ship(sae_dir: str | Path, release: str, config: str | Path, full_eval: str |
          train_args: str = "") -> Path:
     """Write data/pretrained/<release>/<hook>/ from a trained SAE: weights in bfloat16, cfg.json, the training
     config, the full evaluation row (if given: an eval.json from `python -m sae.eval`) and a quick-slice
-    evaluation of the shipped bf16 weights, which `tests/test_pretrained.py` reproduces."""
+    evaluation of the shipped bf16 weights, which `tests/test_sae_pretrained.py` reproduces."""
     sae = TopKSAE.load(sae_dir, dtype=torch.bfloat16)
     sae.cfg.dtype = "bfloat16"
     hook = sae.cfg.hook_point

@@ -100,7 +100,7 @@ def test_a_method_in_one_file_reaches_every_surface(toy, tokenizer, tmp_path):
     sae = TopKSAE(SAEConfig(d_in=32, d_sae=40, k=4, hook_point="blocks.1.resid_post", model_name="tiny"))
     assert build_feature_operator("toy-shift", sae, [1], 3.0, max_act=2.0).gain == 6.0
     model = make_tiny("llama", d=32)
-    with torch.no_grad():  # peaked next-token distributions, as a trained LM has (tests/test_live.py says why)
+    with torch.no_grad():  # peaked next-token distributions, as a trained LM has (tests/test_explain_live.py says why)
         model.model.norm.weight.mul_(30.0)
     lm = LiveModel(model, tokenizer, sae, name="tiny")
     (tmp_path / "index.html").write_text("<html></html>")

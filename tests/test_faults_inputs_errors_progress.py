@@ -1,5 +1,5 @@
-"""Items 9-15 of the bad-input and fault probe (issue 13; items 1-8 in test_reliability.py): data loss, silent
-wrong results, unclear errors. Each fails on the code before the fix."""
+"""Items 9-15 of the bad-input and fault probe (issue 13; items 1-8 in test_faults_files_training_steering.py):
+data loss, silent wrong results, unclear errors. Each fails on the code before the fix."""
 from __future__ import annotations
 
 import json

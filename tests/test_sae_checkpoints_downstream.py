@@ -12,7 +12,7 @@ sparsify = pytest.importorskip("sparsify")
 from sae_lens.registry import SAE_CLASS_REGISTRY  # noqa: E402
 from sae_lens.saes.sae import SAEMetadata  # noqa: E402
 
-from tests.test_published import TOL, D, N  # noqa: E402
+from tests.test_sae_checkpoints import TOL, D, N  # noqa: E402
 
 
 # --- everything downstream works on a loaded SAE, or says why not --------------------------------------------

@@ -21,7 +21,7 @@ from sae.data.text import TextSource
 from sae.model import TopKSAE
 from steering.intervention import AddVector, Scale
 from tests.conftest import make_tiny
-from tests.test_browse import ARTIFACTS, CHROMIUM, EVIL
+from tests.test_explain_browse import ARTIFACTS, CHROMIUM, EVIL
 
 HOOK = "blocks.1.resid_post"
 
