@@ -10,6 +10,7 @@ removed on exit, exceptions included.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -73,7 +74,7 @@ class Intervention(nn.Module):
     registry: ClassVar[dict[str, type[Intervention]]] = {}
     operator: ClassVar[FeatureOperator | None] = None  # set by methods that steer with chosen SAE features
     scalars: ClassVar[tuple[str, ...]] = ()
-    width_of: ClassVar[str | None] = None  # the buffer whose first dimension must equal the hook point's width
+    width_of: ClassVar[str | None] = None  # the tensor whose first dimension must equal the hook point's width
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -95,7 +96,8 @@ class Intervention(nn.Module):
         the buffer named by the class's `width_of` (a class without one has nothing to check)."""
         if self.width_of is None:
             return
-        width, expected = getattr(self, self.width_of).shape[0], HookPoint.parse(self.hook_point).width(model)
+        tensor = functools.reduce(getattr, self.width_of.split("."), self)  # "sae.W_enc": a submodule's tensor
+        width, expected = tensor.shape[0], HookPoint.parse(self.hook_point).width(model)
         if width != expected:
             raise ValueError(f"{type(self).__name__} at {self.hook_point} has width {width}, but that hook point of "
                              f"{type(model).__name__} has width {expected}")

@@ -17,7 +17,7 @@ def tiny_sae(d=32, n=64, k=4, seed=0, architecture="topk"):
     sae = sae_class(architecture)(SAEConfig(d_in=d, d_sae=n, k=k, hook_point=HOOK, architecture=architecture))
     with torch.no_grad():
         sae.b_enc.fill_(0.1)
-        if architecture != "topk":
+        if hasattr(sae, "threshold"):
             sae.threshold.fill_(1.0)  # as if estimated: per token, the active latents are those above 1
     return sae
 
@@ -58,9 +58,17 @@ def test_from_sae_uses_decoder_rows_and_checks_ids():
         Amplify.from_sae(sae, [1, 64], alpha=1.0)
 
 
-@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "matryoshka", "jumprelu", "relu", "gated", "abstopk"])
 def test_feature_edit_keeps_error_term(architecture, tmp_path):
+    """Through the SAE's own encoder, whatever its architecture: AbsTopK's negative codes once came out wrong
+    (FeatureEdit kept its own Top-K-over-ReLU copy of the encoder), and gated SAEs were refused."""
     sae = tiny_sae(architecture=architecture)
+    with torch.no_grad():  # a loaded SAE: weights of both signs, a non-trivial input scale and thresholds
+        for p in sae.parameters():
+            p.normal_(0, 0.3)
+        sae.scale.fill_(1.7)
+        if hasattr(sae, "threshold"):
+            sae.threshold.fill_(0.05)
     x = torch.randn(10, 32) * 2
     dense = sae.feature_acts(x)  # the SAE's own encoding (BatchTopK: the threshold rule)
     feats = dense[0].nonzero().flatten()[:2].tolist()
@@ -68,11 +76,33 @@ def test_feature_edit_keeps_error_term(architecture, tmp_path):
     out = edit.apply(x)
     chosen = torch.zeros(64, dtype=torch.bool)
     chosen[feats] = True
-    expected = x + (dense * chosen) @ sae.W_dec  # doubling the chosen activations adds them once more
+    expected = x + (dense * chosen) @ (sae.W_dec / sae.scale)  # doubling the chosen codes adds them once more
     assert torch.allclose(out, expected, atol=1e-4)
     assert torch.equal(FeatureEdit.from_sae(sae, feats, alpha=0.0).apply(x), x)
+    if architecture == "abstopk":
+        assert (dense[:, feats] < 0).any() or (dense < 0).any()  # the case the old copy got wrong is exercised
     save_interventions(tmp_path / "edit.safetensors", [edit])
     assert torch.equal(load_interventions(tmp_path / "edit.safetensors")[0].apply(x), out)
+
+
+def test_a_feature_edit_saved_before_the_sae_travelled_along_still_loads(tmp_path):
+    """Files written by the earlier FeatureEdit (folded Top-K weights and k as buffers/scalars) rebuild its SAE."""
+    import json
+
+    from safetensors.torch import save_file
+
+    sae = tiny_sae(architecture="batchtopk")
+    with torch.no_grad():
+        sae.threshold.fill_(0.2)
+    st = sae.folded_state()
+    tensors = {f"0.{k}": v.contiguous() for k, v in st.items()} | {"0.features": torch.tensor([3, 5])}
+    header = [{"class": "FeatureEdit", "hook_point": HOOK,
+               "scalars": {"k": sae.width, "alpha": -1.0, "outlier_factor": None, "model_name": None}}]
+    save_file(tensors, tmp_path / "old.safetensors", metadata={"interventions": json.dumps(header)})
+    (old,) = load_interventions(tmp_path / "old.safetensors")
+    x = torch.randn(12, 32) * 2
+    assert torch.allclose(old.apply(x), FeatureEdit.from_sae(sae, [3, 5], alpha=-1.0, outlier_factor=None).apply(x),
+                          atol=1e-5)
 
 
 def recorder(store, key, width=32):

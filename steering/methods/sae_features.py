@@ -3,16 +3,16 @@
     Amplify     X' = X + α · ReLU(X S) Sᵀ              α > 0 strengthens, α < 0 weakens, α = −1 removes
     Calibrate   X' = X − ReLU(X S) Sᵀ + β · s̄         s̄ = mean of S's columns: drop the features' current
                                                         component, then push a fixed β along their mean
-    FeatureEdit (SAE-encoder variant) encode X with the SAE, scale the chosen features' activations by
-                (1 + α), decode only the change: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The SAE's
-                reconstruction error stays in X, so information the SAE misses is untouched.
+    FeatureEdit (SAE-encoder variant) encode X with the SAE's own encoder, scale the chosen features'
+                activations by (1 + α), decode only the change: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The
+                SAE's reconstruction error stays in X, so information the SAE misses is untouched.
 
 `preserve_norm=True` (Amplify, Calibrate) rescales each edited token back to its original norm, as the MI
 paper's operator does (`steering/inject.py`): the direction changes, the scale the next layers see does not.
 
 Amplify/Calibrate use S itself (projections X·S), as the formulas are written; FeatureEdit uses the
-SAE's encoder (its biases, the top-k competition), so a feature that is not among the top k at a token is
-not edited there.
+SAE's encoder (its biases, the top-k competition, whatever rule its architecture has), so a feature that
+does not fire at a token is not edited there.
 
 All three leave outlier tokens alone (norm > outlier_factor × the median of the current forward; None
 edits every token): attention sinks carry ~30x the usual norm, the SAE never trained on them, and their
@@ -21,12 +21,15 @@ SmolLM2 when they are edited).
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import torch
 
 from sae.capture import inlier_mask
-from sae.model import TopKSAE, feature_ids
+from sae.config import SAEConfig
+from sae.model import TopKSAE, feature_ids, sae_class
 from steering.catalogue import ContrastRow, contrast_row
 from steering.intervention import FeatureOperator, Intervention, finite
 
@@ -122,47 +125,67 @@ class Calibrate(_Directions):
 
 
 class FeatureEdit(Intervention):
-    """Scale chosen SAE features' activations by (1 + alpha) through the SAE's own encoder, keeping the
-    reconstruction error: X' = X + Σ_f (a'_f − a_f) W_dec[f]. The encoder is the SAE's: each token's top k, and
-    for BatchTopK/Matryoshka SAEs (k = max_l0) only those above the SAE's `threshold`."""
+    """Scale chosen SAE features' activations by (1 + α) through the SAE's own encoder, keeping the reconstruction
+    error: X' = X + α Σ_{f∈F} a_f(X) d_f, with a = the SAE's `feature_acts` (each architecture's own rule: Top-K,
+    BatchTopK's threshold, JumpReLU, gated, AbsTopK's signed codes) and d_f what raising f by 1 adds
+    (`raw_directions`). The SAE travels inside the intervention (an fp32 copy), saved as `sae.*` tensors beside its
+    cfg, so `load_interventions` rebuilds exactly the encoder it used."""
 
-    width_of = "W_enc"
-    scalars = ("k", "alpha", "outlier_factor", "model_name")
+    width_of = "sae.W_enc"
+    scalars = ("alpha", "outlier_factor", "model_name", "sae_cfg")
 
-    def __init__(self, hook_point: str, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
-                 b_dec: torch.Tensor, features: torch.Tensor, k: float, alpha: float = 1.0,
-                 outlier_factor: float | None = 10.0, model_name: str | None = None,
-                 threshold: torch.Tensor | None = None):
+    def __init__(self, hook_point: str, sae: TopKSAE | None = None, features: Sequence[int] | torch.Tensor = (),
+                 alpha: float = 1.0, outlier_factor: float | None = 10.0, model_name: str | None = None,
+                 sae_cfg: dict | None = None, **saved: torch.Tensor | float):
+        """`sae`: the SAE whose encoder decides (copied); or, from a saved file, `sae_cfg` and the `sae.*` tensors
+        (a file saved before the SAE travelled along holds its folded weights: W_enc, b_enc, ..., and k)."""
         super().__init__(hook_point)
-        for name, t in dict(W_enc=W_enc, b_enc=b_enc, W_dec=W_dec, b_dec=b_dec, threshold=threshold).items():
-            self.register_buffer(name, None if t is None else finite(name, torch.as_tensor(t, dtype=torch.float32)))
-        ids = feature_ids(torch.as_tensor(features).flatten().tolist(), self.W_dec.shape[0])
+        sae = copy.deepcopy(sae) if sae is not None else _saved_sae(sae_cfg, saved)
+        self.sae = sae.float().requires_grad_(False)
+        if not self.sae.is_finite():
+            raise ValueError("FeatureEdit: the SAE holds non-finite weights (NaN/inf); load a finite one.")
+        ids = feature_ids(torch.as_tensor(features).flatten().tolist(), self.sae.d_sae)
         self.register_buffer("features", torch.tensor(ids, dtype=torch.long))
-        self.k, self.alpha = int(k), finite("FeatureEdit alpha", alpha)
+        self.alpha = finite("FeatureEdit alpha", alpha)
         self.outlier_factor = None if outlier_factor is None else finite("outlier_factor", outlier_factor)
         self.model_name = model_name
+
+    @property
+    def sae_cfg(self) -> dict:
+        return asdict(self.sae.cfg)
 
     @classmethod
     def from_sae(cls, sae: TopKSAE, features: Sequence[int], alpha: float = 1.0,
                  outlier_factor: float | None = 10.0) -> FeatureEdit:
         refuse_transcoder(sae, "FeatureEdit")
-        if sae.cfg.architecture == "gated":
-            raise ValueError("FeatureEdit re-encodes with a ReLU/threshold encoder, which a gated SAE does not have "
-                             "(its gate decides which latents fire); use Amplify, Calibrate or Inject with it.")
-        st = sae.folded_state()
-        return cls(sae.cfg.hook_point, st["W_enc"], st["b_enc"], st["W_dec"], st["b_dec"],
-                   torch.tensor(feature_ids(features, sae.d_sae)), sae.width, alpha, outlier_factor,
-                   sae.cfg.model_name or None, st.get("threshold"))
+        return cls(sae.cfg.hook_point, sae, torch.tensor(feature_ids(features, sae.d_sae)), alpha, outlier_factor,
+                   sae.cfg.model_name or None)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
-        pre = torch.relu((xf - self.b_dec) @ self.W_enc + self.b_enc)
-        vals, idx = pre.topk(self.k, dim=-1)
-        if self.threshold is not None:
-            vals = vals * (vals > self.threshold[idx])
-        chosen = torch.isin(idx, self.features)
-        delta = (self.alpha * vals * chosen).unsqueeze(-1) * self.W_dec[idx]  # (..., k, d)
-        return _inliers_only(x, (xf + delta.sum(-2)).to(x.dtype), self.outlier_factor)
+        acts = self.sae.feature_acts(xf)[..., self.features]  # (..., |F|): the SAE's own code for the chosen ones
+        delta = self.alpha * acts @ self.sae.raw_directions(self.features)  # (..., d)
+        return _inliers_only(x, (xf + delta).to(x.dtype), self.outlier_factor)
+
+
+def _saved_sae(cfg: dict | None, saved: dict) -> TopKSAE:
+    """The SAE a saved FeatureEdit carries: its cfg and `sae.*` tensors, or an older file's folded Top-K weights
+    (with BatchTopK's threshold when it has one)."""
+    if cfg is not None:
+        sae = sae_class(cfg["architecture"])(SAEConfig(**cfg))
+        sae.load_state_dict({k.removeprefix("sae."): v for k, v in saved.items() if k.startswith("sae.")})
+        return sae
+    if "W_enc" not in saved:
+        raise ValueError("FeatureEdit needs an SAE: FeatureEdit.from_sae(sae, features, alpha=...)")
+    W_enc, threshold, k = saved["W_enc"], saved.get("threshold"), int(saved["k"])
+    arch = "topk" if threshold is None else "batchtopk"
+    sae = sae_class(arch)(SAEConfig(W_enc.shape[0], W_enc.shape[1], k, architecture=arch,
+                                    max_l0=k if threshold is not None else None))
+    with torch.no_grad():  # folded weights take raw activations: the scale stays 1
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec") + (("threshold",) if threshold is not None else ()):
+            getattr(sae, name).copy_(saved[name])
+    return sae
+
 
 # Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
 contrast_row(ContrastRow("SAE amplification", 9, grid="amplify_alpha", family="sae", build=lambda fits, cfg, a: [
