@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     sae = TopKSAE.load(which_sae(cfg))
     model, tok = load_lm(cfg.model, cfg.lm_dtype)
     records = list(load_explanations(args.explanations).values())
-    methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out), sae)
+    methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out))
     judges = {"MiniLM": toxicity_judge(cfg.judge_per_class), "profanity": profanity_scorer()}
     write_manifest(out, "python -m evaluation.frontier", asdict(cfg) | {"budgets": args.budgets})
     frontier, matched = sweep(model, tok, methods, cfg.bench_config, judges, out, args.budgets)

@@ -111,7 +111,7 @@ def run(cfg: ReportConfig) -> Path:
                                "profanity: alt-profanity-check (lexical), probability > 0.5"])
     timings["judges"] = time.perf_counter() - t
 
-    methods = rows_for(cfg, fits, sae)
+    methods = rows_for(cfg, fits)
     bcfg = cfg.bench_config
     t = time.perf_counter()
     rows = runner.run(model, tok, methods, bcfg, judges, out)
@@ -132,11 +132,9 @@ def report_rows() -> tuple[str, ...]:
     return ("original", *contrast_rows())
 
 
-def rows_for(cfg: ReportConfig, fits: Fits, sae: TopKSAE) -> list[runner.Method]:
+def rows_for(cfg: ReportConfig, fits: Fits) -> list[runner.Method]:
     """The rows `cfg.rows` asks for (all by default; the original always), in table order, each built by its
-    method file's declaration (`steering.catalogue.ContrastRow`) from `fits`, fitted lazily."""
-    if fits.sae is not sae:
-        raise ValueError("rows_for: fits were made for another SAE")
+    method file's declaration (`steering.catalogue.ContrastRow`) from `fits` (its SAE included), fitted lazily."""
     methods = [runner.Method("original", family="none")] + [
         runner.Method(r.name, lambda s, r=r: r.build(fits, cfg, s), getattr(cfg, r.grid) if r.grid else ("-",),
                       r.prompting, r.family) for r in contrast_rows().values()]

@@ -165,8 +165,7 @@ class LiveModel:
         return out
 
     def intervention(self, features: list[int], operator: str, strength: float):
-        cls = operators()[operator]
-        return cls.from_sae(self.sae, features, **{cls.operator.strength: strength})
+        return operators()[operator].from_strength(self.sae, features, strength)
 
     @torch.no_grad()
     def steer(self, req: SteerRequest, cancel: threading.Event | None = None) -> dict:

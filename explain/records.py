@@ -110,7 +110,6 @@ def _by_concepts(explanations, concepts: Sequence[str], top: int, method: str, m
     return chosen, words
 
 
-
 def describe(chosen: Chosen, explanations: dict[int, dict] | None = None, words: int = 6) -> str:
     """One line per chosen feature: id, score, and its MI words / logit-lens tokens when explanations exist."""
     lines = [f"{len(chosen.features)} features ({chosen.how}):"]

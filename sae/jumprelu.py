@@ -1,4 +1,3 @@
-
 """JumpReLU SAE (Rajamanoharan et al. 2024, "Jumping Ahead"; every Gemma Scope SAE), and the standard ReLU SAE as
 its θ = 0 case (`sae/relu.py`). Loaded, explained and steered with; trained elsewhere (SAELens, Gemma Scope).
 

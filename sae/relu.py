@@ -1,4 +1,3 @@
-
 """The standard ReLU SAE (Bricken et al. 2023; SAELens' "standard", dictionary_learning's AutoEncoder):
 
     z = ReLU((x − b_dec) W_enc + b_enc),   x̂ = z W_dec + b_dec

@@ -32,24 +32,20 @@ class ContrastRow:
     prompting: Any = None  # a steering.methods.prompting.Prompting, for a row that changes the prompt
 
 
-_ROWS: dict[str, ContrastRow] = {}
+ROWS: dict[str, ContrastRow] = {}  # filled by `contrast_row` (steering.methods imports every method)
 
 
 def contrast_row(row: ContrastRow) -> ContrastRow:
     """Declare a row. Declaring it again (its module run as `python -m`, say) replaces it; another row with its
     name is refused."""
-    old = _ROWS.get(row.name)
+    old = ROWS.get(row.name)
     if old is not None and (old.position, old.grid, old.family) != (row.position, row.grid, row.family):
         raise ValueError(f"Two report rows are named {row.name!r}; rename one")
-    _ROWS[row.name] = row
+    ROWS[row.name] = row
     return row
 
 
 def contrast_rows() -> dict[str, ContrastRow]:
     """{name: row} of every declared row, in table order (import `steering.methods` first: it declares them all)."""
-    return {r.name: r for r in sorted(_ROWS.values(), key=lambda r: (r.position, r.name))}
+    return {r.name: r for r in sorted(ROWS.values(), key=lambda r: (r.position, r.name))}
 
-
-def forget_row(name: str) -> None:
-    """Take a row out of the catalogue (a test's toy method, say)."""
-    _ROWS.pop(name, None)

@@ -59,13 +59,6 @@ class FeatureOperator:
     grid: tuple[float, ...]  # the strengths a benchmark tries (× scale), weakest first
     scale: str | None = None
 
-    def build(self, cls: type[Intervention], sae, features: Sequence[int], strength: float,
-              max_act: float | None = None) -> Intervention:
-        """cls.from_sae(sae, features, <strength>=strength × max_act (or strength when scale is None))."""
-        if self.scale == "max_act" and max_act is None:
-            raise ValueError(f"{self.name}: its strength is a multiple of the feature's max_act; pass max_act")
-        return cls.from_sae(sae, features, **{self.strength: strength * (max_act if self.scale else 1.0)})
-
 
 class Intervention(nn.Module):
     """Transforms the tensor at `hook_point`: apply(x (..., d)) -> x'. Tensors are buffers, settings are
@@ -83,6 +76,12 @@ class Intervention(nn.Module):
     def __init__(self, hook_point: str):
         super().__init__()
         self.hook_point = HookPoint.parse(hook_point).name
+
+    @classmethod
+    def from_strength(cls, sae, features: Sequence[int], strength: float) -> Intervention:
+        """A feature operator (a class that declares `operator`) on `features` at `strength`, in the units its
+        `from_sae` argument takes (the page and `steering.methods.build_feature_operator` multiply out the scale)."""
+        return cls.from_sae(sae, features, **{cls.operator.strength: strength})
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

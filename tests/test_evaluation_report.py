@@ -144,7 +144,7 @@ def test_extra_saes_put_the_sae_rows_at_every_sae_hook_point(tmp_path, chat_lm_d
                        sparse_latents=4, rows=["SAE feature edit", "SAE sparse conditional"])
     model, tok = load_lm(chat_lm_dir)
     fits = Fits(cfg, model, tok, saes["blocks.1.resid_post"], [], tmp_path)
-    rows = {m.name: m for m in rows_for(cfg, fits, fits.sae)}
+    rows = {m.name: m for m in rows_for(cfg, fits)}
     assert list(rows) == ["original", "SAE feature edit", "SAE sparse conditional"]
     for name, strength in (("SAE feature edit", -1.0), ("SAE sparse conditional", 1.0)):
         ivs = rows[name].make(strength)
@@ -162,7 +162,7 @@ def test_extra_saes_put_the_sae_rows_at_every_sae_hook_point(tmp_path, chat_lm_d
     assert [(iv.mode, iv.coef) for iv in cap] == [("cap", 0.5)] * 2
     # in gate mode (--conditional-mode gate) the push is coef × the decoded gaps' norm, DiffMean gate's unit
     gate_cfg = replace(cfg, conditional_mode="gate")
-    gate = {m.name: m for m in rows_for(gate_cfg, fits, fits.sae)}["SAE sparse conditional"].make(-2.0)
+    gate = {m.name: m for m in rows_for(gate_cfg, fits)}["SAE sparse conditional"].make(-2.0)
     assert [(iv.mode, iv.coef) for iv in gate] == [("gate", pytest.approx(-2.0 * norms[h])) for h in saes]
     assert all(torch.allclose(iv.direction, dirs[iv.hook_point]) and iv.threshold == taus[iv.hook_point]
                for iv in gate)

@@ -15,7 +15,7 @@ from explain.live import LiveModel, SteerRequest, operators, snippet, steer_defa
 from explain.server import make_app
 from sae.config import SAEConfig
 from sae.model import TopKSAE
-from steering.catalogue import contrast_rows, forget_row
+from steering.catalogue import ROWS, contrast_rows
 from steering.features import Chosen
 from steering.intervention import Intervention
 from steering.methods import build_feature_operator, feature_operators
@@ -66,7 +66,7 @@ def toy(tmp_path):
         yield module.ToyShift
     finally:
         Intervention.registry.pop("ToyShift", None)
-        forget_row("SAE toy shift")
+        ROWS.pop("SAE toy shift", None)
         sys.modules.pop("toy_method", None)
 
 
@@ -118,7 +118,7 @@ def test_a_method_in_one_file_reaches_every_surface(toy, tokenizer, tmp_path):
     check_config(cfg)
     fits = Fits(cfg, model, tokenizer, sae, [], tmp_path)
     fits.toxic_features = Chosen([5, 6, 7, 8, 9], [1.0] * 5, "given")  # what for_removal would have chosen
-    rows = {m.name: m for m in rows_for(cfg, fits, sae)}
+    rows = {m.name: m for m in rows_for(cfg, fits)}
     assert list(rows) == ["original", "SAE toy shift"] and rows["SAE toy shift"].grid == [-0.5, -1.0]
     (iv,) = rows["SAE toy shift"].make(-0.5)
     assert type(iv) is toy and iv.gain == -0.5 and torch.allclose(iv.vector, sae.W_dec[5:9].sum(0))

@@ -74,4 +74,7 @@ def build_feature_operator(name: str, sae, features, strength: float, max_act: f
     ops = feature_operators()
     if name not in ops:
         raise ValueError(f"Unknown feature operator {name!r}; the operators are {', '.join(ops)}")
-    return ops[name].operator.build(ops[name], sae, features, strength, max_act)
+    op = ops[name].operator
+    if op.scale == "max_act" and max_act is None:
+        raise ValueError(f"{name}: its strength is a multiple of the feature's max_act; pass max_act")
+    return ops[name].from_strength(sae, features, strength * (max_act if op.scale else 1.0))
