@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from explain.live import Limits, LiveModel
-from explain.server import make_app, serve_live
+from explain.server import make_app
 from sae.config import SAEConfig
 from sae.model import TopKSAE
 from tests.conftest import make_tiny
+from tests.test_explain_live import serving
 
 HOOK = "blocks.1.resid_post"
 
@@ -39,19 +40,8 @@ def slow_server(tokenizer, tmp_path):
 def running(lm: LiveModel, site):
     """A real uvicorn server for `lm` on a free loopback port (yielded), stopped on exit."""
     (site / "index.html").write_text("<html></html>")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = serve_live(site, lm, port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(site, lm) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def test_a_client_that_disconnects_stops_its_generation(slow_server):
