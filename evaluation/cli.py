@@ -65,9 +65,12 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv[:1] in (["-h"], ["--help"]):
         print(usage())
         return
+    if not argv:  # no command: say what there is, and fail as argparse does for a missing argument
+        print(usage(), file=sys.stderr)
+        sys.exit(2)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         sys.exit(f"error: unknown command {name!r}; the commands are: {', '.join(COMMANDS)} (saesteer --help)")

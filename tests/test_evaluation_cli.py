@@ -38,6 +38,12 @@ def test_help_lists_every_command_with_its_module_summary(capsys):
     assert summary("explain").startswith("Explain every feature of an SAE")  # a package's __main__ docstring
 
 
+def test_no_command_prints_the_commands_and_fails(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2 and "commands:" in capsys.readouterr().err
+
+
 def test_an_unknown_command_names_the_commands():
     with pytest.raises(SystemExit) as e:
         main(["trian"])
