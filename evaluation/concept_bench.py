@@ -29,11 +29,12 @@ also reported on it.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
 import sys
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,10 +42,12 @@ from tqdm.auto import tqdm
 
 from evaluation.concepts import (
     Concept,
+    best_setting,
     concept_table,
     feature_concepts,
     paired_table,
     per_concept,
+    perplexities,
     validate_judges,
     word_concepts,
 )
@@ -53,7 +56,7 @@ from evaluation.judges import own_answers
 from explain.records import by_concepts, load_explanations
 from explain.writers import Writer, writers_for
 from sae.capture import capture_texts
-from sae.cli import run_cli
+from sae.cli import arg, named_numbers, parse_options, run_cli, sae_pairs
 from sae.data.prompts import benign_instructions
 from sae.data.splits import in_fraction, split_prompts
 from sae.files import claim_folder, write_manifest, write_text
@@ -86,12 +89,11 @@ class Steering:
     def __init__(self, model, tok, sae, records, concept: Concept, negatives: list[str], norm: float,
                  acts: torch.Tensor, output_feature: int, writers: dict[str, Writer], saes: dict[str, TopKSAE]):
         self.model, self.tok, self.sae, self.concept, self.norm, self.acts = model, tok, sae, concept, norm, acts
-        hook = sae.cfg.hook_point
         # one pass over the examples: the latent gaps give sparse DiffMean and, for a word concept, its feature
         self.sparse, gaps = sparse_diffmean(model, tok, sae, concept.examples, negatives)
         self.feature = concept.feature if concept.feature is not None else int(gaps.features[0])
         self.max_act = float(records[self.feature]["max_act"])
-        self.diff = mean_differences(model, tok, concept.examples, negatives, [hook])[hook]
+        self.diff = mean_differences(model, tok, concept.examples, negatives, [sae.cfg.hook_point])[sae.cfg.hook_point]
         self.output, self.output_max = output_feature, float(records[output_feature]["max_act"])
         self.writers, self.saes = writers, saes  # {"writes" | "writes-layer": the concept's best writer}
         self._targeted = {}
@@ -122,31 +124,9 @@ class Steering:
         return self._targeted[s]
 
 
-def best_setting(rows: list[dict], grid: list[float]) -> float:
-    """The strength whose rows (`per_concept`'s, with "setting" f"{s:g}") score the highest mean aggregate; a tie
-    goes to the earlier grid point, the weaker one in every grid here."""
-    means = [np.mean([r["aggregate"] for r in rows if r["setting"] == f"{s:g}"] or [-1.0]) for s in grid]
-    return grid[int(np.argmax(means))]
-
-
 def parse_grids(items: list[str]) -> dict[str, list[float]]:
     """GRIDS with `--grid METHOD=S1,S2,...` overrides."""
-    grids = dict(GRIDS)
-    for item in items:
-        name, _, text = item.partition("=")
-        try:
-            values = [float(v) for v in text.split(",")]
-        except ValueError:
-            values = []
-        if name not in GRIDS or not values:
-            raise ValueError(f"--grid {item!r}: write METHOD=S1,S2,... (numbers) with METHOD one of {', '.join(GRIDS)}")
-        grids[name] = values
-    return grids
-
-
-def perplexities(nll: list[tuple[float, int]]) -> list[float]:
-    """Each continuation's perplexity from `continuation_nll`'s (summed NLL, tokens); an empty one scores 1."""
-    return [float(np.exp(a / max(n, 1))) for a, n in nll]
+    return dict(GRIDS) | named_numbers(items, list(GRIDS), "--grid", "METHOD=S1,S2,...")
 
 
 def score(model, tok, judges, concepts, ci: int, instructions: list[str], texts, ppl_limit, method, s):
@@ -159,28 +139,40 @@ def score(model, tok, judges, concepts, ci: int, instructions: list[str], texts,
     return per_concept(method, concepts[ci], texts, c_hits, i_hits, ppls, ppl_limit, setting=f"{s:g}")
 
 
+@dataclass(kw_only=True)
+class ConceptOptions:
+    explanations: str
+    """the SAE's explanations (python -m explain)"""
+    out: str
+    """the report folder (new, or one this command wrote)"""
+    sae: str = "smollm2-135m/blocks.15.resid_post"
+    """the SAE (folder or pretrained name) the explanations describe"""
+    feature_concepts: int = 56
+    """SAE-feature concepts (dev ones included)"""
+    dev_fraction: float = 0.12
+    """share of concepts (by name hash) used for dev"""
+    dev_instructions: int = 3
+    """instructions per concept that choose strengths"""
+    test_instructions: int = 4
+    """instructions per concept that are scored"""
+    new_tokens: int = 40
+    """greedy tokens per answer"""
+    methods: list[str] = arg(list(GRIDS), choices=list(GRIDS))
+    """the rows, in order"""
+    choose: Literal["method", "concept"] = "method"
+    """choose each strength per method on the dev concepts, or per concept on its dev instructions"""
+    grid: list[str] = arg([])
+    """METHOD=S1,S2: replace a method's strength grid, e.g. sparse=0.125,0.25,0.375"""
+    writers: list[str] = arg([])
+    """SAE=EXPLANATIONS: more SAEs (e.g. other layers) searched for each concept's writer, beside --sae"""
+    writer_threshold: float = 0.5
+    """a concept 'has a writer' when its best writer's MiniLM similarity reaches this"""
+    ppl_factor: float = 2.0
+    """fluent: PPL ≤ this × the unsteered median"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evaluation.concept_bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--explanations", required=True, help="the SAE's explanations (python -m explain)")
-    p.add_argument("--feature-concepts", type=int, default=56, help="SAE-feature concepts (dev ones included)")
-    p.add_argument("--dev-fraction", type=float, default=0.12, help="share of concepts (by name hash) used for dev")
-    p.add_argument("--dev-instructions", type=int, default=3)
-    p.add_argument("--test-instructions", type=int, default=4)
-    p.add_argument("--new-tokens", type=int, default=40)
-    p.add_argument("--methods", nargs="+", default=list(GRIDS), choices=list(GRIDS))
-    p.add_argument("--choose", choices=["method", "concept"], default="method",
-                   help="choose each strength per method on the dev concepts, or per concept on its dev instructions")
-    p.add_argument("--grid", nargs="*", default=[], metavar="METHOD=S1,S2",
-                   help="replace a method's strength grid, e.g. sparse=0.125,0.25,0.375")
-    p.add_argument("--writers", nargs="*", default=[], metavar="SAE=EXPLANATIONS",
-                   help="more SAEs (e.g. other layers) searched for each concept's writer, beside --sae")
-    p.add_argument("--writer-threshold", type=float, default=0.5,
-                   help="a concept 'has a writer' when its best writer's MiniLM similarity reaches this")
-    p.add_argument("--ppl-factor", type=float, default=2.0, help="fluent: PPL ≤ this × the unsteered median")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
+    args = parse_options(ConceptOptions, argv, "python -m evaluation.concept_bench", __doc__)
     grids = parse_grids(args.grid)
     out = claim_folder(args.out, "python -m evaluation.concept_bench")
     records = load_explanations(args.explanations)
@@ -198,9 +190,7 @@ def main(argv=None) -> None:
     norm = float(acts.norm(dim=-1).median())
     pool = [x for c in concepts for x in c.examples]
     outputs = [c.features[0] for c in by_concepts(records, [c.description for c in concepts], top=1)]
-    pairs = [w.split("=", 1) for w in args.writers]
-    if any(len(pr) != 2 or not all(pr) for pr in pairs):
-        raise ValueError("Write each --writers entry as SAE=EXPLANATIONS")
+    pairs = sae_pairs(args.writers, "--writers")
     saes = {args.sae: sae} | {name: TopKSAE.load(name) for name, _ in pairs}
     descriptions = [c.description for c in concepts]
     found = {"writes": writers_for(descriptions, {args.sae: records} | {n: load_explanations(e) for n, e in pairs}, 1),

@@ -199,3 +199,15 @@ def per_concept(method: str, concept: Concept, texts: list[str], concept_hits, i
     return {"method": method, "concept_name": concept.name, "feature": concept.feature, "setting": setting,
             "concept": c, "instruction": i, "fluency": f, "aggregate": harmonic(c, i, f),
             "ppl": float(np.exp(np.mean(np.log(ppls)))) if ppls else math.nan}
+
+
+def best_setting(rows: list[dict], grid: list[float]) -> float:
+    """The strength whose rows (`per_concept`'s, with "setting" f"{s:g}") score the highest mean aggregate; a tie
+    goes to the earlier grid point, the weaker one in every grid here."""
+    means = [np.mean([r["aggregate"] for r in rows if r["setting"] == f"{s:g}"] or [-1.0]) for s in grid]
+    return grid[int(np.argmax(means))]
+
+
+def perplexities(nll: list[tuple[float, int]]) -> list[float]:
+    """Each continuation's perplexity from `continuation_nll`'s (summed NLL, tokens); an empty one scores 1."""
+    return [float(np.exp(a / max(n, 1))) for a, n in nll]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from evaluation import tasks  # noqa: F401 (registers every prompt task)
-from evaluation.task import get_task
+from evaluation.task import get_measure, get_task
 from sae.lm import EMBEDDED
 
 BUDGET_ON = {"wikitext": "dev_perplexity", "continuation": "dev_continuation_perplexity"}  # → selection-log column
@@ -48,9 +48,14 @@ class BenchConfig:
     """sampling seed (and the tweets' sample)"""
     templates: tuple[str, ...] = ("plain", "prefix_injection", "role_play")
     """jailbreak templates the attack success rate is measured under"""
+    measures: tuple[str, ...] = ("refusal", "perplexity")
+    """what every row reports beside the task's rate, on held-out data (evaluation/tasks/: refusal = attack success
+    and over-refusal, perplexity = WikiText-2 test)"""
 
     def __post_init__(self):
-        get_task(self.task)  # an unknown task fails here, naming the tasks
+        get_task(self.task)  # an unknown task or measure fails here, naming them
+        for name in self.measures:
+            get_measure(name)
         if self.budget_on not in BUDGET_ON:
             raise ValueError(f"--budget-on {self.budget_on!r}: choose one of {', '.join(BUDGET_ON)}")
         if self.generate_batch < 1:

@@ -12,18 +12,18 @@ generations and perplexities are cached under <out>/cache like the report's.
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from evaluation import runner
+from evaluation.cache import Cache
 from evaluation.config import ReportConfig
 from evaluation.fits import Fits, which_sae
 from evaluation.judges import profanity_scorer, toxicity_judge
 from evaluation.report import check_config, rows_for
 from explain.records import load_explanations
-from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.eval.stats import rate_ci, ratio_ci
 from sae.figures import plt, save_figure
 from sae.files import claim_folder, write_manifest, write_text
@@ -42,7 +42,7 @@ def sweep(model, tok, methods: Sequence[runner.Method], cfg, judges: dict, out: 
           budgets: Sequence[float]) -> tuple[list[dict], list[dict]]:
     """(frontier rows: every method × strength on test; matched rows: per method and budget, chosen on dev by the
     report's rule, `runner.fewest_within`, on continuation perplexity)."""
-    cache = runner.Cache(out / "cache")
+    cache = Cache(out / "cache")
     dev, test = runner.prompt_split(cfg)
     primary = next(iter(judges))
     base_dev, base_test = None, None
@@ -95,14 +95,18 @@ def plot(rows: list[dict], judge: str, budgets: Sequence[float], path: Path) -> 
     return save_figure(fig, path)
 
 
+@dataclass(kw_only=True)
+class FrontierOptions:
+    explanations: str
+    """the SAE's explanations (SAE inject picks features by them)"""
+    budgets: list[float] = arg([0.05, 0.10])
+    """continuation-perplexity budgets"""
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evaluation.frontier", description=__doc__,
-                                formatter_class=HelpFormatter)
-    add_dataclass_options(p, ReportConfig)
-    p.add_argument("--explanations", required=True, help="the SAE's explanations (SAE inject picks features by them)")
-    p.add_argument("--budgets", type=float, nargs="+", default=[0.05, 0.10], help="continuation-perplexity budgets")
-    args = p.parse_args(argv)
-    cfg = dataclass_from_args(ReportConfig, args)
+    args = parse_options(FrontierOptions, argv, "python -m evaluation.frontier", __doc__)
+    cfg = args.report
     if not cfg.out:
         raise ValueError("--out: give the report folder (e.g. reports/steering/2026-12-06-frontier)")
     check_config(cfg)

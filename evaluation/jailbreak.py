@@ -7,8 +7,9 @@ A response counts as a refusal when its opening (first 160 characters) contains 
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -16,16 +17,15 @@ from evaluation.generation import generate, perplexity
 from evaluation.judges import agreement, is_refusal, refusal_judge
 from evaluation.plots import plot_tradeoff
 from explain.records import by_concept, by_explanation, describe, load_explanations
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, named_numbers, parse_options, run_cli
 from sae.data.prompts import TEMPLATES, advbench, advbench_goals, benign_instructions, wrap
 from sae.eval.stats import rate_ci
-from sae.lm import EMBEDDED, chat_format, load_lm
+from sae.lm import LMOptions, chat_format
 from sae.model import TopKSAE
 from sae.tables import write_table
 from steering.features import by_id, contrastive
 from steering.intervention import Intervention
-from steering.methods.inject import Inject
-from steering.methods.sae_features import Amplify, Calibrate
+from steering.methods import feature_operators
 
 REFUSAL_ANSWERS = (
     "I'm sorry, but I can't help with that.",
@@ -103,39 +103,48 @@ def refusal_sweep(model, tokenizer, settings: dict[str, Sequence[Intervention]],
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """python -m evaluation.jailbreak --sae DIR --amplify 2 4 --calibrate 4 8 --out reports/refusal"""
-    p = argparse.ArgumentParser(prog="python -m evaluation.jailbreak", description=__doc__,
-                                formatter_class=HelpFormatter)
-    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
-    p.add_argument("--sae", required=True, help="SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)")
-    p.add_argument("--features", default="refusal:8",
-                   help="'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' "
-                        "(AdvBench vs benign instructions), 'ids:1,2,3', 'words:refuse,sorry' or 'concept:N' "
-                        "(the N features whose explanations read most like --concept: the MI paper's pipeline; "
-                        "both need --explanations). Contrasts use the training part of AdvBench, never the "
-                        "evaluation prompts.")
-    p.add_argument("--explanations", help="explanations JSONL from `python -m explain`")
-    p.add_argument("--concept", default="refusal, cannot, apologize, harmful, illegal",
-                   help="what the chosen features' explanations should say (concept:N)")
-    p.add_argument("--explanation-method", default="mi",
-                   help="explanation words for concept:N: mi, mi:<variant>, topact or logit_lens")
-    p.add_argument("--amplify", type=float, nargs="*", default=[], help="α values to sweep")
-    p.add_argument("--calibrate", type=float, nargs="*", default=[], help="β values to sweep")
-    p.add_argument("--inject", type=float, nargs="*", default=[],
-                   help="m values to sweep for the paper's operator (Inject, encoder directions, norm kept)")
-    p.add_argument("--n-harmful", type=int, default=50, help="AdvBench prompts per template")
-    p.add_argument("--n-benign", type=int, default=50, help="benign instructions for over-refusal")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens per greedy answer")
-    p.add_argument("--part", default="test", choices=["train", "test"],
-                   help="prompts from AdvBench/Alpaca's training part (choose settings there) or the held-out part")
-    p.add_argument("--embedding-judge", action="store_true",
-                   help="also judge refusals with the MiniLM refusal classifier and report the judges' agreement")
-    p.add_argument("--out", required=True, help="folder for refusal.csv/.md and the plot")
-    args = p.parse_args(argv)
+@dataclass(kw_only=True)
+class JailbreakOptions:
+    sae: str
+    """SAE folder or pretrained name (smollm2-135m/blocks.15.resid_post)"""
+    out: str
+    """folder for refusal.csv/.md and the plot"""
+    features: str = "refusal:8"
+    """'refusal:N' (refusing vs complying answers to AdvBench prompts), 'contrastive:N' (AdvBench vs benign
+    instructions), 'ids:1,2,3', 'words:refuse,sorry' or 'concept:N' (the N features whose explanations read most
+    like --concept: the MI paper's pipeline; both need --explanations). Contrasts use the training part of
+    AdvBench, never the evaluation prompts."""
+    explanations: str | None = None
+    """explanations JSONL from `python -m explain` (words:… and concept:N need it; default: none)"""
+    concept: str = "refusal, cannot, apologize, harmful, illegal"
+    """what the chosen features' explanations should say (concept:N)"""
+    explanation_method: str = "mi"
+    """explanation words for concept:N: mi, mi:<variant>, topact or logit_lens"""
+    steer: list[str] = arg([])
+    """OPERATOR=S1,S2,...: a feature operator of the catalogue (steering.methods.feature_operators: amplify,
+    calibrate, inject, add, ...) at each strength, its own from_sae argument (amplify's alpha, calibrate's beta,
+    inject's m), e.g. amplify=2,4 calibrate=4,8"""
+    n_harmful: int = 50
+    """AdvBench prompts per template"""
+    n_benign: int = 50
+    """benign instructions for over-refusal"""
+    max_new_tokens: int = 48
+    """tokens per greedy answer"""
+    part: Literal["train", "test"] = "test"
+    """prompts from AdvBench/Alpaca's training part (choose settings there) or the held-out part"""
+    embedding_judge: bool = False
+    """also judge refusals with the MiniLM refusal classifier and report the judges' agreement"""
+    lm: LMOptions = field(default_factory=LMOptions)
 
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """python -m evaluation.jailbreak --sae DIR --steer amplify=2,4 calibrate=4,8 --out reports/refusal"""
+    args = parse_options(JailbreakOptions, argv, "python -m evaluation.jailbreak", __doc__)
+
+    operators = feature_operators()
+    steer = named_numbers(args.steer, list(operators), "--steer", "OPERATOR=S1,S2,...")  # before the model loads
     sae = TopKSAE.load(args.sae)
-    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    model, tok = args.lm.load(sae)
     explanations = load_explanations(args.explanations) if args.explanations else None
     how, _, spec = args.features.partition(":")
     if how == "refusal":
@@ -149,21 +158,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         chosen = by_id(sae, [int(i) for i in spec.split(",")])
     elif how == "words":
         if explanations is None:
-            raise SystemExit("--features words:... needs --explanations")
+            raise ValueError("--features words:... needs --explanations E.jsonl (from `python -m explain`)")
         chosen = by_explanation(explanations, spec.split(","))
     elif how == "concept":
         if explanations is None:
-            raise SystemExit("--features concept:N needs --explanations")
+            raise ValueError("--features concept:N needs --explanations E.jsonl (from `python -m explain`)")
         chosen = by_concept(explanations, args.concept, top=int(spec or 8), method=args.explanation_method,
                             verbose=False)
     else:
-        raise SystemExit(f"--features must be refusal:N, contrastive:N, ids:..., words:... or concept:N, got "
+        raise ValueError(f"--features must be refusal:N, contrastive:N, ids:..., words:... or concept:N, got "
                          f"{args.features!r}")
     print(describe(chosen, explanations))
     settings: dict[str, list[Intervention]] = {"original": []}
-    settings |= {f"amplify a={a:g}": [Amplify.from_sae(sae, chosen.features, alpha=a)] for a in args.amplify}
-    settings |= {f"calibrate b={b:g}": [Calibrate.from_sae(sae, chosen.features, beta=b)] for b in args.calibrate}
-    settings |= {f"inject m={m:g}": [Inject.from_sae(sae, chosen.features, m=m)] for m in args.inject}
+    for name, strengths in steer.items():
+        op = operators[name]
+        settings |= {f"{name} {op.operator.strength}={s:g}": [op.from_strength(sae, chosen.features, s)]
+                     for s in strengths}
     judge = None
     if args.embedding_judge:
         judge = refusal_judge()

@@ -24,7 +24,6 @@ SAE inject is the MI paper's pipeline: the features whose explanations read like
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import time
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from evaluation.report_text import training_curves, write_report
 from explain.browse import build
 from explain.explanations import ExplainConfig, explain_features, write_jsonl
 from explain.records import describe
-from sae.cli import HelpFormatter, add_dataclass_options, dataclass_from_args, run_cli
+from sae.cli import parse_options, run_cli
 from sae.data.labelled import CONTRASTS
 from sae.data.text import TextSource
 from sae.files import claim_folder, write_manifest
@@ -153,10 +152,7 @@ def sparse_latents(cfg: ReportConfig, fits: Fits, shown: int = 16) -> Chosen | N
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Every field of ReportConfig and of the BenchConfig in it is an option, its docstring the help."""
-    p = argparse.ArgumentParser(prog="python -m evaluation.report", description=__doc__,
-                                formatter_class=HelpFormatter)
-    add_dataclass_options(p, ReportConfig)
-    cfg = dataclass_from_args(ReportConfig, p.parse_args(argv))
+    cfg = parse_options(ReportConfig, argv, "python -m evaluation.report", __doc__)
     torch.manual_seed(cfg.bench.seed)
     print(f"report written to {run(cfg)}")
 

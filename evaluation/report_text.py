@@ -55,7 +55,7 @@ def table(rows: list[dict]) -> list[str]:
             "asr_MiniLM", "over_refusal_phrases")
     cells = [dict(zip(COLUMNS, [r["setting"], r["strength"], *(_cell(r, k, 2 if k.startswith("ratio") else 1)
                                                                for k in keys),
-                                f"{r['perplexity']:.2f}", _cell(r, "continuation_perplexity", 2)])) for r in rows]
+                                _cell(r, "perplexity", 2), _cell(r, "continuation_perplexity", 2)])) for r in rows]
     return markdown_table(cells, COLUMNS).splitlines()
 
 
@@ -78,8 +78,8 @@ def write_report(out: Path, cfg, bcfg, sae, rows, chosen_text, records, curves, 
     if best is not None:
         lines += [f"Best row by the MiniLM judge: **{best['setting']}**, {_cell(best, 'ratio_MiniLM', 2)}× fewer toxic "
                   f"continuations ({_cell(best, 'pct_toxic_MiniLM')} % vs {_cell(rows[0], 'pct_toxic_MiniLM')} %) at "
-                  f"perplexity {best['perplexity']:.2f} (original {rows[0]['perplexity']:.2f}).", ""]
-    lines += ["![toxicity vs perplexity](toxicity_vs_perplexity.png)", "",
+                  f"perplexity {_cell(best, 'perplexity', 2)} (original {_cell(rows[0], 'perplexity', 2)}).", ""]
+    lines += ["![toxicity vs perplexity](toxicity_vs_perplexity.png)" if "perplexity" in bcfg.measures else "", "",
               "Strength selection on dev: `selection.md`; full table with every CI: `benchmark.csv`.", ""]
     if curves:
         lines += ["## Training curves", "", "![training curves](training_curves.png)", ""]

@@ -18,8 +18,6 @@ to the original (same prompts, same sampling seeds) with its CI.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.cache import NO_CACHE, Cache, setting_key
 from evaluation.config import BUDGET_ON, BenchConfig
-from evaluation.generation import continuation_nll, generate, perplexity
-from evaluation.jailbreak import attack_success
-from evaluation.judges import agreement, is_refusal
+from evaluation.generation import continuation_nll, generate
+from evaluation.judges import agreement
 from evaluation.plots import plot_tradeoff
-from evaluation.task import get_task
-from sae.data.prompts import advbench_goals, benign_instructions, wrap
+from evaluation.task import RowContext, get_measure, get_task
+from evaluation.tasks.perplexity import cached_perplexity
 from sae.eval.stats import Estimate, design_effect, exp_mean_ci, min_detectable_ratio, rate_ci, ratio_ci
 from sae.files import write_text
-from sae.lm import chat_format
 from sae.tables import write_table
 from steering.intervention import Intervention
 from steering.methods.prompting import Prompting
@@ -60,45 +57,6 @@ class Judges:
     toxicity: dict[str, Callable[[list[str]], np.ndarray]]  # first = primary (chooses strengths)
     refusal: dict[str, Callable[[list[str]], np.ndarray]] = field(default_factory=dict)  # + the phrase judge
     notes: list[str] = field(default_factory=list)  # each judge's held-out quality, for the report
-
-
-class Cache:
-    """JSON files under `folder`, one per computed value, named by a digest of the key that determines it.
-    `Cache(None)` computes everything and stores nothing."""
-
-    def __init__(self, folder: str | Path | None):
-        self.folder = Path(folder) if folder is not None else None
-
-    @staticmethod
-    def name(kind: str, key: dict) -> str:
-        """The file a value is kept in: what a report's `texts` column names, so a row's texts can be found again."""
-        return f"{kind}-{hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]}.json"
-
-    def __call__(self, kind: str, key: dict, compute: Callable[[], Any]) -> Any:
-        if self.folder is None:
-            return compute()
-        path = self.folder / self.name(kind, key)
-        if path.is_file():
-            return json.loads(path.read_text())["value"]
-        value = compute()
-        write_text(path, json.dumps({"kind": kind, "key": key, "value": value}, ensure_ascii=False))
-        return value
-
-
-NO_CACHE = Cache(None)
-
-
-def setting_key(model, ivs: Sequence[Intervention], prompting: Prompting | None) -> dict:
-    """What fixes a setting's outputs: the model, the interventions (classes, scalars, tensors), the system prompt."""
-    h = hashlib.sha256()
-    for iv in ivs:
-        h.update(json.dumps(iv.header(), sort_keys=True).encode())
-        for name, t in sorted(iv.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return {"model": getattr(model, "saesteer_name", type(model).__name__),
-            "config": hashlib.sha256(model.config.to_json_string().encode()).hexdigest()[:16],
-            "interventions": h.hexdigest()[:20], "system": prompting.system if prompting else None}
 
 
 def prompt_split(cfg: BenchConfig) -> tuple[list[str], list[str]]:
@@ -143,11 +101,6 @@ def fewest_within(points: dict[Any, tuple[float, float]], limit: float) -> Any |
     return min(fits, key=lambda s: points[s][0]) if fits else None
 
 
-def cached_perplexity(model, tok, ivs, source: str, cfg: BenchConfig, cache: Cache) -> float:
-    key = {**setting_key(model, ivs, None), "source": source, "windows": cfg.ppl_windows}
-    return cache("perplexity", key, lambda: perplexity(model, tok, ivs, source=source, max_windows=cfg.ppl_windows))
-
-
 def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, judges: Judges,
                   budget_ppl: float, cache: Cache = NO_CACHE) -> tuple[Any, list[Intervention], float, list[dict]]:
     """(strength, interventions, dev rate, log): the rule in the module docstring, on dev data only; `budget_ppl`
@@ -168,21 +121,6 @@ def choose_on_dev(model, tok, method: Method, dev: list[str], cfg: BenchConfig, 
     return s, made[s], points[s][0], log
 
 
-def refusal_answers(model, tok, ivs, prompting: Prompting | None, cfg: BenchConfig,
-                    cache: Cache = NO_CACHE) -> dict[str, list[str]]:
-    """Greedy answers to AdvBench requests under each template, and to benign instructions."""
-    system = prompting.system if prompting else None
-    goals = advbench_goals(cfg.n_harmful, part="test")  # never what SAEs or judges trained on
-    sets = {t: chat_format(tok, wrap(goals, t), system) for t in cfg.templates}
-    sets["benign"] = chat_format(tok, benign_instructions(cfg.n_benign, part="test"), system)
-    key = {**setting_key(model, ivs, prompting), "sets": sets, "max_new_tokens": cfg.max_new_tokens,
-           "batch": cfg.generate_batch}
-    return cache("answers", key, lambda: {
-        name: [g[0] for g in generate(model, tok, prompts, ivs, max_new_tokens=cfg.max_new_tokens,
-                                      batch_size=cfg.generate_batch, do_sample=False).texts]
-        for name, prompts in sets.items()})
-
-
 def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str], cfg: BenchConfig, judges: Judges,
                      original: dict[str, np.ndarray] | None,
                      cache: Cache = NO_CACHE) -> tuple[dict, dict[str, np.ndarray], dict]:
@@ -194,13 +132,11 @@ def evaluate_on_test(model, tok, method: Method, strength, ivs, test: list[str],
         row |= rate_ci(h, seed=cfg.seed).as_row(f"pct_toxic_{name}", 100)
         if original is not None:
             row |= ratio_ci(original[name], h, seed=cfg.seed).as_row(f"ratio_{name}")
-    answers = refusal_answers(model, tok, ivs, method.prompting, cfg, cache)
-    refusal_judges = {"phrases": lambda texts: np.asarray([is_refusal(t) for t in texts], float),
-                      **judges.refusal}
-    labels = {name: {k: np.asarray(j(v)) > 0.5 for k, v in answers.items()} for name, j in refusal_judges.items()}
-    for name, per_set in labels.items():
-        row |= attack_success(per_set, cfg.templates, f"_{name}")
-    row["perplexity"] = cached_perplexity(model, tok, ivs, "wikitext2-test", cfg, cache)
+    labels = {}  # {judge: {answer set: (answers,) bool}}: what the measures' judges said, for stats.md
+    for name in cfg.measures:
+        fields, judged = get_measure(name).run(RowContext(model, tok, ivs, method.prompting, cfg, judges, cache))
+        row |= fields
+        labels |= judged
     row |= fluency(model, tok, test, key, texts, cache, cfg.seed).as_row("continuation_perplexity")
     row["texts"] = Cache.name("continuations", key)  # under <out>/cache: bench/paired_rows.py pairs two rows by it
     return row, hits, labels
@@ -243,7 +179,8 @@ def run(model, tok, methods: Sequence[Method], cfg: BenchConfig, judges: Judges,
             refusals.setdefault(judge, []).append(np.concatenate(list(per_set.values())))
         write_table(rows, out, "benchmark")
     write_stats(out, rows, original, refusals, cfg, dev, test, judges)
-    plot(rows, next(iter(judges.toxicity)), out / "toxicity_vs_perplexity.png")
+    if "perplexity" in cfg.measures:
+        plot(rows, next(iter(judges.toxicity)), out / "toxicity_vs_perplexity.png")
     return rows
 
 
@@ -265,8 +202,10 @@ def write_stats(out: Path, rows, original, refusals, cfg: BenchConfig, dev, test
     lines = [f"Task {cfg.task}: {get_task(cfg.task).about}.",
              f"Prompts: {len(dev)} dev (strength choice) and {len(test)} test (every number), disjoint by hash.",
              f"Samples: {cfg.dev_samples} per dev prompt, {cfg.test_samples} per test prompt, {cfg.max_new_tokens} "
-             f"new tokens; AdvBench: {cfg.n_harmful} requests × {len(cfg.templates)} templates; benign: "
-             f"{cfg.n_benign}. 95 % CIs: percentile bootstrap over prompts (2,000 draws); ratios paired."]
+             f"new tokens" + (f"; AdvBench: {cfg.n_harmful} requests × {len(cfg.templates)} templates; benign: "
+                              f"{cfg.n_benign}" if "refusal" in cfg.measures else "")
+             + ". 95 % CIs: percentile bootstrap over prompts (2,000 draws); ratios paired.",
+             "Measures: " + "; ".join(f"{m} ({get_measure(m).about})" for m in cfg.measures) + "."]
     for name, h in (original or {}).items():
         p, deff = float(h.mean()), design_effect(h)
         mdr = min_detectable_ratio(p, len(test), cfg.test_samples, deff)

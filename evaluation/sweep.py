@@ -5,19 +5,19 @@ benchmark in `evaluation.runner`). Rows are written as they finish.
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.generation import Generations, generate, perplexity
 from evaluation.judges import Scorer, get_scorer
 from evaluation.plots import plot_tradeoff
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.data.prompts import toxigen_prompts
 from sae.lm import chat_format, load_lm
 from sae.tables import write_table
 from steering.intervention import Intervention
-from steering.methods.aura import UnitScores, interventions_for
+from steering.methods.aura import UnitScores, dampener_settings, interventions_for
 
 
 def toxicity_metrics(gens: Generations, scorer: Scorer, threshold: float = 0.5) -> dict[str, float]:
@@ -61,33 +61,51 @@ def parse_setting(spec: str, scores) -> tuple[str, list[Intervention]]:
     method, _, rest = spec.partition(":")
     if method == "original":
         return spec, []
+    dampener_settings(method)  # an unknown method is refused here, naming the dampeners
     kw = {}
     for part in filter(None, rest.split(",")):
         key, _, value = part.partition("=")
-        kw[key] = value if key == "selection" else float(value)
+        try:
+            kw[key] = value if key == "selection" else float(value)
+        except ValueError:
+            raise ValueError(f"Setting {spec!r}: {key} must be a number, got {value!r}") from None
     if scores is None:
         raise ValueError(f"Setting {spec!r} needs --scores (from `python -m steering.methods.aura rank`)")
     return spec, interventions_for(scores, method, **kw)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evaluation.sweep", formatter_class=HelpFormatter,
-                                description="Toxicity/perplexity sweep over AURA/Det0/DAMP settings.")
-    p.add_argument("--model", default="smollm2-135m", help="LM: the embedded alias, a .gguf, a folder or a hub id")
-    p.add_argument("--scores", help="unit scores from `python -m steering.methods.aura rank`")
-    p.add_argument("--settings", nargs="+", default=["original", "aura"],
-                   help="e.g. original aura det0:k=300 damp:k=300,alpha=0.5,selection=global")
-    p.add_argument("--n-prompts", type=int, default=100, help="ToxiGen prompts, a seeded sample")
-    p.add_argument("--prompt-label", type=int, default=1, help="ToxiGen prompts: 1 hate, 0 neutral")
-    p.add_argument("--chat", action="store_true", help="wrap prompts in the chat template")
-    p.add_argument("--n", type=int, default=1, help="continuations per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="tokens per continuation")
-    p.add_argument("--scorer", default="profanity-check", help="or an HF text-classification model name")
-    p.add_argument("--ppl-windows", type=int, default=32, help="WikiText-2 test windows of 256 tokens")
-    p.add_argument("--seed", type=int, default=0, help="prompt sample and sampling seed")
-    p.add_argument("--out", required=True, help="folder for results.csv/.md and the plot (rows written as they finish)")
-    args = p.parse_args(argv)
+@dataclass(kw_only=True)
+class SweepOptions:
+    """Toxicity/perplexity sweep over AURA/Det0/DAMP settings."""
+    out: str
+    """folder for results.csv/.md and the plot (rows written as they finish)"""
+    model: str = "smollm2-135m"
+    """LM: the embedded alias, a .gguf, a folder or a hub id"""
+    scores: str | None = None
+    """unit scores from `python -m steering.methods.aura rank` (every setting but original needs them; default: none)"""
+    settings: list[str] = arg(["original", "aura"])
+    """original, or a dampener (steering.methods.aura.DAMPENERS) with its settings, e.g. original aura det0:k=300
+    damp:k=300,alpha=0.5,selection=global"""
+    n_prompts: int = 100
+    """ToxiGen prompts, a seeded sample"""
+    prompt_label: int = 1
+    """ToxiGen prompts: 1 hate, 0 neutral"""
+    chat: bool = False
+    """wrap prompts in the chat template"""
+    n: int = 1
+    """continuations per prompt"""
+    max_new_tokens: int = 32
+    """tokens per continuation"""
+    scorer: str = "profanity-check"
+    """or an HF text-classification model name"""
+    ppl_windows: int = 32
+    """WikiText-2 test windows of 256 tokens"""
+    seed: int = 0
+    """prompt sample and sampling seed"""
 
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_options(SweepOptions, argv, "python -m evaluation.sweep", SweepOptions.__doc__)
     model, tok = load_lm(args.model)
     scores = UnitScores.load(args.scores) if args.scores else None
     settings = dict(parse_setting(s, scores) for s in args.settings)

@@ -1,16 +1,23 @@
-"""A prompt task of the steering benchmark: the prompts a method steers on, split into dev (strengths are chosen
-there) and test (every reported number) by the one hash rule (`sae.data.splits.split_prompts`).
+"""The steering benchmark's tasks, two kinds:
 
-    @register
-    TOXIGEN = PromptTask("toxigen", "ToxiGen implicit-hate list prompts", lambda: toxigen_prompts(1))
+- a prompt task: the prompts a method steers on, split into dev (strengths are chosen there) and test (every
+  reported number) by the one hash rule (`sae.data.splits.split_prompts`); `--task NAME` picks one.
 
-A new task is one file in `evaluation/tasks/` that registers a `PromptTask` (the package imports every file in its
-folder); `--task NAME` of the report, the frontier and the benchmark then runs on it.
+      TOXIGEN = register(PromptTask("toxigen", "ToxiGen implicit-hate list prompts", lambda: toxigen_prompts(1)))
+
+- a measure: what every row reports beside the task's own rate, on held-out data under the row's chosen
+  interventions, never used to choose anything (refusal under jailbreaks, WikiText perplexity); `--measures`.
+
+      PERPLEXITY = register(Measure("perplexity", "WikiText-2 test perplexity", wikitext_perplexity))
+
+A new task or measure is one file in `evaluation/tasks/` that registers it (the package imports every file in its
+folder); the report, the frontier and the benchmark then run on it.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sae.data.splits import split_prompts
 
@@ -30,14 +37,36 @@ class PromptTask:
         return dev[:n_dev], test[:n_test]
 
 
+@dataclass(frozen=True)
+class RowContext:
+    """What a measure sees of a benchmark row: the model, the row's interventions and prompting, the benchmark's
+    settings (`BenchConfig`), its judges (`runner.Judges`) and its cache (`evaluation.cache.Cache`)."""
+    model: Any
+    tok: Any
+    ivs: list
+    prompting: Any
+    cfg: Any
+    judges: Any
+    cache: Any
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    about: str  # one line: what it measures, on what data
+    run: Callable[[RowContext], tuple[dict, dict]]  # (the row's columns, {judge: {answer set: labels}} for stats)
+
+
 TASKS: dict[str, PromptTask] = {}
+MEASURES: dict[str, Measure] = {}
 
 
-def register(task: PromptTask) -> PromptTask:
-    if task.name in TASKS and TASKS[task.name] is not task:
-        raise ValueError(f"Two prompt tasks are named {task.name!r}; rename one")
-    TASKS[task.name] = task
-    return task
+def register(item: PromptTask | Measure) -> PromptTask | Measure:
+    table, kind = (TASKS, "prompt tasks") if isinstance(item, PromptTask) else (MEASURES, "measures")
+    if item.name in table and table[item.name] is not item:
+        raise ValueError(f"Two {kind} are named {item.name!r}; rename one")
+    table[item.name] = item
+    return item
 
 
 def get_task(name: str) -> PromptTask:
@@ -45,3 +74,10 @@ def get_task(name: str) -> PromptTask:
         raise ValueError(f"Unknown task {name!r}; the tasks are {', '.join(TASKS)} (a new one is one file in "
                          "evaluation/tasks/)")
     return TASKS[name]
+
+
+def get_measure(name: str) -> Measure:
+    if name not in MEASURES:
+        raise ValueError(f"Unknown measure {name!r}; the measures are {', '.join(MEASURES)} (a new one is one file "
+                         "in evaluation/tasks/)")
+    return MEASURES[name]

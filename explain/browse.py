@@ -20,7 +20,6 @@ search across all of them, with a column saying whose each feature is. Corpus te
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import http.server
@@ -28,16 +27,17 @@ import json
 import shutil
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from explain.input_side import held_out_contexts, peak_agreement, peak_tokens, summary_of, summary_tokens
 from explain.live import LiveModel
 from explain.search import SearchIndex
 from explain.server import bind, serve_live
-from sae.cli import run_cli
+from sae.cli import arg, parse_command, run_cli
 from sae.eval.stats import rate_ci
 from sae.files import output_dir
-from sae.lm import DTYPE_HELP, EMBEDDED, load_lm
+from sae.lm import LMOptions
 from sae.model import TopKSAE
 from steering.methods import load_interventions
 
@@ -161,30 +161,42 @@ def serve(site: str | Path, port: int = 8000, host: str = "127.0.0.1",
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
+@dataclass(kw_only=True)
+class Build:
+    """explanations JSONL → static site"""
+    explanations: list[str] = arg(positional=True)
+    """JSONL written by `python -m explain`; several (one per SAE or layer, each FILE or LABEL=FILE, LABEL naming the
+    SAE) make one site searched across all of them"""
+    out: str = "site"
+    """site folder: new, empty or an earlier site (never another folder)"""
+    title: str | None = None
+    """page title (default: the explanations file's name)"""
+    output_scores: str | None = None
+    """per_feature.csv from `python -m explain.output_score`: each MI word list's output-side score, shown on the
+    pages (default: none shown)"""
+
+
+@dataclass(kw_only=True)
+class Serve:
+    """serve a built site on localhost"""
+    site: str = arg(positional=True)
+    """folder written by `build`"""
+    port: int = 8000
+    """0 picks a free port"""
+    live: bool = False
+    """load the model and SAE: test your text, steer from the page"""
+    sae: str = "smollm2-135m/blocks.15.resid_post"
+    """with --live: SAE folder or name"""
+    host: str | None = None
+    """bind address (default 127.0.0.1); giving it is what allows a non-loopback one"""
+    interventions: list[str] = arg([])
+    """with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply"""
+    lm: LMOptions = field(default_factory=LMOptions)
+
+
 def main(argv=None) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = argparse.ArgumentParser(prog="python -m explain.browse", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="explanations JSONL → static site", formatter_class=fmt)
-    b.add_argument("explanations", nargs="+", help="JSONL written by `python -m explain`; several (one per SAE or "
-                   "layer, each FILE or LABEL=FILE, LABEL naming the SAE) make one site searched across all of them")
-    b.add_argument("--out", default="site", help="site folder: new, empty or an earlier site (never another folder)")
-    b.add_argument("--title", help="page title (default: the explanations file's name)")
-    b.add_argument("--output-scores", help="per_feature.csv from `python -m explain.output_score`: each MI word "
-                                           "list's output-side score, shown on the pages")
-    s = sub.add_parser("serve", help="serve a built site on localhost", formatter_class=fmt)
-    s.add_argument("site", help="folder written by `build`")
-    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    s.add_argument("--live", action="store_true", help="load the model and SAE: test your text, steer from the page")
-    s.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post", help="with --live: SAE folder or name")
-    s.add_argument("--model", help="with --live: default the model named in the SAE's cfg.json")
-    s.add_argument("--lm-dtype", default="auto", help="with --live, the LM's dtype: " + DTYPE_HELP)
-    s.add_argument("--host", help="bind address (default 127.0.0.1); giving it is what allows a non-loopback one")
-    s.add_argument("--interventions", nargs="*", default=[],
-                   help="with --live: saved intervention files (AURA, DiffMean, …) the steer panel can apply")
-    args = p.parse_args(argv)
-    if args.cmd == "build":
+    args = parse_command({"build": Build, "serve": Serve}, argv, "python -m explain.browse", __doc__)
+    if isinstance(args, Build):
         sources = [tuple(e.split("=", 1)) if "=" in e else e for e in args.explanations]
         print(f"site written to {build(sources, args.out, args.title, args.output_scores)}/index.html")
     elif args.live:
@@ -192,8 +204,7 @@ def main(argv=None) -> None:
         sock = bind(host, args.port)  # before the model loads: a busy port fails now, not after it
         port = sock.getsockname()[1]
         sae = TopKSAE.load(args.sae)
-        name = args.model or sae.cfg.model_name or EMBEDDED
-        model, tok = load_lm(name, args.lm_dtype)
+        name, (model, tok) = args.lm.name(sae), args.lm.load(sae)
         saved = {Path(f).stem: load_interventions(f) for f in args.interventions}
         server = serve_live(args.site, LiveModel(model, tok, sae, name=name, saved=saved), host, port,
                             allow_remote=args.host is not None)

@@ -30,6 +30,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -69,21 +70,40 @@ class MIVariant:
 
 @dataclass
 class ExplainConfig:
+    """How every feature is explained (the options of `python -m explain` beside its input and output)."""
     words: int = 5000
-    mi: tuple[str, ...] = ("decoder-bayes",)  # MI variants: the first fills mi_words, all fill mi_variants
-    tau: float | None = None  # None: the std of the scores (see explain.mi)
-    tau_c: float | None = None  # the 'paper' score's temperature over features (None: tau)
-    p_c: str = "uniform"  # or "frequency": weight features by how often they fire on the corpus
+    """vocabulary: the N most frequent English words"""
+    mi: tuple[str, ...] = ("decoder-bayes",)
+    """MI variants, DIRECTIONS-SCORE[-cased] with DIRECTIONS decoder|encoder and SCORE bayes|paper; the first fills
+    mi_words, all fill mi_variants"""
+    tau: float | None = None
+    """MI softmax temperature > 0 (default: the std of the scores, see explain.mi)"""
+    tau_c: float | None = None
+    """the 'paper' score's temperature over features (default: tau's)"""
+    p_c: Literal["uniform", "frequency"] = "uniform"
+    """prior over features in MI: uniform, or by how often each fires on the corpus"""
     top_m: int = 10
+    """MI words kept per feature"""
     logit_top: int = 10
+    """logit-lens tokens kept per feature"""
     top_contexts: int = 10
-    left: int = 12  # context tokens shown before the peak
-    right: int = 4  # and after it
+    """top-activating contexts kept per feature"""
+    left: int = 12
+    """context tokens shown before the peak"""
+    right: int = 4
+    """context tokens shown after the peak"""
     hist_bins: int = 20
-    quantile_bins: int = 4  # activation quantiles to sample example contexts from
-    outlier_factor: float | None = 10.0  # tokens the SAE's training left out (attention sinks) get no activation
-    scores: bool = True  # input / output scores of every feature (explain.steerability; ~1 min for 4608 on 2 cores)
-    curves: int = 64  # features whose steering curve is measured (~2 s each on 2 CPU cores); 0: none
+    """bins of each feature's activation histogram"""
+    quantile_bins: int = 4
+    """activation quantiles that example contexts are sampled from"""
+    outlier_factor: float | None = 10.0
+    """tokens whose norm is over this many times their window's median norm (attention sinks, which SAE training
+    leaves out) get no activation"""
+    scores: bool = True
+    """the input / output scores of every feature (explain.steerability; ~1 min for 4608 features on 2 cores)"""
+    curves: int = 64
+    """features whose steering curve is measured (half the highest content output scores, half at random; ~2 s
+    each on 2 CPU cores); 0: none"""
 
     def __post_init__(self):
         if self.tau is not None and not (math.isfinite(self.tau) and self.tau > 0):

@@ -18,13 +18,13 @@ summary did not see), against the same test for another feature's summary (chanc
 """
 from __future__ import annotations
 
-import argparse
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from explain.records import load_explanations
-from sae.cli import run_cli
+from sae.cli import parse_options, run_cli
 from sae.eval.stats import rate_ci
 
 
@@ -93,12 +93,16 @@ def peak_agreement(records: dict[int, dict], words: Callable[[dict], Sequence[st
     return rate_ci(hits)
 
 
+@dataclass(kw_only=True)
+class InputSideOptions:
+    explanations: str
+    """JSONL written by `python -m explain`"""
+    mi_words: int = 10
+    """MI words compared"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m explain.input_side", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--explanations", required=True, help="JSONL written by `python -m explain`")
-    p.add_argument("--mi-words", type=int, default=10, help="MI words compared")
-    args = p.parse_args(argv)
+    args = parse_options(InputSideOptions, argv, "python -m explain.input_side", __doc__)
     records = load_explanations(args.explanations)
     methods = {"input summary (tokens)": summary_tokens,
                f"MI words (first {args.mi_words})": lambda r: [w for w, _ in r["mi_words"][: args.mi_words]]}

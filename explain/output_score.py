@@ -18,9 +18,9 @@ Summaries: the mean over features with a bootstrap 95 % CI (features resampled).
 """
 from __future__ import annotations
 
-import argparse
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -29,11 +29,11 @@ from explain.quality import embedding_aurocs
 from explain.records import EXPLANATION_METHODS, explanation_words, load_explanations
 from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
-from sae.cli import HelpFormatter
+from sae.cli import parse_options
 from sae.data.text import TextSource
 from sae.embed import load_embedder
 from sae.eval.stats import rate_ci
-from sae.lm import EMBEDDED, load_lm
+from sae.lm import LMOptions
 from sae.model import TopKSAE
 from sae.tables import write_table
 from steering.intervention import steer
@@ -123,22 +123,33 @@ def methods_in(records: dict[int, dict]) -> list[str]:
     return variants + [m for m in EXPLANATION_METHODS if m != "mi"]
 
 
+@dataclass(kw_only=True)
+class OutputScoreOptions:
+    explanations: str
+    """JSONL from `python -m explain` (any --mi variants)"""
+    sae: str
+    """the SAE (folder or pretrained name) those explanations describe"""
+    out: str
+    """folder for output_score.md/.csv and per_feature.csv"""
+    features: int = 300
+    """features sampled (among those that fired)"""
+    words: int = 5
+    """explanation words per feature"""
+    m_factor: float = 4.0
+    """Inject m = this × the feature's max activation"""
+    new_tokens: int = 12
+    """greedy tokens per prompt for the similarity"""
+    corpus: str = "wikitext2-test"
+    """held-out corpus for the input-side AUROC"""
+    windows: int = 512
+    """held-out windows for the input-side AUROC"""
+    lm: LMOptions = field(default_factory=LMOptions)
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m explain.output_score", description=__doc__,
-                                formatter_class=HelpFormatter)
-    p.add_argument("--explanations", required=True, help="JSONL from `python -m explain` (any --mi variants)")
-    p.add_argument("--sae", required=True, help="the SAE (folder or pretrained name) those explanations describe")
-    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
-    p.add_argument("--features", type=int, default=300, help="features sampled (among those that fired)")
-    p.add_argument("--words", type=int, default=5, help="explanation words per feature")
-    p.add_argument("--m-factor", type=float, default=4.0, help="Inject m = this × the feature's max activation")
-    p.add_argument("--new-tokens", type=int, default=12, help="greedy tokens per prompt for the similarity")
-    p.add_argument("--corpus", default="wikitext2-test", help="held-out corpus for the input-side AUROC")
-    p.add_argument("--windows", type=int, default=512, help="held-out windows for the input-side AUROC")
-    p.add_argument("--out", required=True, help="folder for output_score.md/.csv and per_feature.csv")
-    args = p.parse_args(argv)
+    args = parse_options(OutputScoreOptions, argv, "python -m explain.output_score", __doc__)
     sae = TopKSAE.load(args.sae)
-    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    model, tok = args.lm.load(sae)
     records = load_explanations(args.explanations)
     fired = sorted(f for f, r in records.items() if r.get("max_act", 0) > 0 and r.get("top_contexts"))
     features = sorted(random.Random(0).sample(fired, min(args.features, len(fired))))

@@ -10,10 +10,10 @@ diversity        distinct words / all words over the explanations.
 """
 from __future__ import annotations
 
-import argparse
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,11 +21,11 @@ from wordfreq import top_n_list
 
 from explain.records import explanation_words, load_explanations
 from explain.topact import FeatureStats, collect_stats
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import parse_options, run_cli
 from sae.data.text import TextSource
 from sae.embed import load_embedder
 from sae.eval.scores import auroc
-from sae.lm import EMBEDDED, load_lm
+from sae.lm import LMOptions
 from sae.model import TopKSAE
 from sae.tables import write_table
 
@@ -105,21 +105,32 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
     return rows
 
 
+@dataclass(kw_only=True)
+class QualityOptions:
+    explanations: str
+    """JSONL from `python -m explain`"""
+    sae: str
+    """the SAE (folder or pretrained name) those explanations describe"""
+    corpus: str = "wikitext2-test"
+    """held out: not the corpus the explanations saw"""
+    windows: int = 512
+    """held-out windows"""
+    ctx_len: int = 64
+    """tokens per window"""
+    features: int = 300
+    """features sampled for the embedding AUROC"""
+    examples: int = 5
+    """example features printed"""
+    out: str | None = None
+    """folder for quality.md/.csv (default: print only)"""
+    lm: LMOptions = field(default_factory=LMOptions)
+
+
 def main(argv=None) -> None:
     """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
-    p = argparse.ArgumentParser(prog="python -m explain.quality", description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--explanations", required=True, help="JSONL from `python -m explain`")
-    p.add_argument("--sae", required=True, help="the SAE (folder or pretrained name) those explanations describe")
-    p.add_argument("--model", help="default: the model named in the SAE's cfg.json, else the embedded SmolLM2")
-    p.add_argument("--corpus", default="wikitext2-test", help="held out: not the corpus the explanations saw")
-    p.add_argument("--windows", type=int, default=512, help="held-out windows")
-    p.add_argument("--ctx-len", type=int, default=64, help="tokens per window")
-    p.add_argument("--features", type=int, default=300, help="features sampled for the embedding AUROC")
-    p.add_argument("--examples", type=int, default=5, help="example features printed")
-    p.add_argument("--out", help="folder for quality.md/.csv")
-    args = p.parse_args(argv)
+    args = parse_options(QualityOptions, argv, "python -m explain.quality", __doc__)
     sae = TopKSAE.load(args.sae)
-    model, tok = load_lm(args.model or sae.cfg.model_name or EMBEDDED)
+    model, tok = args.lm.load(sae)
     records = load_explanations(args.explanations)
     bad = [f for f in records if not 0 <= f < sae.d_sae]
     if bad:

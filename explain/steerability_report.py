@@ -18,22 +18,22 @@ SAE given (one per layer), on features split by a hash of their id into a dev ha
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from explain.records import load_explanations
 from explain.steerability import CURVE_FACTORS, own_words, steering_curves
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_options, run_cli, sae_pairs
 from sae.data.splits import in_fraction
 from sae.eval.stats import rate_ci
 from sae.figures import plt, save_figure
 from sae.files import claim_folder, write_manifest, write_text
-from sae.lm import DTYPE_HELP, load_lm
+from sae.lm import LMOptions
 from sae.model import TopKSAE
 from sae.tables import markdown_table, write_table
 
@@ -72,25 +72,29 @@ def spearman_ci(x, y, draws: int = 2000, seed: int = 0) -> tuple[float, float, f
     return float(rho), float(lo), float(hi)
 
 
+@dataclass(kw_only=True)
+class SteerabilityOptions:
+    sae: list[str]
+    """SAE=EXPLANATIONS: an SAE (folder or pretrained name) and its explanations from `python -m explain`; several"""
+    out: str
+    """the report folder (new, or one this command wrote)"""
+    n: int = 50
+    """test features per group (random, top decile)"""
+    dev_n: int = 25
+    """dev features per group (they choose the default factor)"""
+    score: str = arg("content_output_score", choices=SCORES[1:])
+    """what 'top decile' ranks by"""
+    fluency_budget: float = 1.5
+    """nats per token a default steer may cost the continuation under the unsteered model"""
+    lm: LMOptions = field(default_factory=LMOptions)
+    scores_only: bool = False
+    """only the output-score distribution per SAE and its plot, from the stored scores (seconds; no steering
+    measured)"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m explain.steerability_report", description=__doc__,
-                                formatter_class=HelpFormatter)
-    p.add_argument("--sae", action="append", required=True, metavar="SAE=EXPLANATIONS",
-                   help="an SAE (folder or pretrained name) and its explanations from `python -m explain`; repeat")
-    p.add_argument("--n", type=int, default=50, help="test features per group (random, top decile)")
-    p.add_argument("--dev-n", type=int, default=25, help="dev features per group (they choose the default factor)")
-    p.add_argument("--score", default="content_output_score", choices=SCORES[1:], help="what 'top decile' ranks by")
-    p.add_argument("--fluency-budget", type=float, default=1.5,
-                   help="nats per token a default steer may cost the continuation under the unsteered model")
-    p.add_argument("--lm-dtype", default="auto", help="the LM's dtype: " + DTYPE_HELP)
-    p.add_argument("--scores-only", action="store_true",
-                   help="only the output-score distribution per SAE and its plot, from the stored scores (seconds; "
-                        "no steering measured)")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    pairs = [s.split("=", 1) for s in args.sae]
-    if any(len(pr) != 2 or not all(pr) for pr in pairs):
-        raise ValueError("Write each --sae as SAE=EXPLANATIONS, e.g. smollm2-135m/blocks.20.resid_post=E.jsonl")
+    args = parse_options(SteerabilityOptions, argv, "python -m explain.steerability_report", __doc__)
+    pairs = sae_pairs(args.sae, "--sae")
     out = claim_folder(args.out, "python -m explain.steerability_report")
     model, tok = None, None
     rows, corr, dist, per_feature, chosen = [], [], [], [], {}
@@ -107,7 +111,7 @@ def main(argv=None) -> None:
             continue
         sae = TopKSAE.load(name)
         if model is None:
-            model, tok = load_lm(sae.cfg.model_name, args.lm_dtype)
+            model, tok = args.lm.load(sae)
         measured = {}
         for half in ("dev", "test"):
             groups = sample_features(records, name, args.dev_n if half == "dev" else args.n, args.score, half == "dev")

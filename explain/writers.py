@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ import torch
 
 from explain.records import load_explanations
 from explain.steerability import is_content_token
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import parse_options, run_cli
 from sae.embed import load_embedder
 from sae.files import atomic_file
 from sae.pretrained import PRETRAINED_DIR, releases
@@ -125,22 +124,34 @@ def shipped_scores() -> dict[str, dict[int, dict]]:
         for hook in hooks:
             path = PRETRAINED_DIR / release / hook / SCORE_FILE
             if path.is_file():
-                with gzip.open(path, "rt", encoding="utf-8") as f:
-                    out[f"{release}/{hook}"] = {(r := json.loads(line))["feature"]: r for line in f if line.strip()}
+                out[f"{release}/{hook}"] = read_scores(path)
     return out
 
 
+def read_scores(path: str | Path) -> dict[int, dict]:
+    """{feature: scores} from a SCORE_FILE (`write_scores`)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return {(r := json.loads(line))["feature"]: r for line in f if line.strip()}
+
+
+@dataclass(kw_only=True)
+class WritersOptions:
+    """Write the scores part of an SAE's explanations beside it (feature_scores.jsonl.gz) and list the features
+    that write a concept across every shipped SAE."""
+    explanations: str | None = None
+    """explanations JSONL from `python -m explain` (with its scores), written into --into (default: none)"""
+    into: str | None = None
+    """the folder to write feature_scores.jsonl.gz into, e.g. a pretrained SAE's (with --explanations; default: none)"""
+    concept: str | None = None
+    """print the features that write this concept (every shipped SAE's scores; default: none)"""
+    top: int = 10
+    """writers listed for --concept"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m explain.writers", formatter_class=HelpFormatter,
-                                description="Write the scores part of an SAE's explanations beside it (" + SCORE_FILE +
-                                ") and list the features that write a concept across every shipped SAE.")
-    p.add_argument("--explanations", help="explanations JSONL from `python -m explain` (with its scores)")
-    p.add_argument("--into", help="the folder to write " + SCORE_FILE + " into, e.g. a pretrained SAE's")
-    p.add_argument("--concept", help="print the features that write this concept (every shipped SAE's scores)")
-    p.add_argument("--top", type=int, default=10)
-    args = p.parse_args(argv)
+    args = parse_options(WritersOptions, argv, "python -m explain.writers", WritersOptions.__doc__)
     if bool(args.explanations) != bool(args.into):
-        p.error("--explanations and --into go together")
+        raise ValueError("--explanations and --into go together: give both, to write the scores into a folder")
     if args.explanations:
         print(write_scores(load_explanations(args.explanations), args.into))
     if args.concept:
@@ -149,7 +160,7 @@ def main(argv=None) -> None:
             raise FileNotFoundError(f"No shipped SAE has {SCORE_FILE}; write one with --explanations E --into DIR")
         find_writers(args.concept, scores, args.top)
     if not (args.explanations or args.concept):
-        p.error("give --explanations E --into DIR, or --concept WORDS")
+        raise ValueError("nothing to do: give --explanations E --into DIR, or --concept WORDS")
 
 
 if __name__ == "__main__":

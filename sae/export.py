@@ -4,13 +4,13 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from safetensors.torch import save_file
 
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_command, run_cli
 from sae.config import CONFIG, WEIGHTS, architectures
 from sae.files import output_dir
 from sae.model import TopKSAE
@@ -43,13 +43,17 @@ def export_saelens(sae: TopKSAE, folder: str | Path) -> Path:
     return Path(folder)
 
 
+@dataclass(kw_only=True)
+class SAELensExport:
+    """write an SAE in SAELens' format"""
+    sae: str = arg(positional=True)
+    """an SAE folder (ours, SAELens TopK or sparsify) or a pretrained name"""
+    out: str = arg(positional=True)
+    """the folder to write (refused if it holds other files)"""
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sae.export", description=__doc__, formatter_class=HelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("saelens", help="write an SAE in SAELens' format", description=export_saelens.__doc__)
-    ex.add_argument("sae", help="an SAE folder (ours, SAELens TopK or sparsify) or a pretrained name")
-    ex.add_argument("out", help="the folder to write (refused if it holds other files)")
-    args = ap.parse_args(argv)
+    args = parse_command({"saelens": SAELensExport}, argv, "python -m sae.export", __doc__)
     print(f"wrote {export_saelens(TopKSAE.load(args.sae), args.out)}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,7 +26,23 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
 
 
 AUTO = "auto"  # bf16 where the device computes it in hardware, fp32 elsewhere (choose_lm_dtype)
-DTYPE_HELP = "'auto' (bf16 where the CPU/GPU has bf16 units, else float32), float32 or bfloat16"
+
+
+@dataclass(kw_only=True)
+class LMOptions:
+    """The LM a command runs an SAE on: its --model and --lm-dtype options (a field of the command's options)."""
+    model: str | None = None
+    """the LM: the embedded alias, a .gguf, a folder or a hub id (default: the model named in the SAE's cfg.json,
+    else the embedded SmolLM2)"""
+    lm_dtype: str = AUTO
+    """the LM's dtype: 'auto' (bf16 where the CPU/GPU has bf16 units, else float32), float32 or bfloat16"""
+
+    def name(self, sae=None) -> str:
+        return self.model or (sae.cfg.model_name if sae is not None else None) or EMBEDDED
+
+    def load(self, sae=None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """(model, tokenizer) for `sae`: this --model, else the one its cfg names, else the embedded one."""
+        return load_lm(self.name(sae), self.lm_dtype)
 
 
 def as_dtype(dtype: str | torch.dtype) -> torch.dtype:

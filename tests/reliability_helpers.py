@@ -46,3 +46,22 @@ def cli(main, *argv, capsys, monkeypatch):
     return code, out.out, out.err
 
 
+
+
+def option_helps(help_text: str) -> dict[str, str]:
+    """{argument: its help, joined across wrapped lines} from an argparse --help text: every --option, and every
+    positional argument (named without dashes); not --help."""
+    options, section, current = {}, None, None
+    for line in help_text.splitlines():
+        if line and not line.startswith(" "):
+            section, current = line, None
+        elif section in ("positional arguments:", "options:") and line.startswith("  ") and line[2:3] not in ("", " "):
+            flag, _, rest = line.strip().partition("  ")
+            current = flag.split(",")[-1].split()[0]
+            options[current] = rest.strip()
+        elif current and line.startswith("        ") and line.strip():
+            options[current] = (options[current] + " " + line.strip()).strip()
+        else:
+            current = None
+    options.pop("--help", None)
+    return options

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability_helpers import option_helps
 
 from evaluation.cli import COMMANDS, main, source_of, summary
 
@@ -61,3 +62,37 @@ def test_a_subcommand_is_the_module_itself():
     bad = _run("-m", "evaluation.cli", "browse", "build", "no-such-file.jsonl", "--out", "/tmp/never-written")
     assert bad.returncode == 2 and "error:" in bad.stderr and "python -m explain" in bad.stderr
     assert not Path("/tmp/never-written").exists()
+
+
+# the commands with sub-commands, each checked on its own
+SUBCOMMANDS = {"data": ["generate", "stats"], "export": ["saelens"], "aura": ["rank", "apply"],
+               "browse": ["build", "serve"]}
+
+
+@pytest.mark.parametrize("argv", [[name, sub] for name in COMMANDS if name != "train"
+                                  for sub in SUBCOMMANDS.get(name, [None])], ids=lambda a: " ".join(filter(None, a)))
+def test_every_option_of_every_command_has_help_and_says_its_default(argv, capsys, monkeypatch):
+    """One way to write a command (sae.cli.parse_options): each option is a dataclass field whose docstring is its
+    help, and --help marks it required or shows its default (or its help says what happens without it).
+    `train` is LightningCLI, whose options tests/test_cli_help.py checks."""
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    with pytest.raises(SystemExit) as e:
+        main([a for a in argv if a] + ["--help"])
+    text = capsys.readouterr().out
+    options = option_helps(text)
+    assert e.value.code == 0 and options, text
+    assert [o for o, h in options.items() if not h] == [], text
+    assert [o for o, h in options.items() if o.startswith("--") and "default" not in h and "(required)" not in h
+            ] == [], text
+
+
+def test_only_sae_cli_builds_argument_parsers():
+    """Every command parses through sae.cli (parse_options / parse_command), none by hand."""
+    by_hand = []
+    for pkg in ("sae", "steering", "explain", "evaluation"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            calls = {ast.unparse(n.func).rsplit(".", 1)[-1] for n in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(n, ast.Call)}
+            if calls & {"ArgumentParser", "add_argument", "add_subparsers"} and path != ROOT / "sae" / "cli.py":
+                by_hand.append(str(path.relative_to(ROOT)))
+    assert by_hand == []

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.concept_bench import best_setting, parse_grids
+from evaluation.concept_bench import parse_grids
 from evaluation.concepts import (
     Concept,
+    best_setting,
     concept_table,
     distinct_2,
     feature_concepts,

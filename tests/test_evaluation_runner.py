@@ -11,6 +11,8 @@ from scipy.stats import norm
 
 from evaluation import runner as benchmark
 from evaluation.judges import agreement, is_refusal, profanity_scorer, toxicity_judge
+from evaluation.tasks import perplexity as perplexity_task
+from evaluation.tasks import refusal as refusal_task
 from sae.data.labelled import load_labelled
 from sae.data.splits import split_prompts
 from sae.eval.stats import auroc_ci, min_detectable_ratio, rate_ci, ratio_ci
@@ -218,7 +220,8 @@ def test_benchmark_chooses_on_dev_only_and_writes_rows_with_cis(tmp_path, monkey
         raise AssertionError("recomputed a cached value")
 
     monkeypatch.setattr(benchmark, "generate", boom)
-    monkeypatch.setattr(benchmark, "perplexity", boom)
+    monkeypatch.setattr(refusal_task, "generate", boom)  # the measures (evaluation/tasks/) compute their own
+    monkeypatch.setattr(perplexity_task, "perplexity", boom)
     monkeypatch.setattr(benchmark, "continuation_nll", boom)
     again = benchmark.run(model, tok, methods, cfg, judges, tmp_path)
     assert json.dumps(again) == json.dumps(rows)

@@ -1,12 +1,15 @@
-"""evaluation.task and evaluation/tasks/: the benchmark's prompt tasks, one file each, split dev/test by hash."""
+"""evaluation.task and evaluation/tasks/: the benchmark's prompt tasks and measures, one file each; prompt tasks
+split dev/test by hash."""
 import sys
 
 import pytest
+import torch
 
 import evaluation.tasks
 from evaluation import runner
 from evaluation.config import BenchConfig, ReportConfig
-from evaluation.task import TASKS, PromptTask, get_task, register
+from evaluation.judges import profanity_scorer
+from evaluation.task import MEASURES, TASKS, Measure, PromptTask, get_task, register
 from evaluation.tasks import discover
 from sae.data.prompts import toxigen_prompts
 from sae.data.splits import is_dev_prompt
@@ -57,3 +60,54 @@ def test_a_new_task_is_one_file(tmp_path, monkeypatch):
     finally:
         TASKS.pop("toy-rivers", None)
         sys.modules.pop("evaluation.tasks.rivers", None)
+
+
+TOY_MEASURE = '''from evaluation.task import Measure, register
+
+
+def steered_norm(ctx):
+    """The hidden state's norm at the last prompt token under the row's interventions: a real number per row."""
+    from steering.intervention import steer
+    ids = ctx.tok(["The river flows"], return_tensors="pt").input_ids
+    with steer(ctx.model, ctx.ivs):
+        h = ctx.model(ids, output_hidden_states=True).hidden_states[-1][0, -1]
+    return {"toy_norm": float(h.norm())}, {}
+
+
+register(Measure("toy-norm", "the last hidden state's norm", steered_norm))
+'''
+
+
+def test_a_new_measure_is_one_file_and_the_benchmark_reports_it(tmp_path, monkeypatch):
+    from steering.methods.diffmean import DiffMean
+    from tests.conftest import make_tiny, make_tokenizer
+
+    (tmp_path / "norms.py").write_text(TOY_MEASURE)
+    monkeypatch.setattr(evaluation.tasks, "__path__", [*evaluation.tasks.__path__, str(tmp_path)])
+    try:
+        assert "norms" in discover(evaluation.tasks.__path__)
+        with pytest.raises(ValueError, match="Unknown measure 'toy-nrom'; the measures are .*toy-norm"):
+            BenchConfig(measures=("toy-nrom",))
+        cfg = BenchConfig.quick()
+        cfg.measures = ("toy-norm",)
+        model, tok = make_tiny("llama", n_layers=2), make_tokenizer()
+        torch.manual_seed(0)
+        push = torch.randn(32)
+        methods = [runner.Method("original", family="none"),
+                   runner.Method("DiffMean add", lambda c: [DiffMean("blocks.1.resid_post", push, "add", c)], (8,))]
+        judges = runner.Judges({"profanity": profanity_scorer()})
+        rows = runner.run(model, tok, methods, cfg, judges, tmp_path / "out", combine=False)
+        assert [r["setting"] for r in rows] == ["original", "DiffMean add"]
+        assert rows[0]["toy_norm"] > 0 and abs(rows[1]["toy_norm"] - rows[0]["toy_norm"]) > 1e-3
+        assert not {"perplexity", "asr_phrases"} & set(rows[0])  # only the measures asked for
+        stats = (tmp_path / "out" / "stats.md").read_text()
+        assert "Measures: toy-norm (the last hidden state's norm)" in stats and "AdvBench" not in stats
+        with pytest.raises(ValueError, match="Two measures are named 'toy-norm'"):
+            register(Measure("toy-norm", "again", lambda ctx: ({}, {})))
+    finally:
+        MEASURES.pop("toy-norm", None)
+        sys.modules.pop("evaluation.tasks.norms", None)
+
+
+def test_the_default_measures_are_refusal_and_perplexity():
+    assert BenchConfig().measures == ("refusal", "perplexity") and {"refusal", "perplexity"} <= set(MEASURES)

@@ -4,34 +4,40 @@ python -m sae.data generate --out DIR     the model's own answers (run once per 
 python -m sae.data stats MIXTURE.yaml      documents and tokens per source of a mixture"""
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import dataclass, field
 
 import yaml
 
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_command, run_cli
 from sae.data.generate import GenerationConfig, generate_responses
 from sae.data.mixture import mixture_stats
 from sae.lm import EMBEDDED, load_lm
 
 
+@dataclass(kw_only=True)
+class Generate:
+    """the model's own responses (run once per model)"""
+    out: str
+    """the folder the responses go to (a run that stopped resumes there)"""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass(kw_only=True)
+class Stats:
+    """documents and tokens per source of a mixture"""
+    mixture: str = arg(positional=True)
+    """the mixture's YAML file"""
+    model: str = EMBEDDED
+    """the LM whose tokenizer counts the tokens"""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sae.data", description=__doc__, formatter_class=HelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("generate", help="the model's own responses (run once per model)", formatter_class=HelpFormatter)
-    g.add_argument("--out", required=True)
-    for name, value in asdict(GenerationConfig()).items():
-        g.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
-    s = sub.add_parser("stats", help="documents and tokens per source of a mixture", formatter_class=HelpFormatter)
-    s.add_argument("mixture")
-    s.add_argument("--model", default=EMBEDDED)
-    args = ap.parse_args(argv)
-    if args.cmd == "generate":
-        cfg = GenerationConfig(**{k: getattr(args, k) for k in asdict(GenerationConfig())})
-        print(generate_responses(args.out, cfg))
+    opts = parse_command({"generate": Generate, "stats": Stats}, argv, "python -m sae.data", __doc__)
+    if isinstance(opts, Generate):
+        print(generate_responses(opts.out, opts.generation))
     else:
-        print(yaml.safe_dump(mixture_stats(args.mixture, load_lm(args.model)[1]), sort_keys=False))
+        print(yaml.safe_dump(mixture_stats(opts.mixture, load_lm(opts.model)[1]), sort_keys=False))
 
 
 if __name__ == "__main__":

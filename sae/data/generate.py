@@ -30,19 +30,32 @@ PROVENANCE = "provenance.json"
 
 @dataclass
 class GenerationConfig:
+    """How the model's own chat answers are sampled (the options of `python -m sae.data generate`)."""
     model_name: str = "smollm2-135m"
-    lm_dtype: str = "auto"  # bf16 where the CPU/GPU has bf16 units (1.5x faster there), else float32
-    samples: int = 3  # sampled responses per request
-    first_sample: int = 0  # sample numbers first_sample … first_sample + samples − 1 (to add samples later)
-    list_samples: int = 2  # sampled continuations per ToxiGen list prompt
+    """the LM that answers: the embedded alias, a .gguf, a folder or a hub id"""
+    lm_dtype: str = "auto"
+    """the LM's dtype: 'auto' (bf16 where the CPU/GPU has bf16 units, 1.5x faster there, else float32), float32 or
+    bfloat16"""
+    samples: int = 3
+    """sampled responses per request"""
+    first_sample: int = 0
+    """sample numbers first_sample … first_sample + samples − 1 (to add samples later)"""
+    list_samples: int = 2
+    """sampled continuations per ToxiGen list prompt"""
     max_new_tokens: int = 128
-    list_max_new_tokens: int = 48  # the benchmark scores 32-token continuations
-    temperature: float = 1.0  # the benchmark's sampling: the distribution steering acts on
+    """tokens per chat answer"""
+    list_max_new_tokens: int = 48
+    """tokens per list continuation (the benchmark scores 32-token continuations)"""
+    temperature: float = 1.0
+    """sampling temperature (1: the benchmark's sampling, the distribution steering acts on)"""
     top_p: float = 1.0
+    """nucleus sampling's probability mass"""
     batch_size: int = 64
+    """prompts per generation batch"""
     seed: int = 0
-    jailbreak_templates: int = 0  # 1: answer the training goals wrapped in each jailbreak template instead
-
+    """sampling seed"""
+    jailbreak_templates: int = 0
+    """1: answer the training goals wrapped in each jailbreak template instead"""
 
 def _jobs(tok, cfg: GenerationConfig) -> list[dict]:
     """Every (prompt, sample) to generate, in a fixed order (so a resumed run gives the same batches). With

@@ -4,14 +4,14 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.eval.report import markdown
 from sae.eval.saebench import evaluate
 from sae.eval.tasks import EvalConfig
@@ -49,14 +49,22 @@ def ship(sae_dir: str | Path, release: str, config: str | Path, full_eval: str |
     return target
 
 
+@dataclass(kw_only=True)
+class ShipOptions:
+    sae: str = arg(positional=True)
+    """the trained SAE folder to ship"""
+    config: str
+    """the training config it came from"""
+    release: str = "smollm2-135m"
+    """the release it joins: data/pretrained/<release>/<hook point>/"""
+    eval: str | None = None
+    """eval.json of the sweep (`python -m sae.eval`); by default only the quick evaluation ships"""
+    train_args: str = ""
+    """the command-line overrides it was trained with"""
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sae.eval.ship", description=__doc__, formatter_class=HelpFormatter)
-    ap.add_argument("sae", help="the trained SAE folder to ship")
-    ap.add_argument("--release", default="smollm2-135m")
-    ap.add_argument("--config", required=True, help="the training config it came from")
-    ap.add_argument("--eval", default=None, help="eval.json of the sweep (`python -m sae.eval`)")
-    ap.add_argument("--train-args", default="", help="the command-line overrides it was trained with")
-    args = ap.parse_args(argv)
+    args = parse_options(ShipOptions, argv, "python -m sae.eval.ship", __doc__)
     print(ship(args.sae, args.release, args.config, args.eval, args.train_args))
 
 

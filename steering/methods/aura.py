@@ -14,7 +14,7 @@ CLI:  python -m steering.methods.aura rank --out scores.safetensors      (see --
 """
 from __future__ import annotations
 
-import argparse
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sae.capture import POOLINGS, pooled_responses
-from sae.cli import HelpFormatter, run_cli
+from sae.cli import arg, parse_command, run_cli
 from sae.data.labelled import load_labelled
 from sae.eval.scores import SCORERS, zscore
 from sae.files import atomic_file
@@ -151,15 +151,27 @@ def det0(scores: UnitScores, k: float, selection: str = "global") -> list[Scale]
     return damp(scores, k, 0.0, selection)
 
 
-def interventions_for(scores: UnitScores, method: str, k: float = 0, alpha: float = 0.5,
-                      selection: str = "global") -> list[Scale]:
-    if method == "aura":
-        return aura(scores)
-    if method == "det0":
-        return det0(scores, k, selection)
-    if method == "damp":
-        return damp(scores, k, alpha, selection)
-    raise ValueError(f"method must be aura, det0 or damp, got {method!r}")
+# The unit dampeners by name: what the CLI's `apply` and `evaluation.sweep`'s settings build (the report builds
+# the same three from its rows below). Each takes the scores and its own settings, named as in its signature.
+DAMPENERS = {"aura": aura, "det0": det0, "damp": damp}
+
+
+def dampener_settings(method: str) -> tuple[str, ...]:
+    """The settings the dampener `method` takes (its parameters after the scores)."""
+    if method not in DAMPENERS:
+        raise ValueError(f"method must be one of {', '.join(DAMPENERS)}, got {method!r}")
+    return tuple(inspect.signature(DAMPENERS[method]).parameters)[1:]
+
+
+def interventions_for(scores: UnitScores, method: str, **settings) -> list[Scale]:
+    """The dampener `method` on `scores` with `settings` (e.g. k=300, alpha=0.5, selection='global'); a setting
+    it does not take is refused rather than ignored."""
+    unknown = set(settings) - set(dampener_settings(method))
+    if unknown:
+        raise ValueError(f"{method} takes {', '.join(dampener_settings(method)) or 'no settings'}, not "
+                         f"{', '.join(sorted(unknown))}")
+    return DAMPENERS[method](scores, **settings)
+
 
 # Its rows in the toxicity report (steering.catalogue): built from the report's fitted inputs by name.
 contrast_row(ContrastRow("AURA", 6, lambda fits, cfg, _: aura(fits.aura_scores)))
@@ -168,33 +180,53 @@ contrast_row(ContrastRow("DAMP", 8, lambda fits, cfg, k: damp(fits.aura_scores, 
 
 
 # --- CLI --------------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class Rank:
+    """score every unit on labelled texts and save the scores"""
+    out: str
+    """scores file to write (.safetensors)"""
+    model: str = "smollm2-135m"
+    """LM: the embedded alias, a .gguf, a folder or a hub id"""
+    data: str = "davidson"
+    """'davidson', 'toxigen-sentences', a local file or hub name"""
+    text_column: str = "text"
+    """column holding the text"""
+    label_column: str = "label"
+    """column holding 1 (toxic) / 0 (non-toxic)"""
+    max_per_class: int = 1000
+    """texts per label, sampled with a fixed seed"""
+    hook_points: list[str] | None = None
+    """default: blocks.<i>.mlp_act of every layer"""
+    pooling: str = arg("max", choices=POOLINGS)
+    """how a unit's token responses become one"""
+    metric: str = arg("auroc", choices=list(SCORERS))
+    """separation score per unit"""
+    zscore: bool = False
+    """standardise scores per hook point"""
+    batch_size: int = 32
+    """texts per LM pass"""
+
+
+@dataclass(kw_only=True)
+class Apply:
+    """turn saved scores into interventions for steer()"""
+    scores: str = arg(positional=True)
+    """file written by `rank`"""
+    out: str
+    """interventions file to write (.safetensors)"""
+    method: str = arg("aura", choices=list(DAMPENERS))
+    """how units are dampened"""
+    k: float = 0
+    """det0/damp: units (global/per_layer) or percent (per_layer_pct)"""
+    alpha: float = 0.5
+    """damp: the factor the chosen units are multiplied by"""
+    selection: str = arg("global", choices=SELECTIONS)
+    """det0/damp: how the top k units are chosen"""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m steering.methods.aura", description=__doc__,
-                                formatter_class=HelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("rank", help="score every unit on labelled texts and save the scores",
-                       formatter_class=HelpFormatter)
-    r.add_argument("--model", default="smollm2-135m", help="LM: the embedded alias, a .gguf, a folder or a hub id")
-    r.add_argument("--data", default="davidson", help="'davidson', 'toxigen-sentences', a local file or hub name")
-    r.add_argument("--text-column", default="text", help="column holding the text")
-    r.add_argument("--label-column", default="label", help="column holding 1 (toxic) / 0 (non-toxic)")
-    r.add_argument("--max-per-class", type=int, default=1000, help="texts per label, sampled with a fixed seed")
-    r.add_argument("--hook-points", nargs="*", help="default: blocks.<i>.mlp_act of every layer")
-    r.add_argument("--pooling", default="max", choices=POOLINGS, help="how a unit's token responses become one")
-    r.add_argument("--metric", default="auroc", choices=list(SCORERS), help="separation score per unit")
-    r.add_argument("--zscore", action="store_true", help="standardise scores per hook point")
-    r.add_argument("--batch-size", type=int, default=32, help="texts per LM pass")
-    r.add_argument("--out", required=True, help="scores file to write (.safetensors)")
-    a = sub.add_parser("apply", help="turn saved scores into interventions for steer()",
-                       formatter_class=HelpFormatter)
-    a.add_argument("scores", help="file written by `rank`")
-    a.add_argument("--method", default="aura", choices=["aura", "det0", "damp"], help="how units are dampened")
-    a.add_argument("--k", type=float, default=0, help="units (global/per_layer) or percent (per_layer_pct)")
-    a.add_argument("--alpha", type=float, default=0.5, help="DAMP factor")
-    a.add_argument("--selection", default="global", choices=SELECTIONS, help="how the top k units are chosen")
-    a.add_argument("--out", required=True, help="interventions file to write (.safetensors)")
-    args = p.parse_args(argv)
-    if args.cmd == "rank":
+    args = parse_command({"rank": Rank, "apply": Apply}, argv, "python -m steering.methods.aura", __doc__)
+    if isinstance(args, Rank):
         model, tok = load_lm(args.model)
         texts, labels = load_labelled(args.data, args.text_column, args.label_column, args.max_per_class)
         scores = rank_units(model, tok, texts, labels, args.hook_points, args.pooling, args.metric, args.zscore,
@@ -204,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"scored {len(flat)} units on {len(texts)} texts ({sum(labels)} toxic): {args.metric} max "
               f"{flat.max():.3f}, units > 0.5: {(flat > 0.5).sum()}; saved {args.out}")
     else:
-        ivs = interventions_for(UnitScores.load(args.scores), args.method, args.k, args.alpha, args.selection)
+        settings = {name: getattr(args, name) for name in dampener_settings(args.method)}
+        ivs = interventions_for(UnitScores.load(args.scores), args.method, **settings)
         save_interventions(args.out, ivs)
         print(f"{args.method}: {len(ivs)} Scale interventions saved to {args.out}")
 
