@@ -32,6 +32,7 @@ COMMANDS = {
     "steerability": "explain.steerability_report",
     "writers": "explain.writers",
     "browse": "explain.browse",
+    "steer": "explain.steer",
     "report": "evaluation.report",
     "frontier": "evaluation.frontier",
     "concepts": "evaluation.concept_bench",
