@@ -175,8 +175,8 @@ def main(argv=None) -> None:
     args = parse_options(ConceptOptions, argv, "python -m evaluation.concept_bench", __doc__)
     grids = parse_grids(args.grid)
     out = claim_folder(args.out, "python -m evaluation.concept_bench")
-    records = load_explanations(args.explanations)
     sae = TopKSAE.load(args.sae)
+    records = load_explanations(args.explanations, sae)
     model, tok = load_lm(sae.cfg.model_name)
     tok.padding_side = "left"
     concepts = feature_concepts(records, args.feature_concepts) + word_concepts()
@@ -193,7 +193,8 @@ def main(argv=None) -> None:
     pairs = sae_pairs(args.writers, "--writers")
     saes = {args.sae: sae} | {name: TopKSAE.load(name) for name, _ in pairs}
     descriptions = [c.description for c in concepts]
-    found = {"writes": writers_for(descriptions, {args.sae: records} | {n: load_explanations(e) for n, e in pairs}, 1),
+    found = {"writes": writers_for(descriptions, {args.sae: records} | {n: load_explanations(e, saes[n])
+                                                                        for n, e in pairs}, 1),
              "writes-layer": writers_for(descriptions, {args.sae: records}, 1)}
     has_writer = [found["writes"][i][0].similarity >= args.writer_threshold for i in range(len(concepts))]
     rng = random.Random(0)

@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     out = claim_folder(cfg.out, "python -m evaluation.frontier")
     sae = TopKSAE.load(which_sae(cfg))
     model, tok = load_lm(cfg.model, cfg.lm_dtype)
-    records = list(load_explanations(args.explanations).values())
+    records = list(load_explanations(args.explanations, sae).values())
     methods = rows_for(cfg, Fits(cfg, model, tok, sae, records, out))
     judges = {"MiniLM": toxicity_judge(cfg.judge_per_class), "profanity": profanity_scorer()}
     write_manifest(out, "python -m evaluation.frontier", asdict(cfg) | {"budgets": args.budgets})

@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     steer = named_numbers(args.steer, list(operators), "--steer", "OPERATOR=S1,S2,...")  # before the model loads
     sae = TopKSAE.load(args.sae)
     model, tok = args.lm.load(sae)
-    explanations = load_explanations(args.explanations) if args.explanations else None
+    explanations = load_explanations(args.explanations, sae) if args.explanations else None
     how, _, spec = args.features.partition(":")
     if how == "refusal":
         refusals, compliances = refusal_contrast_texts(tok, advbench(part="train")[:200])

@@ -35,8 +35,9 @@ from typing import Literal
 import torch
 
 from explain.input_side import input_summary
-from explain.logit_lens import logit_lens
+from explain.logit_lens import Lens, logit_lens
 from explain.mi import SCORES, auto_tau, mi_explain
+from explain.records import EXPLAINERS
 from explain.steerability import ScoreConfig, input_scores, is_content_token, output_scores, own_words, steering_curves
 from explain.topact import FeatureStats, collect_stats
 from explain.vocab import VOCABULARIES, token_label, token_texts, unembedding, vocab_embeddings
@@ -147,6 +148,20 @@ def check_features(sae: TopKSAE, features: Sequence[int] | None) -> list[int]:
     return list(range(sae.d_sae)) if features is None else feature_ids(features, sae.d_sae)
 
 
+@dataclass(frozen=True)
+class ExplainInputs:
+    """What an added explainer's `fields` sees (explain.explainer.Explainer): the corpus statistics (`stats`: top
+    contexts, peak tokens, frequencies, max activations) and each feature's logit lens, beside the model, the
+    tokenizer, the SAE, the settings and the features being explained."""
+    model: object
+    tokenizer: object
+    sae: TopKSAE
+    stats: FeatureStats
+    lens: Lens  # each feature's promoted and suppressed tokens
+    cfg: ExplainConfig
+    features: list[int]
+
+
 def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg: ExplainConfig | None = None,
                      features: Sequence[int] | None = None, cache_dir: str | None = None) -> Iterator[dict]:
     """Yield one explanation record per feature (all features by default)."""
@@ -162,6 +177,8 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
     hist = stats.histogram(cfg.hist_bins)
     decode = lambda ids: [token_label(tokenizer, t) for t in ids]  # a token holding part of a character: its bytes
     scores = feature_scores(model, tokenizer, sae, stats, lens.pos, cfg) if cfg.scores else {}
+    inputs = ExplainInputs(model, tokenizer, sae, stats, lens, cfg, features)
+    added = [e.fields(inputs) for e in EXPLAINERS.values() if e.fields is not None]  # explain/explainers/
     top_n = cfg.logit_top
     for f in features:
         top = contexts(stats, f, tokenizer, cfg.left, cfg.right)
@@ -183,6 +200,7 @@ def explain_features(model, tokenizer, sae: TopKSAE, windows: torch.Tensor, cfg:
             "histogram": {"edges": torch.linspace(0, float(stats.max_act[f]), cfg.hist_bins + 1).tolist(),
                           "counts": hist[f].tolist()},
             **{k: v[f] for k, v in scores.items() if f in v},
+            **{k: v for fields in added for k, v in fields.get(f, {}).items()},
         }
 
 

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from explain.quality import embedding_aurocs
-from explain.records import EXPLANATION_METHODS, explanation_words, load_explanations
+from explain.records import EXPLAINERS, explanation_words, load_explanations
 from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
 from sae.cli import parse_options
@@ -117,10 +117,11 @@ def summarise(rows: list[dict], keys: Sequence[str] = ("logprob_gain", "similari
 
 
 def methods_in(records: dict[int, dict]) -> list[str]:
-    """Every explanation method the records carry: each MI variant ('mi:<name>'), TopAct and the logit lens."""
+    """Every explanation method the records carry: each MI variant ('mi:<name>'), then every other explainer
+    (TopAct, the logit lens and any added in explain/explainers/)."""
     first = next(iter(records.values()))
     variants = [f"mi:{v}" for v in first.get("mi_variants", {})] or ["mi"]
-    return variants + [m for m in EXPLANATION_METHODS if m != "mi"]
+    return variants + [m for m in EXPLAINERS if m != "mi"]
 
 
 @dataclass(kw_only=True)
@@ -149,8 +150,8 @@ class OutputScoreOptions:
 def main(argv=None) -> None:
     args = parse_options(OutputScoreOptions, argv, "python -m explain.output_score", __doc__)
     sae = TopKSAE.load(args.sae)
+    records = load_explanations(args.explanations, sae)  # another SAE's explanations fail before the model loads
     model, tok = args.lm.load(sae)
-    records = load_explanations(args.explanations)
     fired = sorted(f for f, r in records.items() if r.get("max_act", 0) > 0 and r.get("top_contexts"))
     features = sorted(random.Random(0).sample(fired, min(args.features, len(fired))))
     methods = methods_in(records)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from wordfreq import top_n_list
 
-from explain.records import explanation_words, load_explanations
+from explain.records import EXPLAINERS, explanation_words, load_explanations
 from explain.topact import FeatureStats, collect_stats
 from sae.cli import parse_options, run_cli
 from sae.data.text import TextSource
@@ -95,7 +95,7 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
 
     embedder = embedder or load_embedder()
     frequent = set(top_n_list("en", 100))
-    methods = ("mi", "topact", "logit_lens")
+    methods = tuple(EXPLAINERS)  # the built-in three and any added in explain/explainers/
     aucs = embedding_aurocs(records, stats, tokenizer, methods, embedder, features)
     rows = []
     for method in methods:
@@ -130,12 +130,8 @@ def main(argv=None) -> None:
     """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
     args = parse_options(QualityOptions, argv, "python -m explain.quality", __doc__)
     sae = TopKSAE.load(args.sae)
+    records = load_explanations(args.explanations, sae)  # another SAE's explanations fail before the model loads
     model, tok = args.lm.load(sae)
-    records = load_explanations(args.explanations)
-    bad = [f for f in records if not 0 <= f < sae.d_sae]
-    if bad:
-        raise ValueError(f"{args.explanations} explains features {bad[:5]}, but {args.sae} has {sae.d_sae} features "
-                         f"(0..{sae.d_sae - 1}): the explanations belong to another SAE.")
     windows = TextSource(args.corpus, ctx_len=args.ctx_len).load(tok, args.windows)
     stats = collect_stats(model, sae, windows, top_n=10)
     rng = random.Random(0)
@@ -145,8 +141,8 @@ def main(argv=None) -> None:
         print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     alive = [f for f in features if records[f]["top_contexts"]][: args.examples]
     for f in alive:
-        print(f"#{f}: MI {explanation_words(records[f], 'mi')} | TopAct {explanation_words(records[f], 'topact')} "
-              f"| logit lens {explanation_words(records[f], 'logit_lens')}")
+        print(f"#{f}: " + " | ".join(f"{e.label} {explanation_words(records[f], name)}"
+                                     for name, e in EXPLAINERS.items()))
     if args.out:
         write_table(rows, args.out, "quality")
 

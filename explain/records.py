@@ -1,8 +1,9 @@
 """Explanation records as `python -m explain` writes them (explain/explanations.py): the one reader of the
 file, the words each explanation method gives a feature, and feature selection by those words.
 
-    load_explanations(path)                {feature: record}
-    explanation_words(record, method, m)   a feature's first m words under 'mi', 'mi:<variant>', 'topact', 'logit_lens'
+    load_explanations(path, sae)           {feature: record}, refused if they explain another SAE
+    explanation_words(record, method, m)   a feature's first m words under an explainer ('mi', 'mi:<variant>',
+                                           'topact', 'logit_lens', or one added in explain/explainers/)
     by_explanation(records, words)         features whose MI words include one of `words`
     by_concept(records, concept)           features whose words read most like a concept (MiniLM cosine)
     describe(chosen, records)              one line per chosen feature with its words
@@ -15,13 +16,16 @@ from pathlib import Path
 
 import torch
 
+from explain import explainers  # noqa: F401 (registers every explainer file in explain/explainers/)
+from explain.explainer import EXPLAINERS
 from sae.embed import load_embedder
 from steering.features import Chosen
 
 
-def load_explanations(path: str | Path) -> dict[int, dict]:
+def load_explanations(path: str | Path, sae=None) -> dict[int, dict]:
     """{feature id: record} from an explanations JSONL (one record per feature, its id under 'feature' or 'id'),
-    as `python -m explain` writes it: the one reader of the format (the explainer's scores use it too)."""
+    as `python -m explain` writes it: the one reader of the format (the explainer's scores use it too). With the
+    `sae` they are meant to describe, a feature id that SAE does not have is refused: the file explains another SAE."""
     out = {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -32,6 +36,11 @@ def load_explanations(path: str | Path) -> dict[int, dict]:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{path}, line {n}: not an explanation record ({type(e).__name__}: {e}); write the file "
                              "with `python -m explain`.") from None
+    bad = [f for f in out if sae is not None and not 0 <= f < sae.d_sae]
+    if bad:
+        raise ValueError(f"{path} explains features {bad[:5]}, but the SAE has {sae.d_sae} features "
+                         f"(0..{sae.d_sae - 1}): the explanations belong to another SAE. Give the explanations "
+                         "`python -m explain` wrote for this SAE.")
     return out
 
 
@@ -48,25 +57,19 @@ def by_explanation(explanations: dict[int, dict], words: Iterable[str], top_m: i
     return Chosen([f for _, f in hits], [s for s, _ in hits], f"explanation contains {sorted(wanted)}")
 
 
-EXPLANATION_METHODS = ("mi", "topact", "logit_lens")  # and "mi:<variant>" (explain.explanations.MIVariant)
-
-
 def explanation_words(record: dict, method: str = "mi", m: int = 5) -> list[str]:
-    """A feature's first m explanation words under `method`: 'mi' (mi_words), 'mi:<variant>' (that MI
-    variant, e.g. 'mi:encoder-bayes'), 'topact' (peak tokens) or 'logit_lens' (promoted tokens)."""
-    if method == "mi":
-        return [w for w, _ in record["mi_words"][:m]]
+    """A feature's first m explanation words under `method`: an explainer's name (`EXPLAINERS`: 'mi' (mi_words),
+    'topact' (peak tokens), 'logit_lens' (promoted tokens), and any added one) or 'mi:<variant>' (that MI variant,
+    e.g. 'mi:encoder-bayes')."""
     if method.startswith("mi:"):
         variants = record.get("mi_variants", {})
         if method[3:] not in variants:
             raise ValueError(f"This explanation has no MI variant {method[3:]!r} (it has {sorted(variants)}); "
                              f"explain with `python -m explain --mi {method[3:]}`")
         return [w for w, _ in variants[method[3:]][:m]]
-    if method == "topact":
-        return [t.strip() for t, _ in record["topact_tokens"][:m] if t.strip()]
-    if method == "logit_lens":
-        return [t.strip() for t in record["logit_tokens"]["pos"][:m] if t.strip()]
-    raise ValueError(f"method must be one of {EXPLANATION_METHODS} or 'mi:<variant>', got {method!r}")
+    if method not in EXPLAINERS:
+        raise ValueError(f"method must be one of {tuple(EXPLAINERS)} or 'mi:<variant>', got {method!r}")
+    return EXPLAINERS[method].words(record, m)
 
 
 def by_concept(explanations: dict[int, dict] | dict[int, Sequence[str]], concept: str, top: int = 10,

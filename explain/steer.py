@@ -52,10 +52,10 @@ class SteerOptions:
     lm: LMOptions = field(default_factory=LMOptions)
 
 
-def max_acts(sae_name: str, explanations: str | None) -> dict[int, float]:
+def max_acts(sae: TopKSAE, sae_name: str, explanations: str | None) -> dict[int, float]:
     """{feature: max_act} from the explanations, else from the scores beside the SAE's folder (or pretrained name)."""
     if explanations:
-        return {f: r["max_act"] for f, r in load_explanations(explanations).items()}
+        return {f: r["max_act"] for f, r in load_explanations(explanations, sae).items()}
     for folder in (Path(sae_name), PRETRAINED_DIR / sae_name):
         if (folder / SCORE_FILE).is_file():
             return {f: r["max_act"] for f, r in read_scores(folder / SCORE_FILE).items()}
@@ -63,12 +63,12 @@ def max_acts(sae_name: str, explanations: str | None) -> dict[int, float]:
                             "explain`) for the features' max_act, or a --strength for an operator not scaled by it")
 
 
-def strength_for(opts: SteerOptions) -> float:
+def strength_for(opts: SteerOptions, sae: TopKSAE) -> float:
     op = operators()[opts.operator].operator
     strength = op.default if opts.strength is None else opts.strength
     if op.scale != "max_act" or not opts.features:
         return strength
-    acts = max_acts(opts.sae, opts.explanations)
+    acts = max_acts(sae, opts.sae, opts.explanations)
     missing = [f for f in opts.features if f not in acts]
     if missing:
         raise ValueError(f"features {missing} have no max_act in the scores; check the ids or the --explanations")
@@ -79,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     opts = parse_options(SteerOptions, argv, "python -m explain.steer", __doc__)
     if not opts.features and not opts.interventions:
         raise ValueError("nothing to steer with: give --features IDS (with --operator) or --interventions FILES")
-    strength = strength_for(opts)  # before the model loads: a missing score fails now
     sae = TopKSAE.load(opts.sae)
+    strength = strength_for(opts, sae)  # before the model loads: a missing score fails now
     model, tok = opts.lm.load(sae)
     saved = {"saved": [iv for f in opts.interventions for iv in load_interventions(f)]} if opts.interventions else {}
     limits = Limits(max_new_tokens=opts.max_new_tokens, max_strength=float("inf"))  # the page's bounds are the server's

@@ -39,3 +39,16 @@ def test_by_concept_ranks_the_planted_feature_first(capsys):
     # many concepts at once: each gets the feature that reads like it
     many = by_concepts(words, ["refusal, cannot, apologize", "weather, rain, storm", "music, piano, song"], top=1)
     assert [c.features[0] for c in many] == [17, 2, 3]
+
+
+def test_explanations_of_another_sae_are_refused_by_every_reader_that_knows_the_sae(tmp_path):
+    from sae.config import SAEConfig
+    from sae.model import TopKSAE
+
+    path = tmp_path / "e.jsonl"
+    path.write_text("".join(json.dumps({"feature": f, "max_act": 1.0}) + "\n" for f in (0, 5, 40)))
+    small, large = (TopKSAE(SAEConfig(d_in=8, d_sae=n, k=2, hook_point="blocks.0.resid_post")) for n in (16, 64))
+    assert sorted(load_explanations(path, large)) == [0, 5, 40] and sorted(load_explanations(path)) == [0, 5, 40]
+    with pytest.raises(ValueError, match=r"explains features \[40\], but the SAE has 16 features \(0..15\): the "
+                                         "explanations belong to another SAE"):
+        load_explanations(path, small)
