@@ -76,7 +76,7 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/harvest.py
 	$(PY) bench/aura.py
-	$(PY) bench/explain.py
+	$(PY) bench/explain_speed.py
 
 clean:
 	rm -rf .venv .venv-bench .venv-latest

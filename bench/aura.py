@@ -4,12 +4,13 @@
 """
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
 import torch
 
 from evaluation.generation import generate
+from sae.cli import parse_options
 from sae.data.prompts import toxigen_prompts
 from steering.methods.aura import aura, scores_from_responses
 
@@ -25,16 +26,26 @@ def time_scoring(n_texts: int, layers: int, units: int, metric: str) -> float:
     return time.perf_counter() - start
 
 
+@dataclass(kw_only=True)
+class Options:
+    texts: int = 5000
+    """labelled texts scored per timing"""
+    layers: int = 30
+    """layers of MLP units"""
+    units: int = 1536
+    """units per layer"""
+    model: str = "smollm2-135m"
+    """the LM for the generation timing"""
+    gen_prompts: int = 16
+    """ToxiGen prompts generated in one batch"""
+    new_tokens: int = 32
+    """new tokens per prompt"""
+    repeats: int = 3
+    """timings per setting (the best is kept)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--texts", type=int, default=5000)
-    p.add_argument("--layers", type=int, default=30)
-    p.add_argument("--units", type=int, default=1536)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--gen-prompts", type=int, default=16)
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/aura.py", __doc__)
     print(f"scoring {args.layers} x {args.units} units over {args.texts} texts, threads={torch.get_num_threads()}")
     for metric in ("auroc", "aucpr", "cohens_d", "point_biserial"):
         print(f"  {metric:<16}{time_scoring(args.texts, args.layers, args.units, metric):8.2f} s")

@@ -9,21 +9,27 @@ of the top-`top` units the two rankings share.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import torch
 
 from sae.capture import pooled_responses
+from sae.cli import parse_options
 from sae.data.labelled import load_labelled
 from sae.lm import load_lm
 from steering.methods.aura import default_hook_points, scores_from_responses
 
 
+@dataclass(kw_only=True)
+class Options:
+    per_class: int = 1000
+    """Davidson tweets per label (training part)"""
+    top: int = 512
+    """the top units by score compared between the two rankings"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--per-class", type=int, default=1000)
-    p.add_argument("--top", type=int, default=512)
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/aura_token_mask.py", __doc__)
     model, tok = load_lm("smollm2-135m")
     texts, labels = load_labelled("davidson", max_per_class=args.per_class, part="train")
     hooks = default_hook_points(model)

@@ -9,35 +9,39 @@ change anything. Written to tests/artifacts/shipped_*.png.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-# bench/explain.py would shadow the explain package when this runs as `python bench/browser_shots.py`
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import httpx
 
-import httpx  # noqa: E402
-
-from explain.live import LiveModel  # noqa: E402
-from explain.server import bind, serve_live  # noqa: E402
-from sae.lm import load_lm  # noqa: E402
-from sae.model import TopKSAE  # noqa: E402
+from explain.live import LiveModel
+from explain.server import bind, serve_live
+from sae.cli import parse_options
+from sae.lm import load_lm
+from sae.model import TopKSAE
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "tests" / "artifacts"
 TEXT = "The song was released as the second single from the band's debut album in 1994."
 
 
+@dataclass(kw_only=True)
+class Options:
+    site: str = "runs/smollm2-135m/site"
+    """the built site to photograph"""
+    sae: str = "smollm2-135m/blocks.15.resid_post"
+    """the SAE the live server loads"""
+    feature: int = 70
+    """a feature of --sae (the SAE the live server runs)"""
+    query: str = "song"
+    """what the search screenshot looks for"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--site", default="runs/smollm2-135m/site")
-    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--feature", type=int, default=70, help="a feature of --sae (the SAE the live server runs)")
-    p.add_argument("--query", default="song", help="what the search screenshot looks for")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/browser_shots.py", __doc__)
     from playwright.sync_api import sync_playwright
 
     sae = TopKSAE.load(args.sae)

@@ -7,13 +7,13 @@ same test set can be read together (a method named in more than one is taken fro
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.concepts import paired_table
-from sae.cli import run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.files import write_text
 from sae.tables import markdown_table
 
@@ -31,13 +31,20 @@ def read_rows(folders: list[str]) -> list[dict]:
     return rows
 
 
+@dataclass(kw_only=True)
+class Options:
+    folders: list[str] = arg(positional=True)
+    """concept_bench output folders (same test concepts)"""
+    references: list[str] = arg(["diffmean", "prompting"])
+    """the rows every method is paired with"""
+    key: str = arg("aggregate", choices=["aggregate", "concept", "instruction", "fluency"])
+    """the per-concept score compared"""
+    out: str | None = None
+    """also write the table here (markdown)"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folders", nargs="+", help="concept_bench output folders (same test concepts)")
-    p.add_argument("--references", nargs="+", default=["diffmean", "prompting"])
-    p.add_argument("--key", default="aggregate", choices=["aggregate", "concept", "instruction", "fluency"])
-    p.add_argument("--out", help="also write the table here (markdown)")
-    args = p.parse_args(argv)
+    args = parse_options(Options, argv, "python bench/concept_paired.py", __doc__)
     table = paired_table(read_rows(args.folders), args.references, args.key)
     if not table:
         raise ValueError(f"None of {args.references} is a method in {args.folders}: name one with --references")

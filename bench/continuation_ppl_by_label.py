@@ -9,14 +9,14 @@ a loss of naturalness, not the price of being less toxic.
 """
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.runner import TOXIC, setting_key
-from sae.cli import run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.lm import EMBEDDED, load_lm
 
 
@@ -35,12 +35,18 @@ def original_texts(folder: Path, model, samples: int | None) -> tuple[list[str],
     return max(found, key=lambda t: t[0])[1:]
 
 
+@dataclass(kw_only=True)
+class Options:
+    report: Path = arg(positional=True)
+    """a evaluation.report output folder (its cache/ is read)"""
+    samples: int | None = None
+    """only continuation sets with this many per prompt"""
+    model: str = EMBEDDED
+    """the LM that scores the continuations"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("report", type=Path, help="a evaluation.report output folder (its cache/ is read)")
-    p.add_argument("--samples", type=int, default=None, help="only continuation sets with this many per prompt")
-    p.add_argument("--model", default=EMBEDDED)
-    a = p.parse_args(argv)
+    a = parse_options(Options, argv, "python bench/continuation_ppl_by_label.py", __doc__)
     from evaluation.generation import continuation_perplexity
     from evaluation.judges import toxicity_judge
 

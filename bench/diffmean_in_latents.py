@@ -11,14 +11,14 @@ Contrast texts: the model's own dev continuations labelled by the MiniLM judge (
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import torch
 
 from evaluation.config import ReportConfig
 from evaluation.fits import which_sae
 from evaluation.judges import toxicity_judge
-from sae.cli import run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.data.labelled import contrast_texts
 from sae.lm import load_lm
 from sae.model import TopKSAE
@@ -44,14 +44,22 @@ def decomposition(r: torch.Tensor, sae: TopKSAE, gap: torch.Tensor, sizes: list[
     return row
 
 
+@dataclass(kw_only=True)
+class Options:
+    model: str = ReportConfig.model
+    """the LM (the report's default)"""
+    sae: str | None = None
+    """default: the model's shipped SAE"""
+    extra_saes: list[str] = arg([])
+    """further SAEs, each at its own hook point"""
+    sizes: list[int] = arg([16, 128, 512])
+    """latent counts n to compare"""
+    judge_per_class: int = ReportConfig.judge_per_class
+    """Davidson tweets per label for the MiniLM toxicity judge (the report's default)"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=ReportConfig.model)
-    p.add_argument("--sae", default=None, help="default: the model's shipped SAE")
-    p.add_argument("--extra-saes", nargs="*", default=[], help="further SAEs, each at its own hook point")
-    p.add_argument("--sizes", type=int, nargs="+", default=[16, 128, 512], help="latent counts n to compare")
-    p.add_argument("--judge-per-class", type=int, default=ReportConfig.judge_per_class)
-    args = p.parse_args(argv)
+    args = parse_options(Options, argv, "python bench/diffmean_in_latents.py", __doc__)
     model, tok = load_lm(args.model)
     saes = [TopKSAE.load(which_sae(ReportConfig(model=args.model, sae=args.sae)))]
     saes += [TopKSAE.load(s) for s in args.extra_saes]

@@ -20,14 +20,14 @@ coef × quantile. Every setting also reports its dev continuations' perplexity u
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from evaluation import runner as benchmark
 from sae.capture import capture
-from sae.cli import run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.data.labelled import CONTRASTS, contrast_texts, load_labelled
 from sae.data.text import TextSource
 from sae.lm import EMBEDDED, load_lm
@@ -53,41 +53,54 @@ def generic_basis(model, tok, hooks: list[str], how: str, windows: int = 64) -> 
     return out
 
 
+@dataclass(kw_only=True)
+class Options:
+    model: str = EMBEDDED
+    """the LM"""
+    hooks: list[str] = arg(["15"])
+    """hook sets: comma-separated resid_post layers"""
+    coef: list[float] = arg([-1.0, -2.0, -3.0, -4.0])
+    """× each ‖r‖"""
+    contrast: str = arg("own", choices=CONTRASTS)
+    """the contrast texts the directions are fitted on (as the report's --contrast)"""
+    dev_prompts: int = 80
+    """dev prompts (never test ones)"""
+    dev_samples: int = 1
+    """sampled continuations per dev prompt"""
+    per_class: int = 1000
+    """Davidson tweets per label (contrast tweets/both)"""
+    seed: int = 0
+    """prompt sample and sampling seed"""
+    out: str
+    """output folder, e.g. reports/steering/<date>-diffmean-scan"""
+    project_off: str | None = None
+    """remove generic text's mean direction or top Q principal components from each direction"""
+    plus_sae_amplify: list[float] = arg(None)
+    """add SAE amplification of the shipped SAE's 64 toxicity features at each α (grid coef × α)"""
+    condition: str | None = arg(None, choices=("gate", "cap"))
+    """conditional DiffMean (steering.methods.conditional): act only on tokens whose projection on the direction
+    passes a threshold; 'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess (default: none)"""
+    quantile: list[float] = arg([0.9])
+    """--condition thresholds: quantiles of the non-toxic contrast tokens' projections (coef × Q)"""
+    table: str = "scan"
+    """table name under --out (several scans can share one cache)"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=EMBEDDED)
-    p.add_argument("--hooks", nargs="+", default=["15"], help="hook sets: comma-separated resid_post layers")
-    p.add_argument("--coef", type=float, nargs="+", default=[-1.0, -2.0, -3.0, -4.0], help="× each ‖r‖")
-    p.add_argument("--contrast", choices=CONTRASTS, default="own")
-    p.add_argument("--dev-prompts", type=int, default=80)
-    p.add_argument("--dev-samples", type=int, default=1)
-    p.add_argument("--per-class", type=int, default=1000, help="Davidson tweets per label (contrast tweets/both)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder, e.g. reports/steering/<date>-diffmean-scan")
-    p.add_argument("--project-off", default=None, metavar="mean|pcs:Q",
-                   help="remove generic text's mean direction or top Q principal components from each direction")
-    p.add_argument("--plus-sae-amplify", type=float, nargs="+", default=None, metavar="ALPHA",
-                   help="add SAE amplification of the shipped SAE's 64 toxicity features at each α (grid coef × α)")
-    p.add_argument("--condition", choices=("gate", "cap"), default=None,
-                   help="conditional DiffMean (steering.methods.conditional): act only on tokens whose projection "
-                        "on the direction passes a threshold; "
-                        "'gate' adds coef × ‖r‖ there, 'cap' removes coef × the excess")
-    p.add_argument("--quantile", type=float, nargs="+", default=[0.9], metavar="Q",
-                   help="--condition thresholds: quantiles of the non-toxic contrast tokens' projections (coef × Q)")
-    p.add_argument("--table", default="scan", help="table name under --out (several scans can share one cache)")
-    a = p.parse_args(argv)
+    a = parse_options(Options, argv, "python bench/diffmean_scan.py", __doc__)
     if not all(layer.strip().isdigit() for s in a.hooks for layer in s.split(",")):
-        p.error(f"--hooks {' '.join(a.hooks)}: each hook set is comma-separated layer numbers, e.g. 15 or 15,20")
+        raise ValueError(f"--hooks {' '.join(a.hooks)}: each hook set is comma-separated layer numbers, e.g. 15 or "
+                         "15,20")
     sets = [[f"blocks.{int(layer)}.resid_post" for layer in s.split(",")] for s in a.hooks]
     po = a.project_off
     if po is not None and po != "mean" and not (po.startswith("pcs:") and po[4:].isdigit() and int(po[4:]) > 0):
-        p.error(f"--project-off {po}: use 'mean' or 'pcs:Q' with Q a positive whole number, e.g. pcs:16")
+        raise ValueError(f"--project-off {po}: use 'mean' or 'pcs:Q' with Q a positive whole number, e.g. pcs:16")
     if a.plus_sae_amplify and a.model != EMBEDDED:
-        p.error(f"--plus-sae-amplify uses the embedded model's shipped SAE; it cannot steer --model {a.model}")
+        raise ValueError(f"--plus-sae-amplify uses the embedded model's shipped SAE; it cannot steer --model {a.model}")
     if a.condition and (po or a.plus_sae_amplify):
-        p.error("--condition combines with neither --project-off nor --plus-sae-amplify; scan them separately")
+        raise ValueError("--condition combines with neither --project-off nor --plus-sae-amplify; scan them separately")
     if not all(0 <= q <= 1 for q in a.quantile):
-        p.error(f"--quantile {a.quantile}: each must lie in [0, 1], e.g. 0.9")
+        raise ValueError(f"--quantile {a.quantile}: each must lie in [0, 1], e.g. 0.9")
 
     from evaluation.judges import toxicity_judge
 

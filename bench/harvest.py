@@ -4,12 +4,13 @@
 """
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
 import torch
 
 from sae.capture import capture
+from sae.cli import parse_options
 from sae.data.text import TextSource
 from sae.lm import load_lm
 
@@ -23,14 +24,22 @@ def tokens_per_second(model, windows: torch.Tensor, batch_size: int, hook: str, 
     return n_tokens / (time.perf_counter() - start)
 
 
+@dataclass(kw_only=True)
+class Options:
+    model: str = "smollm2-135m"
+    """the LM"""
+    hook: str = "blocks.15.resid_post"
+    """the hook point harvested"""
+    batches: int = 8
+    """batches timed"""
+    batch_size: int = 16
+    """windows per batch"""
+    ctx_len: int = 128
+    """tokens per window"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--hook", default="blocks.15.resid_post")
-    p.add_argument("--batches", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--ctx-len", type=int, default=128)
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/harvest.py", __doc__)
     model, tok = load_lm(args.model)
     windows = TextSource(ctx_len=args.ctx_len).load(tok, max_windows=args.batches * args.batch_size)
     print(f"model={args.model} layers={model.config.num_hidden_layers} threads={torch.get_num_threads()} "

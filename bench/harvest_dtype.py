@@ -12,15 +12,16 @@ FVU difference is what bf16 harvesting costs (slow where bf16 is emulated: hours
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sae.capture import capture
+from sae.cli import parse_options
 from sae.data.text import TextSource
 from sae.lm import cpu_capability, load_lm, resolve_lm_dtype
 
@@ -68,18 +69,30 @@ def fvu_by_dtype(args) -> dict[str, dict]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+@dataclass(kw_only=True)
+class Options:
+    batches: int = 2
+    """timed LM batches per dtype"""
+    batch_size: int = 16
+    """windows per LM batch (make train's lm_batch_size)"""
+    ctx_len: int = 128
+    """tokens per window"""
+    source: str = "configs/corpus/smollm2-135m.yaml"
+    """the training mixture (or any text source)"""
+    fvu: bool = False
+    """also train an SAE on each dtype's activations and compare"""
+    tokens: int = 131072
+    """with --fvu: tokens harvested per dtype"""
+    epochs: int = 4
+    """with --fvu: passes over them"""
+    k: int = 32
+    """active latents of the SAE trained on each harvest"""
+    work: str = "runs/bench-harvest-dtype"
+    """with --fvu: scratch folder (created, removed)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batches", type=int, default=2, help="timed LM batches per dtype")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per LM batch (make train's lm_batch_size)")
-    p.add_argument("--ctx-len", type=int, default=128)
-    p.add_argument("--source", default="configs/corpus/smollm2-135m.yaml")
-    p.add_argument("--fvu", action="store_true", help="also train an SAE on each dtype's activations and compare")
-    p.add_argument("--tokens", type=int, default=131_072, help="with --fvu: tokens harvested per dtype")
-    p.add_argument("--epochs", type=int, default=4, help="with --fvu: passes over them")
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--work", default="runs/bench-harvest-dtype", help="with --fvu: scratch folder (created, removed)")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/harvest_dtype.py", __doc__)
     tok = load_lm("smollm2-135m-random")[1]  # the embedded model's tokenizer
     n = (args.batches + 1) * args.batch_size
     windows = TextSource(args.source, ctx_len=args.ctx_len).load(tok, max_windows=n)[args.batch_size:]

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import socket
 import statistics
 import sys
@@ -17,20 +16,19 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-# bench/explain.py would shadow the explain package when this runs as `python bench/live.py`
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import httpx
+import numpy as np
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from explain.live import LiveModel  # noqa: E402
-from explain.server import serve_live  # noqa: E402
-from sae.files import write_manifest, write_text  # noqa: E402
-from sae.lm import load_lm  # noqa: E402
-from sae.model import TopKSAE  # noqa: E402
-from sae.tables import markdown_table  # noqa: E402
+from explain.live import LiveModel
+from explain.server import serve_live
+from sae.cli import parse_options
+from sae.files import write_manifest, write_text
+from sae.lm import load_lm
+from sae.model import TopKSAE
+from sae.tables import markdown_table
 
 TEXT = ("The committee met on Tuesday to discuss the new budget for the city library, which had been closed for "
         "repairs since the storm damaged its roof last spring, and several residents asked when it would reopen.")
@@ -125,13 +123,20 @@ def load(url: str, text: str) -> list[dict]:
     return rows
 
 
+@dataclass(kw_only=True)
+class Options:
+    sae: str = "smollm2-135m/blocks.15.resid_post"
+    """the SAE the live server loads"""
+    repeats: int = 5
+    """requests timed per measure (the median is kept)"""
+    load: bool = False
+    """run the load test instead of the latency bench"""
+    out: str | None = None
+    """with --load: report folder (results.md, manifest.json; default: print only)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--load", action="store_true", help="run the load test instead of the latency bench")
-    p.add_argument("--out", help="with --load: report folder (results.md, manifest.json)")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/live.py", __doc__)
     sae = TopKSAE.load(args.sae)
     model, tok = load_lm(sae.cfg.model_name)
     text = tok.decode(tok(TEXT * 2, add_special_tokens=False).input_ids[:64])

@@ -10,15 +10,16 @@ interventions; `--list FOLDER` shows each file with its % toxic, to match agains
 """
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.judges import toxicity_judge
 from evaluation.runner import Cache, fluency, toxic_hits
-from sae.cli import run_cli
+from sae.cli import arg, parse_options, run_cli
 from sae.eval.stats import Estimate, rate_ci, ratio_ci
 
 SAME = ("prompts", "samples", "max_new_tokens", "seed", "model", "config")  # what makes two rows' texts paired
@@ -70,14 +71,18 @@ def listing(folder: Path) -> list[str]:
     return out or [f"no continuations cached under {folder / 'cache'}"]
 
 
+@dataclass(kw_only=True)
+class Options:
+    files: Sequence[Path] = arg([], positional=True)  # not list[...]: the field `list` below shadows the name here
+    """two continuations-*.json cache files: A and B"""
+    list: Path | None = None
+    """a report folder: list its cached continuation files instead"""
+
+
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python bench/paired_rows.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="*", type=Path, help="two continuations-*.json cache files: A and B")
-    p.add_argument("--list", type=Path, help="a report folder: list its cached continuation files instead")
-    args = p.parse_args(argv)
+    args = parse_options(Options, argv, "python bench/paired_rows.py", __doc__)
     if args.list is None and len(args.files) != 2:
-        p.error("give two continuations-*.json files (A and B), or --list FOLDER")
+        raise ValueError("give two continuations-*.json files (A and B), or --list FOLDER")
     print("\n".join(listing(args.list) if args.list else compare(*args.files)))
 
 

@@ -10,23 +10,26 @@ to read them.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
 
-import numpy as np  # noqa: E402
+from evaluation.judges import agreement, is_refusal, refusal_judge
+from sae.cli import arg, parse_options
 
-from evaluation.judges import agreement, is_refusal, refusal_judge  # noqa: E402
+
+@dataclass(kw_only=True)
+class Options:
+    cache: Path = arg(positional=True)
+    """a benchmark's <out>/cache folder"""
+    show: int = 0
+    """print this many answers the judges disagree on"""
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cache", type=Path, help="a benchmark's <out>/cache folder")
-    ap.add_argument("--show", type=int, default=0, help="print this many answers the judges disagree on")
-    args = ap.parse_args()
+    args = parse_options(Options, None, "python bench/refusal_judges.py", __doc__)
     files = sorted(args.cache.glob("answers-*.json"))
     if not files:
         raise SystemExit(f"No answers-*.json in {args.cache}; pass a benchmark's <out>/cache folder.")

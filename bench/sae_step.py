@@ -16,14 +16,15 @@ Needs the bench environment:
 """
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 
+from sae.cli import arg, parse_options
 from sae.config import SAEConfig
 from sae.model import TopKSAE
 
@@ -117,20 +118,32 @@ def default_peak_tflops(device: str) -> float | None:
     return next((v for k, v in {"H100": 989.0, "H200": 989.0, "A100": 312.0}.items() if k in name), None)
 
 
+@dataclass(kw_only=True)
+class Options:
+    d: int = 576
+    """activation width"""
+    n: int = 4608
+    """latents"""
+    k: int = 32
+    """active latents per token"""
+    batch: int = 4096
+    """activations per step"""
+    steps: int = 8
+    """timed steps"""
+    warmup: int = 2
+    """untimed steps first"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    precision: list[str] = arg(list(PRECISIONS), choices=list(PRECISIONS))
+    """precisions measured"""
+    libraries: list[str] = arg(["saesteer", "sparsify", "SAELens", "SAELens (sparse acts)"])
+    """libraries measured (one missing is skipped)"""
+    peak_tflops: float | None = None
+    """device bf16 peak, for the FLOP/s share (default: known for H100/H200/A100)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--d", type=int, default=576)
-    p.add_argument("--n", type=int, default=4608)
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--batch", type=int, default=4096)
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
-    p.add_argument("--libraries", nargs="+", default=["saesteer", "sparsify", "SAELens", "SAELens (sparse acts)"])
-    p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak, for the FLOP/s share "
-                   "(default: known for H100/H200/A100)")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/sae_step.py", __doc__)
     peak = args.peak_tflops or default_peak_tflops(args.device)
     g = torch.Generator().manual_seed(0)
     # Heavy-tailed, anisotropic activations with a shared offset, like a residual stream.

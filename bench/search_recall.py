@@ -13,20 +13,17 @@ Each word is also queried in its plural ("songs"), where the old search had to m
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
+from dataclasses import dataclass
 
-# bench/explain.py would shadow the explain package when this runs as `python bench/search_recall.py`
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from explain.input_side import peak_tokens, summary_of  # noqa: E402
-from explain.records import load_explanations  # noqa: E402
-from explain.search import SearchIndex, words_of  # noqa: E402
-from sae.eval.stats import rate_ci  # noqa: E402
-from sae.files import claim_folder, write_manifest, write_text  # noqa: E402
+from explain.input_side import peak_tokens, summary_of
+from explain.records import load_explanations
+from explain.search import SearchIndex, words_of
+from sae.cli import parse_options
+from sae.eval.stats import rate_ci
+from sae.files import claim_folder, write_manifest, write_text
 
 # Chosen before looking at any explanation or result (issue 49): common concrete and abstract concepts.
 WORDS = ["song", "music", "french", "city", "water", "money", "war", "king", "doctor", "food", "computer", "game",
@@ -50,11 +47,16 @@ def old_search(records: dict[int, dict], query: str) -> list[int]:
     return [f for f in sorted(records) if q <= lists(records[f])]
 
 
+@dataclass(kw_only=True)
+class Options:
+    explanations: str = "runs/smollm2-135m/explanations.jsonl"
+    """the explanations the search index is built from"""
+    out: str | None = None
+    """report folder (README.md, results.md, manifest.json; default: print only)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--explanations", default="runs/smollm2-135m/explanations.jsonl")
-    p.add_argument("--out", help="report folder (README.md, results.md, manifest.json)")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/search_recall.py", __doc__)
     out = claim_folder(args.out, "bench/search_recall.py") if args.out else None  # never a user's folder
     records = load_explanations(args.explanations)
     index = SearchIndex(records)

@@ -4,11 +4,12 @@
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import torch
 
 from evaluation.generation import generate
+from sae.cli import parse_options
 from sae.config import SAEConfig
 from sae.data.prompts import toxigen_prompts
 from sae.lm import load_lm
@@ -16,15 +17,24 @@ from sae.model import TopKSAE
 from steering.methods.sae_features import Amplify, Calibrate, FeatureEdit
 
 
+@dataclass(kw_only=True)
+class Options:
+    model: str = "smollm2-135m"
+    """the LM"""
+    sae: str | None = None
+    """SAE folder; default: a random 4608-latent SAE at blocks.15.resid_post"""
+    features: int = 8
+    """features steered"""
+    prompts: int = 16
+    """prompts generated in one batch"""
+    new_tokens: int = 32
+    """new tokens per prompt"""
+    repeats: int = 3
+    """timings per setting (the best is kept)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--sae", help="SAE folder; default: a random 4608-latent SAE at blocks.15.resid_post")
-    p.add_argument("--features", type=int, default=8)
-    p.add_argument("--prompts", type=int, default=16)
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/steer.py", __doc__)
     model, tok = load_lm(args.model)
     sae = TopKSAE.load(args.sae) if args.sae else TopKSAE(SAEConfig(576, 4608, 32, "blocks.15.resid_post"))
     feats = list(range(args.features))

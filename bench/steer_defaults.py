@@ -12,23 +12,21 @@ nothing gives the identical text. Rates come with a bootstrap 95 % CI over featu
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-# bench/explain.py would shadow the explain package when this runs as `python bench/steer_defaults.py`
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from tqdm.auto import tqdm
 
-from tqdm.auto import tqdm  # noqa: E402
-
-from explain.live import LiveModel, SteerRequest, steer_defaults  # noqa: E402
-from explain.records import load_explanations  # noqa: E402
-from sae.eval.stats import rate_ci  # noqa: E402
-from sae.files import write_manifest, write_text  # noqa: E402
-from sae.lm import load_lm  # noqa: E402
-from sae.model import TopKSAE  # noqa: E402
-from sae.tables import markdown_table  # noqa: E402
+from explain.live import LiveModel, SteerRequest, steer_defaults
+from explain.records import load_explanations
+from sae.cli import arg, parse_options
+from sae.eval.stats import rate_ci
+from sae.files import write_manifest, write_text
+from sae.lm import load_lm
+from sae.model import TopKSAE
+from sae.tables import markdown_table
 
 PROMPT = "I think that"  # the steer panel's default prompt
 
@@ -53,18 +51,30 @@ def rate_row(name: str, hits: list[float], **extra) -> dict:
     return {"setting": name, "features": est.n, **est.as_row("changed %", 100), **extra}
 
 
+@dataclass(kw_only=True)
+class Options:
+    sae: str = "smollm2-135m/blocks.15.resid_post"
+    """the SAE whose features are steered"""
+    explanations: str
+    """the SAE's explanations (for each feature's max_act)"""
+    dev: int = 30
+    """dev features (choose Inject's default multiple)"""
+    test: int = 50
+    """test features (every reported rate)"""
+    grid: list[float] = arg([1, 2, 4, 8])
+    """Inject multiples of max_act"""
+    target: float = 0.9
+    """share of dev features whose continuation must change"""
+    new_tokens: int = 32
+    """new tokens per continuation"""
+    seed: int = 0
+    """the features' sample and the sampling seed"""
+    out: str | None = None
+    """report folder (results.md, manifest.json; default: print only)"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sae", default="smollm2-135m/blocks.15.resid_post")
-    p.add_argument("--explanations", required=True, help="the SAE's explanations (for each feature's max_act)")
-    p.add_argument("--dev", type=int, default=30)
-    p.add_argument("--test", type=int, default=50)
-    p.add_argument("--grid", type=float, nargs="+", default=[1, 2, 4, 8], help="Inject multiples of max_act")
-    p.add_argument("--target", type=float, default=0.9)
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="report folder (results.md, manifest.json)")
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/steer_defaults.py", __doc__)
     records = load_explanations(args.explanations)
     fired = sorted(f for f, r in records.items() if r.get("max_act", 0) > 0)
     picked = random.Random(args.seed).sample(fired, args.dev + args.test)

@@ -20,7 +20,7 @@ a ReLU, found without labels. It is a reference, not a bound: max pooling can le
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sae.capture import pooled_responses
+from sae.cli import arg, parse_options
 from sae.eval.probing import POOLINGS, best_unit
 from sae.eval.saebench import latent_pools
 from sae.eval.scores import auroc
@@ -54,15 +55,19 @@ def one_direction(train: dict, test: dict) -> dict[str, float]:
             "max": float(auroc(peak[:, None], y)[0])}
 
 
+@dataclass(kw_only=True)
+class Options:
+    hooks: list[str] = arg(["blocks.15.resid_post"])
+    """hook points probed"""
+    sae: list[str] = arg(["smollm2-135m/blocks.15.resid_post"])
+    """SAE folders or pretrained names; each is read at its own hook point"""
+    test_per_class: list[int] = arg([EvalConfig.test_per_class])
+    """held-out tweets per class, one or more sizes (default: sae.eval's 500; 771 takes every balanced one); the
+    references use the first"""
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hooks", nargs="+", default=["blocks.15.resid_post"])
-    ap.add_argument("--sae", nargs="*", default=["smollm2-135m/blocks.15.resid_post"],
-                    help="SAE folders or pretrained names; each is read at its own hook point")
-    ap.add_argument("--test-per-class", type=int, nargs="+", default=[EvalConfig.test_per_class],
-                    help="held-out tweets per class, one or more sizes (default: sae.eval's 500; 771 takes every "
-                         "balanced one); the references use the first")
-    args = ap.parse_args()
+    args = parse_options(Options, None, "python bench/toxic_probe_ceiling.py", __doc__)
     model, tok = load_lm("smollm2-135m")
     # the training part is the same for every size (800 per class, same seed); only the held-out part grows
     sets = {n: tasks(tok, EvalConfig(test_per_class=n))[0] for n in args.test_per_class}

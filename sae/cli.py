@@ -10,6 +10,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, field, fields, is_dataclass
+from pathlib import Path
 
 import docstring_parser
 
@@ -83,7 +84,7 @@ def _kind(hint) -> tuple[type, bool, tuple | None]:
         return value_type, True, choices
     if typing.get_origin(hint) is typing.Literal:
         return type(args[0]), False, tuple(args)
-    return (hint if hint in (int, float, bool) else str), False, None
+    return (hint if hint in (int, float, bool, Path) else str), False, None
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:

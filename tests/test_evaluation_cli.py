@@ -87,12 +87,20 @@ def test_every_option_of_every_command_has_help_and_says_its_default(argv, capsy
 
 
 def test_only_sae_cli_builds_argument_parsers():
-    """Every command parses through sae.cli (parse_options / parse_command), none by hand."""
+    """Every command, the bench/ scripts included, parses through sae.cli (parse_options / parse_command)."""
     by_hand = []
-    for pkg in ("sae", "steering", "explain", "evaluation"):
+    for pkg in ("sae", "steering", "explain", "evaluation", "bench"):
         for path in (ROOT / pkg).rglob("*.py"):
             calls = {ast.unparse(n.func).rsplit(".", 1)[-1] for n in ast.walk(ast.parse(path.read_text()))
                      if isinstance(n, ast.Call)}
             if calls & {"ArgumentParser", "add_argument", "add_subparsers"} and path != ROOT / "sae" / "cli.py":
                 by_hand.append(str(path.relative_to(ROOT)))
     assert by_hand == []
+
+
+def test_no_bench_script_shadows_a_package():
+    """`python bench/x.py` puts bench/ first on sys.path: a bench/explain.py made every script that imports the
+    explain package (directly or through evaluation) fail with "'explain' is not a package"."""
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages >= {"sae", "steering", "explain", "evaluation"}
+    assert [p.name for p in (ROOT / "bench").glob("*.py") if p.stem in packages] == []

@@ -1,26 +1,23 @@
 """Explainer costs on CPU: MI explanation time for (features × words), and static-site build time.
 
-    python bench/explain.py                       # 16,384 × 5,000 and the 16k-feature site
-    python bench/explain.py --large               # also 65,536 × 50,000 (a few minutes)
+    python bench/explain_speed.py                       # 16,384 × 5,000 and the 16k-feature site
+    python bench/explain_speed.py --large               # also 65,536 × 50,000 (a few minutes)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-# This file is bench/explain.py: keep its folder off the path so `import explain` finds the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-from explain.browse import build  # noqa: E402
-from explain.explanations import write_jsonl  # noqa: E402
-from explain.mi import mi_explain  # noqa: E402
+from explain.browse import build
+from explain.explanations import write_jsonl
+from explain.mi import mi_explain
+from sae.cli import parse_options
 
 
 def time_mi(n_features: int, n_words: int, d: int = 576) -> float:
@@ -47,11 +44,16 @@ def fake_records(n: int, seed: int = 0):
                "histogram": {"edges": [i / 4 for i in range(21)], "counts": [rng.randint(0, 99) for _ in range(20)]}}
 
 
+@dataclass(kw_only=True)
+class Options:
+    large: bool = False
+    """also time a 65,536-latent SAE (minutes)"""
+    site_features: int = 16384
+    """features in the timed browser build"""
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--large", action="store_true")
-    p.add_argument("--site-features", type=int, default=16_384)
-    args = p.parse_args()
+    args = parse_options(Options, None, "python bench/explain_speed.py", __doc__)
     print(f"threads={torch.get_num_threads()}")
     sizes = [(16_384, 5_000)] + ([(65_536, 50_000)] if args.large else [])
     for n, w in sizes:
