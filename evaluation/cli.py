@@ -21,7 +21,7 @@ from pathlib import Path
 COMMANDS = {
     "data": "sae.data",  # the model's own chat answers for the training mixture
     "train": "sae.train.cli",
-    "eval-sae": "sae.eval",
+    "eval": "sae.eval",  # the SAEBench-style evaluation of SAEs (the steering benchmark is `report`)
     "ship": "sae.eval.ship",
     "export": "sae.export",
     "aura": "steering.methods.aura",
