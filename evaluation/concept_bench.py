@@ -40,19 +40,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from evaluation import tasks  # noqa: F401 (registers every concept set)
 from evaluation.concepts import (
     Concept,
     best_setting,
     concept_table,
-    feature_concepts,
     paired_table,
     per_concept,
     perplexities,
     validate_judges,
-    word_concepts,
 )
 from evaluation.generation import continuation_nll, generate
 from evaluation.judges import own_answers
+from evaluation.task import CONCEPT_SETS, get_concept_set
 from explain.records import by_concepts, load_explanations
 from explain.writers import Writer, writers_for
 from sae.capture import capture_texts
@@ -147,6 +147,8 @@ class ConceptOptions:
     """the report folder (new, or one this command wrote)"""
     sae: str = "smollm2-135m/blocks.15.resid_post"
     """the SAE (folder or pretrained name) the explanations describe"""
+    concept_sets: list[str] = arg(["features", "words"], choices=list(CONCEPT_SETS))
+    """the concept sets steered toward, in order (evaluation/tasks/: features = the SAE's own, words = described)"""
     feature_concepts: int = 56
     """SAE-feature concepts (dev ones included)"""
     dev_fraction: float = 0.12
@@ -179,7 +181,7 @@ def main(argv=None) -> None:
     records = load_explanations(args.explanations, sae)
     model, tok = load_lm(sae.cfg.model_name)
     tok.padding_side = "left"
-    concepts = feature_concepts(records, args.feature_concepts) + word_concepts()
+    concepts = [c for name in args.concept_sets for c in get_concept_set(name).load(records, args.feature_concepts)]
     is_dev = [in_fraction(c.name, "concept-dev", args.dev_fraction) for c in concepts]
     dev_i, test_i = split_prompts(benign_instructions(part="test"))
     dev_i, test_i = dev_i[: args.dev_instructions], test_i[: args.test_instructions]

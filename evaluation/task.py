@@ -10,6 +10,11 @@
 
       PERPLEXITY = register(Measure("perplexity", "WikiText-2 test perplexity", wikitext_perplexity))
 
+- a concept set: the concepts the concept benchmark (`evaluation.concept_bench`) steers toward, from the SAE's
+  explanation records (its features' concepts) or from data (concepts described in words); `--concept-sets`.
+
+      WORDS = register(ConceptSet("words", "concepts described in words", lambda records, n: word_concepts()))
+
 A new task or measure is one file in `evaluation/tasks/` that registers it (the package imports every file in its
 folder); the report, the frontier and the benchmark then run on it.
 """
@@ -57,12 +62,22 @@ class Measure:
     run: Callable[[RowContext], tuple[dict, dict]]  # (the row's columns, {judge: {answer set: labels}} for stats)
 
 
+@dataclass(frozen=True)
+class ConceptSet:
+    name: str
+    about: str  # one line: where the concepts come from
+    load: Callable[[dict[int, dict], int], list]  # (the SAE's explanation records, n) → evaluation.concepts.Concept
+
+
 TASKS: dict[str, PromptTask] = {}
 MEASURES: dict[str, Measure] = {}
+CONCEPT_SETS: dict[str, ConceptSet] = {}
+KINDS = {PromptTask: (TASKS, "prompt tasks"), Measure: (MEASURES, "measures"),
+         ConceptSet: (CONCEPT_SETS, "concept sets")}
 
 
-def register(item: PromptTask | Measure) -> PromptTask | Measure:
-    table, kind = (TASKS, "prompt tasks") if isinstance(item, PromptTask) else (MEASURES, "measures")
+def register(item: PromptTask | Measure | ConceptSet) -> PromptTask | Measure | ConceptSet:
+    table, kind = KINDS[type(item)]
     if item.name in table and table[item.name] is not item:
         raise ValueError(f"Two {kind} are named {item.name!r}; rename one")
     table[item.name] = item
@@ -81,3 +96,10 @@ def get_measure(name: str) -> Measure:
         raise ValueError(f"Unknown measure {name!r}; the measures are {', '.join(MEASURES)} (a new one is one file "
                          "in evaluation/tasks/)")
     return MEASURES[name]
+
+
+def get_concept_set(name: str) -> ConceptSet:
+    if name not in CONCEPT_SETS:
+        raise ValueError(f"Unknown concept set {name!r}; the sets are {', '.join(CONCEPT_SETS)} (a new one is one "
+                         "file in evaluation/tasks/)")
+    return CONCEPT_SETS[name]

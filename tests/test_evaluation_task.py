@@ -111,3 +111,31 @@ def test_a_new_measure_is_one_file_and_the_benchmark_reports_it(tmp_path, monkey
 
 def test_the_default_measures_are_refusal_and_perplexity():
     assert BenchConfig().measures == ("refusal", "perplexity") and {"refusal", "perplexity"} <= set(MEASURES)
+
+
+TOY_CONCEPTS = '''from evaluation.concepts import Concept
+from evaluation.task import ConceptSet, register
+
+register(ConceptSet("toy-colours", "colours", lambda records, n: [
+    Concept(c, f"the colour {c}", [f"The {c} car", f"A {c} sky"]) for c in ("red", "blue", "green")][:n]))
+'''
+
+
+def test_a_new_concept_set_is_one_file_and_the_default_sets_are_the_benchmarks_concepts(tmp_path, monkeypatch):
+    from evaluation.concept_bench import ConceptOptions
+    from evaluation.concepts import word_concepts
+    from evaluation.task import CONCEPT_SETS, get_concept_set
+
+    assert ConceptOptions(explanations="e", out="o").concept_sets == ["features", "words"]
+    assert [c.name for c in get_concept_set("words").load({}, 5)] == [c.name for c in word_concepts()]
+    (tmp_path / "colours.py").write_text(TOY_CONCEPTS)
+    monkeypatch.setattr(evaluation.tasks, "__path__", [*evaluation.tasks.__path__, str(tmp_path)])
+    try:
+        assert "colours" in discover(evaluation.tasks.__path__)
+        concepts = get_concept_set("toy-colours").load({}, 2)
+        assert [c.description for c in concepts] == ["the colour red", "the colour blue"]
+        with pytest.raises(ValueError, match="Unknown concept set 'colors'; the sets are .*toy-colours"):
+            get_concept_set("colors")
+    finally:
+        CONCEPT_SETS.pop("toy-colours", None)
+        sys.modules.pop("evaluation.tasks.colours", None)
