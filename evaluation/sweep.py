@@ -65,6 +65,9 @@ def parse_setting(spec: str, scores) -> tuple[str, list[Intervention]]:
     kw = {}
     for part in filter(None, rest.split(",")):
         key, _, value = part.partition("=")
+        if key not in ("k", "alpha", "selection"):
+            raise ValueError(f"Setting {spec!r}: {key!r} is not a setting; {method} takes "
+                             f"{', '.join(dampener_settings(method)) or 'none'}")
         try:
             kw[key] = value if key == "selection" else float(value)
         except ValueError:

@@ -7,6 +7,7 @@ from evaluation.judges import get_scorer
 from evaluation.sweep import parse_setting, toxicity_metrics, toxicity_sweep
 from sae.data.prompts import toxigen_prompts
 from steering.intervention import Scale
+from steering.methods.aura import UnitScores, interventions_for
 from tests.conftest import make_tiny
 
 
@@ -55,6 +56,19 @@ def test_prompts_and_settings():
     with pytest.raises(ValueError, match="needs --scores"):
         parse_setting("aura", None)
     assert parse_setting("original", None) == ("original", [])
+    # the settings are the dampeners' own (steering.methods.aura.DAMPENERS): one they do not take is refused
+    scores = UnitScores({"blocks.0.mlp_act": torch.tensor([0.9, 0.1, 0.8, 0.2])}, "auroc", "max")
+    name, ivs = parse_setting("det0:k=2", scores)
+    assert name == "det0:k=2" and ivs[0].alpha.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert interventions_for(scores, "det0", 2)[0].alpha.tolist() == [0.0, 1.0, 0.0, 1.0]  # k by position too
+    with pytest.raises(ValueError, match="aura takes no settings, not k"):
+        parse_setting("aura:k=3", scores)
+    with pytest.raises(ValueError, match="'kk' is not a setting; det0 takes k, selection"):
+        parse_setting("det0:kk=3", scores)
+    with pytest.raises(ValueError, match="k must be a number"):
+        parse_setting("det0:k=many", scores)
+    with pytest.raises(ValueError, match="method must be one of aura, det0, damp"):
+        parse_setting("dampen:k=3", scores)
 
 
 def test_sweep_writes_table_and_plot(tmp_path, tokenizer):

@@ -163,9 +163,11 @@ def dampener_settings(method: str) -> tuple[str, ...]:
     return tuple(inspect.signature(DAMPENERS[method]).parameters)[1:]
 
 
-def interventions_for(scores: UnitScores, method: str, **settings) -> list[Scale]:
-    """The dampener `method` on `scores` with `settings` (e.g. k=300, alpha=0.5, selection='global'); a setting
-    it does not take is refused rather than ignored."""
+def interventions_for(scores: UnitScores, method: str, k: float | None = None, alpha: float | None = None,
+                      selection: str | None = None) -> list[Scale]:
+    """The dampener `method` on `scores` with the settings given (k, alpha, selection; None: the dampener's own
+    default); a setting it does not take is refused rather than ignored."""
+    settings = {name: v for name, v in (("k", k), ("alpha", alpha), ("selection", selection)) if v is not None}
     unknown = set(settings) - set(dampener_settings(method))
     if unknown:
         raise ValueError(f"{method} takes {', '.join(dampener_settings(method)) or 'no settings'}, not "
