@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
 from explain.quality import embedding_aurocs
-from explain.records import EXPLAINERS, explanation_words, load_explanations
+from explain.records import EXPLAINERS, ExplainedSAE, explanation_words
 from explain.topact import collect_stats
 from explain.vocab import word_list, word_token_ids
 from sae.cli import parse_options
 from sae.data.text import TextSource
 from sae.embed import load_embedder
 from sae.eval.stats import rate_ci
-from sae.lm import LMOptions
 from sae.model import TopKSAE
 from sae.tables import write_table
 from steering.intervention import steer
@@ -126,10 +125,7 @@ def methods_in(records: dict[int, dict]) -> list[str]:
 
 @dataclass(kw_only=True)
 class OutputScoreOptions:
-    explanations: str
-    """JSONL from `python -m explain` (any --mi variants)"""
-    sae: str
-    """the SAE (folder or pretrained name) those explanations describe"""
+    source: ExplainedSAE
     out: str
     """folder for output_score.md/.csv and per_feature.csv"""
     features: int = 300
@@ -144,14 +140,11 @@ class OutputScoreOptions:
     """held-out corpus for the input-side AUROC"""
     windows: int = 512
     """held-out windows for the input-side AUROC"""
-    lm: LMOptions = field(default_factory=LMOptions)
 
 
 def main(argv=None) -> None:
     args = parse_options(OutputScoreOptions, argv, "python -m explain.output_score", __doc__)
-    sae = TopKSAE.load(args.sae)
-    records = load_explanations(args.explanations, sae)  # another SAE's explanations fail before the model loads
-    model, tok = args.lm.load(sae)
+    sae, records, model, tok = args.source.load()
     fired = sorted(f for f, r in records.items() if r.get("max_act", 0) > 0 and r.get("top_contexts"))
     features = sorted(random.Random(0).sample(fired, min(args.features, len(fired))))
     methods = methods_in(records)

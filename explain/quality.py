@@ -13,20 +13,18 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from wordfreq import top_n_list
 
-from explain.records import EXPLAINERS, explanation_words, load_explanations
+from explain.records import EXPLAINERS, ExplainedSAE, explanation_words
 from explain.topact import FeatureStats, collect_stats
 from sae.cli import parse_options, run_cli
 from sae.data.text import TextSource
 from sae.embed import load_embedder
 from sae.eval.scores import auroc
-from sae.lm import LMOptions
-from sae.model import TopKSAE
 from sae.tables import write_table
 
 
@@ -107,10 +105,7 @@ def quality_table(records: dict[int, dict], stats: FeatureStats, tokenizer, feat
 
 @dataclass(kw_only=True)
 class QualityOptions:
-    explanations: str
-    """JSONL from `python -m explain`"""
-    sae: str
-    """the SAE (folder or pretrained name) those explanations describe"""
+    source: ExplainedSAE
     corpus: str = "wikitext2-test"
     """held out: not the corpus the explanations saw"""
     windows: int = 512
@@ -123,15 +118,12 @@ class QualityOptions:
     """example features printed"""
     out: str | None = None
     """folder for quality.md/.csv (default: print only)"""
-    lm: LMOptions = field(default_factory=LMOptions)
 
 
 def main(argv=None) -> None:
     """python -m explain.quality --explanations E.jsonl --sae DIR [--corpus wikitext2-test] [--features 300]"""
     args = parse_options(QualityOptions, argv, "python -m explain.quality", __doc__)
-    sae = TopKSAE.load(args.sae)
-    records = load_explanations(args.explanations, sae)  # another SAE's explanations fail before the model loads
-    model, tok = args.lm.load(sae)
+    sae, records, model, tok = args.source.load()
     windows = TextSource(args.corpus, ctx_len=args.ctx_len).load(tok, args.windows)
     stats = collect_stats(model, sae, windows, top_n=10)
     rng = random.Random(0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ import torch
 from explain import explainers  # noqa: F401 (registers every explainer file in explain/explainers/)
 from explain.explainer import EXPLAINERS
 from sae.embed import load_embedder
+from sae.lm import LMOptions
+from sae.model import TopKSAE
 from steering.features import Chosen
 
 
@@ -42,6 +45,22 @@ def load_explanations(path: str | Path, sae=None) -> dict[int, dict]:
                          f"(0..{sae.d_sae - 1}): the explanations belong to another SAE. Give the explanations "
                          "`python -m explain` wrote for this SAE.")
     return out
+
+
+@dataclass(kw_only=True)
+class ExplainedSAE:
+    """An SAE with its explanations and the LM it runs on: the options of every command that reads both."""
+    explanations: str
+    """explanations JSONL from `python -m explain` (any --mi variants)"""
+    sae: str
+    """the SAE (folder or pretrained name) those explanations describe"""
+    lm: LMOptions = field(default_factory=LMOptions)
+
+    def load(self) -> tuple[TopKSAE, dict[int, dict], object, object]:
+        """(SAE, explanation records, model, tokenizer); another SAE's explanations fail before the model loads."""
+        sae = TopKSAE.load(self.sae)
+        records = load_explanations(self.explanations, sae)
+        return sae, records, *self.lm.load(sae)
 
 
 def by_explanation(explanations: dict[int, dict], words: Iterable[str], top_m: int | None = None) -> Chosen:

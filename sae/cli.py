@@ -73,6 +73,11 @@ def _default(f: Field):
     return f.default_factory() if f.default_factory is not MISSING else MISSING
 
 
+def _nested(hint) -> bool:
+    """A field whose type is a dataclass: its fields are the command's options too (flattened)."""
+    return isinstance(hint, type) and is_dataclass(hint)
+
+
 def _kind(hint) -> tuple[type, bool, tuple | None]:
     """(the type of one value, whether the field takes several, its choices) of a field's annotation:
     `X | None` → X; `list[X]` / `tuple[X, ...]` → X, several; `Literal['a', 'b']` → str with choices."""
@@ -94,10 +99,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
     default, `--x/--no-x` when True), a field without a default is required."""
     docs, hints = field_docs(cls), typing.get_type_hints(cls)
     for f in fields(cls):
-        default = _default(f)
-        if is_dataclass(default):
-            add_dataclass_options(parser, type(default))
+        if _nested(hints[f.name]):
+            add_dataclass_options(parser, hints[f.name])
             continue
+        default = _default(f)
         value_type, several, choices = _kind(hints[f.name])
         choices = f.metadata.get("choices") or choices
         kw = {"help": docs.get(f.name, "").replace("%", "%%")}  # argparse formats help with %
@@ -120,11 +125,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def dataclass_from_args(cls: type, args: argparse.Namespace):
     """The dataclass `cls` (and any dataclass fields in it) from options added by `add_dataclass_options`."""
-    values = {}
+    values, hints = {}, typing.get_type_hints(cls)
     for f in fields(cls):
-        default = _default(f)
-        value = dataclass_from_args(type(default), args) if is_dataclass(default) else getattr(args, f.name)
-        several = typing.get_origin(typing.get_type_hints(cls)[f.name]) is tuple
+        hint = hints[f.name]
+        value = dataclass_from_args(hint, args) if _nested(hint) else getattr(args, f.name)
+        several = typing.get_origin(hint) is tuple
         values[f.name] = tuple(value) if several and value is not None else value
     return cls(**values)
 
