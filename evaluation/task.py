@@ -1,4 +1,4 @@
-"""The steering benchmark's tasks, two kinds:
+"""The steering benchmark's tasks, three kinds:
 
 - a prompt task: the prompts a method steers on, split into dev (strengths are chosen there) and test (every
   reported number) by the one hash rule (`sae.data.splits.split_prompts`); `--task NAME` picks one.
@@ -15,8 +15,8 @@
 
       WORDS = register(ConceptSet("words", "concepts described in words", lambda records, n: word_concepts()))
 
-A new task or measure is one file in `evaluation/tasks/` that registers it (the package imports every file in its
-folder); the report, the frontier and the benchmark then run on it.
+A new task, measure or concept set is one file in `evaluation/tasks/` that registers it (the package imports every
+file in its folder); the report, the frontier and the benchmarks then run on it.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sae import plugins
 from sae.data.splits import split_prompts
 
 
@@ -74,32 +75,21 @@ MEASURES: dict[str, Measure] = {}
 CONCEPT_SETS: dict[str, ConceptSet] = {}
 KINDS = {PromptTask: (TASKS, "prompt tasks"), Measure: (MEASURES, "measures"),
          ConceptSet: (CONCEPT_SETS, "concept sets")}
+FOLDER = "evaluation/tasks/"
 
 
 def register(item: PromptTask | Measure | ConceptSet) -> PromptTask | Measure | ConceptSet:
     table, kind = KINDS[type(item)]
-    if item.name in table and table[item.name] is not item:
-        raise ValueError(f"Two {kind} are named {item.name!r}; rename one")
-    table[item.name] = item
-    return item
+    return plugins.add(table, item, kind)
 
 
 def get_task(name: str) -> PromptTask:
-    if name not in TASKS:
-        raise ValueError(f"Unknown task {name!r}; the tasks are {', '.join(TASKS)} (a new one is one file in "
-                         "evaluation/tasks/)")
-    return TASKS[name]
+    return plugins.find(TASKS, name, "task", FOLDER)
 
 
 def get_measure(name: str) -> Measure:
-    if name not in MEASURES:
-        raise ValueError(f"Unknown measure {name!r}; the measures are {', '.join(MEASURES)} (a new one is one file "
-                         "in evaluation/tasks/)")
-    return MEASURES[name]
+    return plugins.find(MEASURES, name, "measure", FOLDER)
 
 
 def get_concept_set(name: str) -> ConceptSet:
-    if name not in CONCEPT_SETS:
-        raise ValueError(f"Unknown concept set {name!r}; the sets are {', '.join(CONCEPT_SETS)} (a new one is one "
-                         "file in evaluation/tasks/)")
-    return CONCEPT_SETS[name]
+    return plugins.find(CONCEPT_SETS, name, "concept set", FOLDER)

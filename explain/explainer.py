@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sae import plugins
+
 
 @dataclass(frozen=True)
 class Explainer:
@@ -29,10 +31,7 @@ EXPLAINERS: dict[str, Explainer] = {}
 
 
 def register_explainer(explainer: Explainer) -> Explainer:
-    if explainer.name in EXPLAINERS and EXPLAINERS[explainer.name] is not explainer:
-        raise ValueError(f"Two explainers are named {explainer.name!r}; rename one")
-    EXPLAINERS[explainer.name] = explainer
-    return explainer
+    return plugins.add(EXPLAINERS, explainer, "explainers")
 
 
 register_explainer(Explainer("mi", "MI", lambda r, m: [w for w, _ in r["mi_words"][:m]]))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from explain.live import Limits, LiveModel, SteerRequest, operators
@@ -20,7 +19,6 @@ from explain.writers import SCORE_FILE, read_scores
 from sae.cli import arg, parse_options, run_cli
 from sae.lm import LMOptions, chat_format
 from sae.model import TopKSAE
-from sae.pretrained import PRETRAINED_DIR
 from steering.methods import load_interventions
 
 
@@ -52,15 +50,14 @@ class SteerOptions:
     lm: LMOptions = field(default_factory=LMOptions)
 
 
-def max_acts(sae: TopKSAE, sae_name: str, explanations: str | None) -> dict[int, float]:
-    """{feature: max_act} from the explanations, else from the scores beside the SAE's folder (or pretrained name)."""
+def max_acts(sae: TopKSAE, explanations: str | None) -> dict[int, float]:
+    """{feature: max_act} from the explanations, else from the scores beside the SAE's folder (a pretrained one's)."""
     if explanations:
         return {f: r["max_act"] for f, r in load_explanations(explanations, sae).items()}
-    for folder in (Path(sae_name), PRETRAINED_DIR / sae_name):
-        if (folder / SCORE_FILE).is_file():
-            return {f: r["max_act"] for f, r in read_scores(folder / SCORE_FILE).items()}
-    raise FileNotFoundError(f"No {SCORE_FILE} beside {sae_name}: give --explanations E.jsonl (from `python -m "
-                            "explain`) for the features' max_act, or a --strength for an operator not scaled by it")
+    if not (sae.folder / SCORE_FILE).is_file():
+        raise FileNotFoundError(f"No {SCORE_FILE} beside {sae.source}: give --explanations E.jsonl (from `python -m "
+                                "explain`) for the features' max_act, or a --strength for an operator not scaled by it")
+    return {f: r["max_act"] for f, r in read_scores(sae.folder / SCORE_FILE).items()}
 
 
 def strength_for(opts: SteerOptions, sae: TopKSAE) -> float:
@@ -68,7 +65,7 @@ def strength_for(opts: SteerOptions, sae: TopKSAE) -> float:
     strength = op.default if opts.strength is None else opts.strength
     if op.scale != "max_act" or not opts.features:
         return strength
-    acts = max_acts(sae, opts.sae, opts.explanations)
+    acts = max_acts(sae, opts.explanations)
     missing = [f for f in opts.features if f not in acts]
     if missing:
         raise ValueError(f"features {missing} have no max_act in the scores; check the ids or the --explanations")

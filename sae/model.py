@@ -222,6 +222,7 @@ class TopKSAE(nn.Module):
         unit = {k: torch.ones(()) for k in ("scale", "scale_out") if k in sae.state_dict()}  # raw units: folded
         sae.load_state_dict({**unit, **state}, strict=True)
         sae.source = source  # what it was loaded from (a folder or a release name), for reproducible snippets
+        sae.folder = Path(folder)  # the folder it was read from (a release name or hub spec resolved): files beside it
         return sae
 
     @classmethod

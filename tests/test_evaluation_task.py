@@ -134,7 +134,7 @@ def test_a_new_concept_set_is_one_file_and_the_default_sets_are_the_benchmarks_c
         assert "colours" in discover(evaluation.tasks.__path__)
         concepts = get_concept_set("toy-colours").load({}, 2)
         assert [c.description for c in concepts] == ["the colour red", "the colour blue"]
-        with pytest.raises(ValueError, match="Unknown concept set 'colors'; the sets are .*toy-colours"):
+        with pytest.raises(ValueError, match="Unknown concept set 'colors'; the concept sets are .*toy-colours"):
             get_concept_set("colors")
     finally:
         CONCEPT_SETS.pop("toy-colours", None)
